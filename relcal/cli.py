@@ -1,0 +1,198 @@
+"""The command line: a thin click layer over the library.
+
+Exit codes: 0 success; 1 a check failed (``relcal check``, to come); 2 bad
+usage or bad input (a one-line ``Error: ...`` on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from relcal import __version__
+from relcal.errors import RelcalError
+
+OK, CHECK_FAILED, BAD_INPUT = 0, 1, 2
+
+
+class InputProblem(click.ClickException):
+    """A :class:`RelcalError` on its way out: ``Error: <message>``, exit code 2."""
+
+    exit_code = BAD_INPUT
+
+
+class RelcalGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RelcalError as err:
+            raise InputProblem(str(err)) from None
+
+
+def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by every command that reads predictions."""
+    options = [
+        click.option(
+            "--labels",
+            "labels_path",
+            metavar="LABELS.npy",
+            type=click.Path(dir_okay=False),
+            help="Labels file for a .npy scores file.",
+        ),
+        click.option(
+            "--scores-key",
+            metavar="KEY",
+            help="Array holding the scores in a .npz file.",
+        ),
+        click.option(
+            "--labels-key",
+            metavar="KEY",
+            help="Array holding the labels in a .npz file.",
+        ),
+        click.option(
+            "--label-col",
+            default="label",
+            show_default=True,
+            metavar="NAME",
+            help="Label column of a .csv/.parquet file.",
+        ),
+        click.option(
+            "--score-cols",
+            metavar="COLS",
+            help="Score columns: comma-separated names, or one prefix"
+            " such as logit_ (default: every other numeric column).",
+        ),
+        click.option(
+            "--scores",
+            "kind",
+            type=click.Choice(["auto", "logits", "probs"]),
+            default="auto",
+            show_default=True,
+            help="What the scores are; auto detects probabilities"
+            " (non-negative rows summing to 1).",
+        ),
+        click.option(
+            "--ignore-index",
+            type=int,
+            metavar="INT",
+            help="Label to drop, e.g. 255 in segmentation maps.",
+        ),
+        click.option(
+            "--channels-last",
+            is_flag=True,
+            help="Segmentation scores are (N, H, W, C), not (N, C, H, W).",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def binning_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--binning",
+        type=click.Choice(["width", "mass"]),
+        default="width",
+        show_default=True,
+        help="Equal-width or equal-mass (adaptive) bins.",
+    )(f)
+    f = click.option(
+        "--bins",
+        "n_bins",
+        type=click.IntRange(min=1),
+        default=15,
+        show_default=True,
+        help="Number of bins.",
+    )(f)
+    return f
+
+
+@click.group(cls=RelcalGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="relcal")
+def cli() -> None:
+    """Can your classifier's scores be read as probabilities?
+
+    relcal reads saved predictions (logits or probabilities with labels, as
+    .npz, .npy, .csv or .parquet) and measures their calibration.
+
+    Exit codes: 0 success, 1 a check failed, 2 bad usage or bad input.
+    """
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=True))
+@input_options
+@binning_options
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the results as JSON (format 1, see the README).",
+)
+def metrics(
+    file: str,
+    labels_path: str | None,
+    scores_key: str | None,
+    labels_key: str | None,
+    label_col: str,
+    score_cols: str | None,
+    kind: str,
+    ignore_index: int | None,
+    channels_last: bool,
+    n_bins: int,
+    binning: str,
+    as_json: bool,
+) -> None:
+    """Calibration metrics and the binned correctness table of FILE.
+
+    Prints accuracy, top-label ECE, RMS calibration error, MCE, class-wise
+    ECE, NLL and Brier score, then per bin: count, correct, incorrect, mean
+    confidence, accuracy and gap.  Bins are right-closed (lo, hi].
+    """
+    from relcal.io import load
+    from relcal.metrics import evaluate_predictions
+    from relcal.render import format_text, results_to_dict, source_info, to_json
+
+    preds = load(
+        file,
+        labels=labels_path,
+        scores_key=scores_key,
+        labels_key=labels_key,
+        label_col=label_col,
+        score_cols=score_cols,
+        kind=kind,
+        ignore_index=ignore_index,
+        channels_last=channels_last,
+    )
+    results = evaluate_predictions(preds, n_bins=n_bins, binning=binning)
+    source = source_info(preds, results)
+    if as_json:
+        click.echo(to_json(results_to_dict(results, source)), nl=False)
+    else:
+        click.echo(format_text(results, source), nl=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    try:
+        cli.main(args=argv, prog_name="relcal", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return BAD_INPUT if isinstance(exc, click.UsageError) else int(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return 1
+    except RelcalError as err:
+        click.echo(f"Error: {err}", err=True)
+        return BAD_INPUT
+    return OK
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The one error type for user mistakes, and the warning for lesser problems.
+
+Every problem caused by the user's input (a file that cannot be read, a label
+out of range, an option that makes no sense) raises :class:`RelcalError` or a
+subclass.  The CLI turns it into ``Error: <message>`` on stderr and exit code 2,
+without a traceback.  Anything else that escapes is a bug in relcal.
+
+Messages are one line and name the input, the rule and the offending value,
+e.g. ``labels: 3 values outside [0, 9] (first: 12 at row 40)``.
+"""
+
+from __future__ import annotations
+
+
+class RelcalError(Exception):
+    """A problem with the user's input or options (exit code 2 in the CLI)."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        self.message = message
+        self.source = source
+        super().__init__(self.__str__())
+
+    def with_source(self, source: str) -> RelcalError:
+        """Return the same error, naming the file (or input) it came from."""
+        if self.source is not None:
+            return self
+        err = type(self)(self.message, source=source)
+        return err
+
+    def __str__(self) -> str:
+        if self.source:
+            return f"{self.source}: {self.message}"
+        return self.message
+
+
+class InputError(RelcalError):
+    """The input's values are invalid (NaN, labels out of range, …)."""
+
+
+class ShapeError(RelcalError):
+    """The input's arrays have shapes that do not fit together."""
+
+
+class FormatError(RelcalError):
+    """A file cannot be read, or does not hold what relcal needs."""
+
+
+class UnsupportedMetricError(RelcalError):
+    """The input cannot give this metric (e.g. NLL from top-label-only data)."""
+
+
+class RelcalWarning(UserWarning):
+    """A lesser problem that does not stop the computation."""

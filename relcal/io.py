@@ -1,0 +1,522 @@
+"""Every file format relcal reads, in one place, returning one :class:`Predictions`.
+
+Formats
+-------
+``.npz``
+    Scores under ``logits``, ``probs``, ``probabilities`` or ``scores`` and labels
+    under ``labels``, ``targets``, ``y`` or ``y_true`` (``scores_key`` /
+    ``labels_key`` override); optional ``class_names`` (a unicode array).
+    Scores stored under ``probs``/``probabilities`` are declared probabilities
+    and must be ones.  Loaded with ``allow_pickle=False``: an object array is
+    refused, never unpickled.
+``.npy`` + ``labels=`` ``.npy``
+    Memory-mapped (``mmap_mode="r"``), not copied.
+``.csv``, ``.parquet``
+    A label column (``label_col``, default ``label``) and score columns
+    (``score_cols``: a list of names, or one prefix such as ``logit_``; default:
+    every other numeric column).  Labels are class indices or class names that
+    match the score columns' names (prefix removed); the names become the class
+    names.  A table with columns ``true_label, pred_label, confidence`` is a
+    *top-label* file: it gives accuracy, top-label ECE/RMS-CE/MCE and the bin
+    table, but not class-wise ECE, NLL or Brier.  pandas (and pyarrow for
+    parquet) are imported only here, and only for these formats.
+
+Shapes: scores ``(N,)`` or ``(N, 1)`` are the positive-class score of a binary
+problem; ``(N, C)``; or segmentation maps ``(N, C, H, W)`` with labels
+``(N, H, W)`` (``channels_last=True`` for ``(N, H, W, C)``), where labels equal
+to ``ignore_index`` are dropped.  Labels may be one-hot rows for ``(N, C)``
+scores.  Scores keep their dtype (float16, float32, float64).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from relcal.errors import FormatError, RelcalError, ShapeError
+from relcal.validate import check_labels, prepare
+
+SCORE_KEYS = ("logits", "probs", "probabilities", "scores")
+PROB_KEYS = ("probs", "probabilities")
+LABEL_KEYS = ("labels", "targets", "y", "y_true")
+TOPLABEL_COLUMNS = ("true_label", "pred_label", "confidence")
+FORMATS = (".npz", ".npy", ".csv", ".parquet", ".pq")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Saved predictions, validated.
+
+    Attributes
+    ----------
+    scores : ndarray or None
+        ``(N,)``, ``(N, C)`` or ``(N, C, *spatial)``, class axis 1, in the
+        file's dtype (possibly memory-mapped).  None for top-label files.
+    labels : ndarray of int64
+        ``(N,)`` or ``(N, *spatial)``.
+    kind : {"logits", "probs", "toplabel"}
+    n_classes : int
+    class_names : tuple of str, or None
+    source : str
+        Where the data came from (the file name, and the labels file).
+    confidence, predicted : ndarray or None
+        Top-label files only: the top confidence and the predicted class.
+    ignore_index : int or None
+    origin : dict
+        Which keys or columns held the scores and labels.
+    """
+
+    scores: np.ndarray | None
+    labels: np.ndarray
+    kind: str
+    n_classes: int
+    class_names: tuple[str, ...] | None
+    source: str
+    confidence: np.ndarray | None = None
+    predicted: np.ndarray | None = None
+    ignore_index: int | None = None
+    origin: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples (pixels for segmentation), ignored ones included."""
+        return int(self.labels.size)
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    labels: str | os.PathLike[str] | None = None,
+    scores_key: str | None = None,
+    labels_key: str | None = None,
+    label_col: str = "label",
+    score_cols: list[str] | str | None = None,
+    kind: str = "auto",
+    ignore_index: int | None = None,
+    channels_last: bool = False,
+) -> Predictions:
+    """Load and validate saved predictions.
+
+    Every problem with the file raises :class:`relcal.errors.RelcalError` whose
+    message starts with the file name.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> logits = [[2.0, 0.5, -1.0], [0.1, 1.2, 0.3], [0.0, 0.4, 2.2]]
+    >>> np.savez(os.path.join(d, "p.npz"), logits=logits, labels=[0, 1, 1])
+    >>> p = load(os.path.join(d, "p.npz"))
+    >>> p.kind, p.n_classes, p.origin["scores"]
+    ('logits', 3, 'logits')
+    """
+    p = Path(path)
+    name = str(path)
+    try:
+        if not p.exists():
+            raise FormatError("no such file")
+        if p.is_dir():
+            raise FormatError("is a directory, not a file")
+        suffix = p.suffix.lower()
+        if suffix not in FORMATS:
+            raise FormatError(
+                f"unknown file type {suffix or '(none)'!r};"
+                f" relcal reads {', '.join(FORMATS)}"
+            )
+        if labels is not None and suffix != ".npy":
+            raise FormatError(
+                "a separate labels file goes with a .npy scores file only"
+            )
+        if suffix == ".npz":
+            return _load_npz(
+                p, name, scores_key, labels_key, kind, ignore_index, channels_last
+            )
+        if suffix == ".npy":
+            return _load_npy_pair(p, name, labels, kind, ignore_index, channels_last)
+        return _load_table(p, name, suffix, label_col, score_cols, kind, ignore_index)
+    except RelcalError as err:
+        raise err.with_source(name) from None
+
+
+# --------------------------------------------------------------------------
+# numpy formats
+
+
+def _read_npy_member(npz: Any, key: str) -> np.ndarray:
+    try:
+        return np.asarray(npz[key])
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise FormatError(
+                f"array {key!r} holds Python objects; relcal never unpickles"
+                " (allow_pickle=False)"
+            ) from None
+        raise FormatError(f"cannot read array {key!r}: {_short(exc)}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise FormatError(f"cannot read array {key!r}: {_short(exc)}") from None
+    except Exception as exc:  # zlib.error and friends from a damaged member
+        raise FormatError(f"cannot read array {key!r}: {_short(exc)}") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _head(p: Path) -> bytes:
+    """The first bytes of a file: its magic number, or b"" when empty."""
+    try:
+        with open(p, "rb") as f:
+            return f.read(6)
+    except OSError as exc:
+        raise FormatError(f"cannot read the file ({_short(exc)})") from None
+
+
+def _pick_key(
+    keys: list[str],
+    wanted: str | None,
+    candidates: tuple[str, ...],
+    what: str,
+    option: str,
+) -> str:
+    listed = ", ".join(keys) if keys else "none"
+    if wanted is not None:
+        if wanted not in keys:
+            raise FormatError(
+                f"no array {wanted!r} for the {what}; the file has: {listed}"
+            )
+        return wanted
+    found = [k for k in candidates if k in keys]
+    if not found:
+        raise FormatError(
+            f"no {what} array (looked for {', '.join(candidates)}); the file has:"
+            f" {listed}; name it with {option}"
+        )
+    if len(found) > 1:
+        raise FormatError(
+            f"ambiguous {what}: the file has {', '.join(found)}; "
+            f"choose one with {option}"
+        )
+    return found[0]
+
+
+def _load_npz(
+    p: Path,
+    name: str,
+    scores_key: str | None,
+    labels_key: str | None,
+    kind: str,
+    ignore_index: int | None,
+    channels_last: bool,
+) -> Predictions:
+    head = _head(p)
+    if not head:
+        raise FormatError("the file is empty")
+    if not head.startswith((b"PK", b"\x93NUMPY")):
+        raise FormatError("not a .npz file (not a zip archive)")
+    try:
+        npz = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise FormatError(f"not a readable .npz file ({_short(exc)})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise FormatError("not a .npz archive (a single .npy array?)")
+    with npz:
+        keys = list(npz.files)
+        skey = _pick_key(keys, scores_key, SCORE_KEYS, "scores", "--scores-key")
+        lkey = _pick_key(keys, labels_key, LABEL_KEYS, "labels", "--labels-key")
+        scores = _read_npy_member(npz, skey)
+        labels = _read_npy_member(npz, lkey)
+        names = None
+        if "class_names" in keys:
+            raw = _read_npy_member(npz, "class_names")
+            if raw.dtype.kind not in "US" or raw.ndim != 1:
+                raise FormatError("'class_names' must be a 1-D array of strings")
+            names = tuple(str(x) for x in raw.tolist())
+    if kind == "auto" and skey in PROB_KEYS:
+        kind = "probs"
+    return _from_arrays(
+        scores,
+        labels,
+        name,
+        kind,
+        ignore_index,
+        channels_last,
+        names,
+        {"scores": skey, "labels": lkey},
+    )
+
+
+def _load_npy(p: Path) -> np.ndarray:
+    head = _head(p)
+    if not head:
+        raise FormatError("the file is empty")
+    if head.startswith(b"PK"):
+        raise FormatError("not a .npy array (a .npz archive?)")
+    if head != b"\x93NUMPY":
+        raise FormatError("not a .npy file (no .npy header)")
+    try:
+        arr = np.load(p, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "object" in str(exc).lower():
+            raise FormatError(
+                "holds Python objects; relcal never unpickles (allow_pickle=False)"
+            ) from None
+        raise FormatError(f"not a readable .npy file ({_short(exc)})") from None
+    except (OSError, EOFError) as exc:
+        raise FormatError(f"not a readable .npy file ({_short(exc)})") from None
+    if not isinstance(arr, np.ndarray):
+        raise FormatError("not a .npy array (a .npz archive?)")
+    return arr
+
+
+def _load_npy_pair(
+    p: Path,
+    name: str,
+    labels: str | os.PathLike[str] | None,
+    kind: str,
+    ignore_index: int | None,
+    channels_last: bool,
+) -> Predictions:
+    if labels is None:
+        raise FormatError("a .npy scores file needs its labels: --labels LABELS.npy")
+    scores = _load_npy(p)
+    lp = Path(labels)
+    try:
+        if not lp.exists():
+            raise FormatError("no such file")
+        if lp.suffix.lower() != ".npy":
+            raise FormatError("the labels file must be a .npy file")
+        label_arr = np.asarray(_load_npy(lp))
+    except RelcalError as err:
+        raise err.with_source(str(labels)) from None
+    source = f"{name} (labels: {labels})"
+    try:
+        return _from_arrays(
+            scores,
+            label_arr,
+            source,
+            kind,
+            ignore_index,
+            channels_last,
+            None,
+            {"scores": p.name, "labels": lp.name},
+        )
+    except RelcalError as err:  # name both files: the problem may be in either
+        raise err.with_source(source) from None
+
+
+def _from_arrays(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    source: str,
+    kind: str,
+    ignore_index: int | None,
+    channels_last: bool,
+    class_names: tuple[str, ...] | None,
+    origin: dict[str, str],
+) -> Predictions:
+    if channels_last:
+        if scores.ndim < 3:
+            raise FormatError(
+                "--channels-last needs scores of shape (N, H, W, C); "
+                f"got {scores.shape}"
+            )
+        labels = np.asarray(labels)
+        if labels.shape != scores.shape[:-1]:
+            raise ShapeError(
+                f"labels of shape {labels.shape} do not fit --channels-last scores"
+                f" of shape {scores.shape} (expected labels of shape"
+                f" {scores.shape[:-1]})"
+            )
+        # (N, *spatial, C) -> rows of pixels (N * H * W, C): a view, no copy
+        scores = scores.reshape(-1, scores.shape[-1])
+        labels = labels.reshape(-1)
+    s, y, k, c = prepare(scores, labels, kind=kind, ignore_index=ignore_index)
+    if class_names is not None and len(class_names) != c:
+        raise FormatError(
+            f"class_names has {len(class_names)} names but the scores have {c} classes"
+        )
+    return Predictions(
+        s, y, k, c, class_names, source, ignore_index=ignore_index, origin=origin
+    )
+
+
+# --------------------------------------------------------------------------
+# tables
+
+
+def _read_table(p: Path, suffix: str) -> Any:
+    import pandas as pd
+
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(p)
+        return pd.read_parquet(p)
+    except ImportError as exc:
+        raise FormatError(f"reading {suffix} needs pyarrow ({_short(exc)})") from None
+    except pd.errors.EmptyDataError:
+        raise FormatError("the file is empty") from None
+    except Exception as exc:  # parser and arrow errors have many types
+        raise FormatError(f"cannot read the {suffix} file ({_short(exc)})") from None
+
+
+def _numeric_column(df: Any, col: str) -> np.ndarray:
+    import pandas as pd
+
+    series = df[col]
+    if series.isna().any():
+        row = int(np.flatnonzero(series.isna().to_numpy())[0])
+        raise FormatError(f"column {col!r}: missing value at row {row}")
+    values = pd.to_numeric(series, errors="coerce")
+    if values.isna().any():
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise FormatError(
+            f"column {col!r}: non-numeric value {series.iloc[row]!r} at row {row}"
+        )
+    arr = values.to_numpy()
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.int64)
+    return arr
+
+
+def _load_table(
+    p: Path,
+    name: str,
+    suffix: str,
+    label_col: str,
+    score_cols: list[str] | str | None,
+    kind: str,
+    ignore_index: int | None,
+) -> Predictions:
+    df = _read_table(p, suffix)
+    columns = [str(c) for c in df.columns]
+    df.columns = columns
+    if len(df) == 0:
+        raise FormatError("the table has no rows")
+    if score_cols is None and all(c in columns for c in TOPLABEL_COLUMNS):
+        return _load_toplabel(df, name)
+    if label_col not in columns:
+        raise FormatError(
+            f"no label column {label_col!r}; the columns are: {', '.join(columns)};"
+            " name it with --label-col"
+        )
+    cols, prefix = _score_columns(df, columns, label_col, score_cols)
+    class_names = tuple(c[len(prefix) :] for c in cols)
+    scores = np.column_stack([_numeric_column(df, c) for c in cols])
+    if scores.dtype.kind != "f":
+        scores = scores.astype(np.float64)
+    raw_labels = df[label_col]
+    if raw_labels.isna().any():
+        row = int(np.flatnonzero(raw_labels.isna().to_numpy())[0])
+        raise FormatError(f"column {label_col!r}: missing label at row {row}")
+    labels = _table_labels(raw_labels, class_names, label_col)
+    names: tuple[str, ...] | None = class_names
+    if len(cols) == 1:  # the positive-class score of a binary problem
+        scores = scores[:, 0]
+        names = None
+    return _from_arrays(
+        scores,
+        labels,
+        name,
+        kind,
+        ignore_index,
+        False,
+        names,
+        {"scores": ",".join(cols), "labels": label_col},
+    )
+
+
+def _score_columns(
+    df: Any, columns: list[str], label_col: str, score_cols: list[str] | str | None
+) -> tuple[list[str], str]:
+    if isinstance(score_cols, str):
+        parts = [c.strip() for c in score_cols.split(",") if c.strip()]
+        if len(parts) == 1 and parts[0] not in columns:
+            prefix = parts[0]
+            cols = [c for c in columns if c.startswith(prefix) and c != label_col]
+            if not cols:
+                raise FormatError(
+                    f"no column named or starting with {prefix!r}; the columns are:"
+                    f" {', '.join(columns)}"
+                )
+            return cols, prefix
+        score_cols = parts
+    if score_cols is not None:
+        missing = [c for c in score_cols if c not in columns]
+        if missing:
+            raise FormatError(
+                f"no score column {missing[0]!r}; the columns are: {', '.join(columns)}"
+            )
+        if not score_cols:
+            raise FormatError("--score-cols names no column")
+        return list(score_cols), ""
+    others = [c for c in columns if c != label_col]
+    numeric = [c for c in others if df[c].dtype.kind in "fiub"]
+    if not numeric:
+        bad = others[0] if others else None
+        if bad is None:
+            raise FormatError("the table has no score columns besides the labels")
+        raise FormatError(
+            f"no numeric score column; column {bad!r} holds"
+            f" {df[bad].dtype} values (name the score columns with --score-cols)"
+        )
+    non_numeric = [c for c in others if c not in numeric]
+    if non_numeric:
+        _numeric_column(df, non_numeric[0])  # raises with the first bad value
+    prefix = os.path.commonprefix(numeric) if len(numeric) > 1 else ""
+    if prefix and not prefix.endswith("_"):
+        prefix = prefix[: prefix.rfind("_") + 1] if "_" in prefix else ""
+    return numeric, prefix
+
+
+def _table_labels(series: Any, class_names: tuple[str, ...], col: str) -> np.ndarray:
+    if series.dtype.kind in "fiub":
+        return series.to_numpy()
+    values = series.astype(str).to_numpy()
+    lookup = {n: i for i, n in enumerate(class_names)}
+    idx = np.array([lookup.get(v, -1) for v in np.unique(values)])
+    uniq, inverse = np.unique(values, return_inverse=True)
+    missing = uniq[idx < 0]
+    if len(missing):
+        row = int(np.flatnonzero(values == missing[0])[0])
+        raise FormatError(
+            f"column {col!r}: unknown class name {missing[0]!r} at row {row}"
+            f" (classes: {', '.join(class_names[:10])}"
+            f"{', ...' if len(class_names) > 10 else ''})"
+        )
+    return idx[inverse].astype(np.int64)
+
+
+def _load_toplabel(df: Any, name: str) -> Predictions:
+    true = _numeric_column(df, "true_label")
+    pred = _numeric_column(df, "pred_label")
+    conf = _numeric_column(df, "confidence").astype(np.float64)
+    n_classes = int(max(np.max(true), np.max(pred))) + 1 if len(true) else 0
+    labels = check_labels(true, max(n_classes, 1), name="true_label")
+    predicted = check_labels(pred, max(n_classes, 1), name="pred_label")
+    if not np.isfinite(conf).all():
+        row = int(np.flatnonzero(~np.isfinite(conf))[0])
+        raise FormatError(f"column 'confidence': non-finite value at row {row}")
+    out = (conf < 0) | (conf > 1)
+    if out.any():
+        row = int(np.flatnonzero(out)[0])
+        raise FormatError(
+            f"column 'confidence': {int(out.sum())} values outside [0, 1]"
+            f" (first: {conf[row]:.6g} at row {row})"
+        )
+    return Predictions(
+        scores=None,
+        labels=labels,
+        kind="toplabel",
+        n_classes=n_classes,
+        class_names=None,
+        source=name,
+        confidence=conf,
+        predicted=predicted,
+        origin={"scores": "pred_label,confidence", "labels": "true_label"},
+    )

@@ -1,0 +1,206 @@
+"""The terminal summary and the JSON document of ``relcal metrics``.
+
+Both come from the same :class:`relcal.metrics.Results`.  The JSON document is a
+public interface: its layout is versioned by ``"format"`` (an integer, bumped
+on any incompatible change) and documented in the README ("JSON output").
+Numbers are plain JSON numbers; a value that does not exist (the accuracy of
+an empty bin, a metric the input cannot give) is ``null``, never NaN.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from relcal import __version__
+from relcal.binning import BinTable
+from relcal.metrics import Results
+
+FORMAT = 1
+
+BIN_RULE = "right-closed (lo, hi], 0 in the first bin"
+CONVENTIONS = {
+    "bins": BIN_RULE,
+    "confidence": (
+        "top-label: the largest class probability; ties go to the first class"
+    ),
+    "ece": "L1: sum_b n_b/N |accuracy_b - confidence_b|",
+    "rms_ce": "L2: sqrt(sum_b n_b/N (accuracy_b - confidence_b)^2)",
+    "mce": "max over non-empty bins of |accuracy_b - confidence_b|",
+    "classwise_ece": (
+        "mean over classes of sum_b n_bc/N |freq_bc - p_bc|, equal-width bins"
+    ),
+    "nll": "mean -log p(true class) in nats, from log-softmax",
+    "brier": "mean over samples of sum over classes (p_c - [y == c])^2, in [0, 2]",
+    "gap": "mean confidence - accuracy (positive: over-confident)",
+    "accumulation": "float64",
+}
+
+METRIC_LABELS = (
+    ("accuracy", "accuracy"),
+    ("mean_confidence", "mean confidence"),
+    ("ece", "ECE (L1)"),
+    ("rms_ce", "RMS-CE (L2)"),
+    ("mce", "MCE (max)"),
+    ("classwise_ece", "class-wise ECE"),
+    ("nll", "NLL (nats)"),
+    ("brier", "Brier (sum)"),
+)
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else x
+
+
+def bins_to_list(table: BinTable, *, positive: bool = False) -> list[dict[str, Any]]:
+    """Rows of a bin table as JSON-ready dicts."""
+    rows = []
+    acc, conf, gap = table.accuracy, table.mean_conf, table.gap
+    for b in range(table.n_bins):
+        count = int(table.count[b])
+        row: dict[str, Any] = {
+            "bin": b,
+            "lo": float(table.edges[b]),
+            "hi": float(table.edges[b + 1]),
+            "count": count,
+        }
+        if positive:
+            row["positives"] = _count(table.correct[b])
+            row["negatives"] = _count(table.incorrect[b])
+            row["mean_predicted"] = _num(conf[b])
+            row["fraction_positive"] = _num(acc[b])
+        else:
+            row["correct"] = _count(table.correct[b])
+            row["incorrect"] = _count(table.incorrect[b])
+            row["mean_confidence"] = _num(conf[b])
+            row["accuracy"] = _num(acc[b])
+        row["gap"] = _num(gap[b])
+        rows.append(row)
+    return rows
+
+
+def _count(x: float) -> int | float:
+    r = round(float(x))
+    return int(r) if abs(r - float(x)) < 1e-9 else float(x)
+
+
+def results_to_dict(results: Results, source: dict[str, Any]) -> dict[str, Any]:
+    """The ``relcal metrics --json`` document (format 1)."""
+    metrics = {key: _num(getattr(results, key)) for key, _ in METRIC_LABELS}
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "kind": "relcal.metrics",
+        "relcal_version": __version__,
+        "input": source,
+        "n_samples": results.n,
+        "n_classes": results.n_classes,
+        "scores": results.kind,
+        "binning": {
+            "n_bins": results.n_bins,
+            "strategy": results.binning,
+            "rule": BIN_RULE,
+        },
+        "conventions": CONVENTIONS,
+        "metrics": metrics,
+        "unavailable": dict(results.unavailable),
+        "bins": bins_to_list(results.table),
+        "positive_class": None,
+    }
+    if results.positive_table is not None:
+        doc["positive_class"] = {
+            "bins": bins_to_list(results.positive_table, positive=True)
+        }
+    return doc
+
+
+def to_json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+def _fmt(x: float | None, width: int = 9, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-".rjust(width)
+    return f"{x:.{digits}f}".rjust(width)
+
+
+def format_text(results: Results, source: dict[str, Any]) -> str:
+    """The readable summary and bin table printed by ``relcal metrics``."""
+    lines = [f"relcal {__version__}: {source['path']}"]
+    what = f"{results.n} samples, {results.n_classes} classes, scores: {results.kind}"
+    if source.get("n_ignored"):
+        what += f" ({source['n_ignored']} ignored)"
+    lines.append(what)
+    strategy = "equal-width" if results.binning == "width" else "equal-mass"
+    lines.append(f"bins: {results.n_bins} {strategy}, {BIN_RULE}")
+    lines.append("")
+    for key, label in METRIC_LABELS:
+        value = getattr(results, key)
+        if value is None:
+            why = results.unavailable.get(key, "not computed")
+            lines.append(f"  {label:<16} n/a ({why})")
+        else:
+            lines.append(f"  {label:<16} {value:.4f}")
+    diff = results.mean_confidence - results.accuracy
+    if abs(diff) >= 0.005:
+        side = "over" if diff > 0 else "under"
+        lines.append("")
+        lines.append(
+            f"  {side}-confident: mean confidence {results.mean_confidence:.1%}"
+            f" vs accuracy {results.accuracy:.1%}"
+        )
+    lines.append("")
+    lines.append("Binned correctness (top-label confidence):")
+    lines.extend(
+        _table_lines(results.table, ("correct", "incorrect", "confidence", "accuracy"))
+    )
+    if results.positive_table is not None:
+        lines.append("")
+        lines.append("Positive class (P(class 1) vs frequency of class 1):")
+        lines.extend(
+            _table_lines(
+                results.positive_table,
+                ("positives", "negatives", "mean P(1)", "freq(1)"),
+            )
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _table_lines(table: BinTable, heads: tuple[str, str, str, str]) -> list[str]:
+    out = [
+        f"  {'bin':>3}  {'range':<15} {'count':>8} {heads[0]:>9} {heads[1]:>9}"
+        f" {heads[2]:>10} {heads[3]:>9} {'gap':>8}"
+    ]
+    acc, conf, gap = table.accuracy, table.mean_conf, table.gap
+    for b in range(table.n_bins):
+        lo, hi = table.edges[b], table.edges[b + 1]
+        bracket = "[" if b == 0 else "("
+        rng = f"{bracket}{lo:.3f}, {hi:.3f}]"
+        out.append(
+            f"  {b + 1:>3}  {rng:<15} {int(table.count[b]):>8}"
+            f" {_count(table.correct[b]):>9} {_count(table.incorrect[b]):>9}"
+            f" {_fmt(conf[b], 10)} {_fmt(acc[b])} {_fmt(gap[b], 8)}"
+        )
+    return out
+
+
+def source_info(predictions: Any, results: Results) -> dict[str, Any]:
+    """What the JSON says about the input file."""
+    scores = predictions.scores
+    return {
+        "path": predictions.source,
+        "scores_from": predictions.origin.get("scores"),
+        "labels_from": predictions.origin.get("labels"),
+        "shape": None if scores is None else list(np.shape(scores)),
+        "dtype": None if scores is None else str(scores.dtype),
+        "class_names": None
+        if predictions.class_names is None
+        else list(predictions.class_names),
+        "ignore_index": predictions.ignore_index,
+        "n_ignored": int(predictions.n_samples - results.n),
+    }

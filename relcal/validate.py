@@ -1,0 +1,284 @@
+"""Checks on scores and labels, shared by the loaders and the public metric functions.
+
+Every check raises :class:`relcal.errors.RelcalError` with a one-line message
+that names the input, the rule and the offending value.  The checks are
+vectorised and cheap: labels are O(N); the scores are looked at only where a
+decision needs them (logits vs probabilities), and their finiteness is checked
+inside the reduction pass (:mod:`relcal.reduce`), not in a pass of its own.
+
+Conventions
+-----------
+- Scores have the class axis at position 1: ``(N, C)`` or, for segmentation,
+  ``(N, C, *spatial)`` with labels ``(N, *spatial)``.  One-dimensional scores
+  ``(N,)`` are the score of the positive class of a binary problem (C = 2).
+- Probabilities are non-negative rows summing to 1 within
+  :func:`sum_tolerance` (1e-4 for float32/float64 with up to 100 classes).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from relcal.errors import InputError, ShapeError
+
+ScoresKind = Literal["logits", "probs"]
+KINDS = ("auto", "logits", "probs")
+
+# rows inspected first when guessing logits vs probabilities: a negative value
+# or a value above 1 in them settles it without reading the whole array
+_PEEK_ROWS = 256
+
+
+def sum_tolerance(dtype: np.dtype, n_classes: int) -> float:
+    """How far a probability row's sum may stray from 1 (dtype- and C-aware)."""
+    eps = float(np.finfo(dtype).eps) if np.issubdtype(dtype, np.floating) else 0.0
+    return float(min(1e-2, max(1e-4, 2.0 * n_classes * eps)))
+
+
+def check_float_scores(scores: np.ndarray, name: str = "scores") -> np.ndarray:
+    """Check the scores' dtype and size; integer scores become float64."""
+    if scores.dtype == object or scores.dtype.kind not in "fiub":
+        raise InputError(f"{name}: must be numeric. Got dtype {scores.dtype} instead")
+    if scores.dtype.kind != "f":
+        scores = scores.astype(np.float64)
+    if scores.ndim == 0:
+        raise ShapeError(f"{name}: a single number, not an array of scores")
+    if scores.size == 0:
+        raise ShapeError(f"{name}: empty array of shape {scores.shape}")
+    return scores
+
+
+def check_labels(
+    labels: np.ndarray,
+    n_classes: int,
+    *,
+    ignore_index: int | None = None,
+    name: str = "labels",
+) -> np.ndarray:
+    """Return integer class labels in [0, n_classes) (or ``ignore_index``).
+
+    Accepts integers, booleans and floats holding whole numbers.
+
+    Examples
+    --------
+    >>> check_labels(np.array([0.0, 2.0]), 3)
+    array([0, 2])
+    """
+    labels = np.asarray(labels)
+    if labels.dtype == object or labels.dtype.kind not in "fiub":
+        raise InputError(
+            f"{name}: must be integer class indices. Got dtype {labels.dtype} instead"
+        )
+    if labels.size == 0:
+        raise ShapeError(f"{name}: empty array of shape {labels.shape}")
+    if labels.dtype.kind == "f":
+        bad = ~np.isfinite(labels)
+        if bad.any():
+            first = int(np.flatnonzero(bad.ravel())[0])
+            raise InputError(
+                f"{name}: {int(bad.sum())} values are NaN or infinite"
+                f" (first at {_where(labels.shape, first)})"
+            )
+        frac = labels != np.round(labels)
+        if frac.any():
+            first = int(np.flatnonzero(frac.ravel())[0])
+            value = labels.ravel()[first].item()
+            raise InputError(
+                f"{name}: {int(frac.sum())} values are not whole numbers"
+                f" (first: {value!r} at {_where(labels.shape, first)})"
+            )
+    out = labels.astype(np.int64, copy=False)
+    valid = (out >= 0) & (out < n_classes)
+    if ignore_index is not None:
+        valid |= out == ignore_index
+    if not valid.all():
+        bad_idx = np.flatnonzero(~valid.ravel())
+        first = int(bad_idx[0])
+        raise InputError(
+            f"{name}: {len(bad_idx)} values outside [0, {n_classes - 1}]"
+            f" (first: {out.ravel()[first]} at {_where(labels.shape, first)})"
+        )
+    return out
+
+
+def _where(shape: tuple[int, ...], flat_index: int) -> str:
+    if len(shape) <= 1:
+        return f"row {flat_index}"
+    pos = np.unravel_index(flat_index, shape)
+    if len(shape) == 2:
+        return f"row {int(pos[0])}, column {int(pos[1])}"
+    return "index (" + ", ".join(str(int(p)) for p in pos) + ")"
+
+
+def check_shapes(scores: np.ndarray, labels: np.ndarray) -> int:
+    """Check that scores and labels fit together; return the number of classes."""
+    if scores.ndim == 1:
+        if labels.shape != scores.shape:
+            raise ShapeError(
+                f"length mismatch: {scores.shape[0]} scores but {_describe(labels)}"
+            )
+        return 2
+    if scores.ndim == 2 and scores.shape[1] == 1:
+        if labels.shape != scores.shape[:1]:
+            raise ShapeError(
+                f"length mismatch: {scores.shape[0]} score rows but {_describe(labels)}"
+            )
+        return 2
+    expected = (scores.shape[0],) + scores.shape[2:]
+    if labels.shape != expected:
+        if labels.shape[:1] != scores.shape[:1]:
+            raise ShapeError(
+                f"length mismatch: {scores.shape[0]} score rows but {_describe(labels)}"
+            )
+        raise ShapeError(
+            f"labels of shape {labels.shape} do not fit scores of shape {scores.shape}"
+            f" (expected labels of shape {expected})"
+        )
+    if scores.shape[1] < 2:
+        raise ShapeError(f"scores: need at least 2 classes, got shape {scores.shape}")
+    return int(scores.shape[1])
+
+
+def _describe(labels: np.ndarray) -> str:
+    if labels.ndim == 1:
+        return f"{labels.shape[0]} labels"
+    return f"labels of shape {labels.shape}"
+
+
+def labels_from_onehot(onehot: np.ndarray, name: str = "labels") -> np.ndarray:
+    """Class indices from one-hot rows ``(N, C)``; each row must hold one 1."""
+    if onehot.dtype.kind not in "fiub":
+        raise InputError(
+            f"{name}: one-hot labels must be numeric. Got dtype {onehot.dtype}"
+        )
+    ones = onehot == 1
+    zeros = onehot == 0
+    ok = (ones | zeros).all(axis=1) & (ones.sum(axis=1) == 1)
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        raise InputError(
+            f"{name}: {len(bad)} one-hot rows do not hold exactly one 1 and zeros"
+            f" elsewhere (first at row {int(bad[0])})"
+        )
+    return np.argmax(ones, axis=1).astype(np.int64)
+
+
+def detect_kind(scores: np.ndarray, declared: str = "auto") -> ScoresKind:
+    """Decide whether ``scores`` are logits or probabilities.
+
+    With ``declared="auto"``: probabilities when every value is in [0, 1] and,
+    for ``(N, C, ...)`` scores, every row sums to 1 within
+    :func:`sum_tolerance`; logits otherwise.  One-dimensional scores (the
+    positive class of a binary problem) are probabilities when every value is
+    in [0, 1].  With ``declared="probs"``, scores that are not probabilities are
+    an error; ``declared="logits"`` is taken as stated.
+    """
+    if declared not in KINDS:
+        raise InputError(
+            f"scores kind must be one of {', '.join(KINDS)}. Got {declared!r}"
+        )
+    if declared == "logits":
+        return "logits"
+    if declared == "auto":
+        peek = scores[:_PEEK_ROWS]
+        with np.errstate(invalid="ignore"):
+            if peek.min() < 0 or peek.max() > 1:
+                return "logits"
+        problem = _probability_problem(scores)
+        return "logits" if problem else "probs"
+    problem = _probability_problem(scores)
+    if problem:
+        raise InputError(f"scores declared as probabilities, but {problem}")
+    return "probs"
+
+
+def _probability_problem(scores: np.ndarray) -> str | None:
+    """Why ``scores`` are not probabilities, or None if they are."""
+    with np.errstate(invalid="ignore"):
+        lo = scores.min()
+        hi = scores.max()
+    if not np.isfinite(lo) or not np.isfinite(hi):
+        return "they hold NaN or infinite values"
+    if lo < 0:
+        return f"they hold negative values (min {float(lo):.6g})"
+    if hi > 1:
+        return f"they hold values above 1 (max {float(hi):.6g})"
+    if scores.ndim == 1 or scores.shape[1] == 1:
+        return None
+    sums = np.sum(scores, axis=1, dtype=np.float64)
+    tol = sum_tolerance(scores.dtype, scores.shape[1])
+    off = np.abs(sums - 1.0) > tol
+    if off.any():
+        flat = np.flatnonzero(off.ravel())
+        first = int(flat[0])
+        where = _where(sums.shape, first)
+        return (
+            f"{len(flat)} rows do not sum to 1 within {tol:g}"
+            f" (first: {float(sums.ravel()[first]):.6g} at {where})"
+        )
+    return None
+
+
+def nonfinite_error(
+    scores: np.ndarray, labels: np.ndarray | None = None, name: str = "scores"
+) -> InputError:
+    """The error for NaN or +inf scores, or for a -inf logit at the true class."""
+    bad = np.isnan(scores) | np.isposinf(scores)
+    n_bad = int(bad.sum())
+    if n_bad:
+        first = int(np.flatnonzero(bad.ravel())[0])
+        value = scores.ravel()[first]
+        return InputError(
+            f"{name}: {n_bad} values are NaN or +inf"
+            f" (first: {value} at {_where(scores.shape, first)})"
+        )
+    if labels is not None and scores.ndim >= 2:
+        y = np.clip(labels, 0, scores.shape[1] - 1)
+        at_label = np.take_along_axis(scores, np.expand_dims(y, 1), axis=1)[:, 0]
+        hit = np.isneginf(at_label) & (labels == y)
+        if hit.any():
+            first = int(np.flatnonzero(hit.ravel())[0])
+            return InputError(
+                f"{name}: the true class has a logit of -inf (probability 0,"
+                f" infinite NLL) at {_where(labels.shape, first)}"
+            )
+    elif labels is not None:
+        # one score column: the logit of class 1; -inf makes class 1 impossible
+        hit = np.isneginf(scores) & (labels == 1)
+        if hit.any():
+            first = int(np.flatnonzero(hit)[0])
+            return InputError(
+                f"{name}: the true class has a logit of -inf (probability 0,"
+                f" infinite NLL) at row {first}"
+            )
+    if np.isneginf(scores).all(axis=1 if scores.ndim > 1 else 0).any():
+        return InputError(f"{name}: a row whose logits are all -inf")
+    return InputError(f"{name}: values too large to exponentiate safely")
+
+
+def prepare(
+    scores: object,
+    labels: object,
+    *,
+    kind: str = "auto",
+    ignore_index: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, ScoresKind, int]:
+    """Validate arrays for the metrics: (scores, int labels, kind, n_classes).
+
+    ``labels`` may be class indices (integers, or floats holding whole numbers)
+    or one-hot rows of the same shape as 2-D ``scores``.  The scores are not
+    copied (a memory-mapped array stays memory-mapped).
+    """
+    s = check_float_scores(np.asarray(scores))
+    y = np.asarray(labels)
+    if y.ndim == 2 and s.ndim == 2 and y.shape == s.shape and s.shape[1] > 1:
+        y = labels_from_onehot(y)
+    if y.size == 0:
+        raise ShapeError(f"labels: empty array of shape {y.shape}")
+    n_classes = check_shapes(s, y)
+    y = check_labels(y, n_classes, ignore_index=ignore_index)
+    if ignore_index is not None and not (y != ignore_index).any():
+        raise InputError(f"labels: every label equals ignore_index {ignore_index}")
+    return s, y, detect_kind(s, kind), n_classes

@@ -1,0 +1,203 @@
+"""The command line: exact output, the JSON document, help, start-up imports."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import relcal
+from relcal.cli import cli, main
+from relcal.synth import make_logits
+
+from .conftest import REPO
+
+
+@pytest.fixture
+def npz(tmp_path: Path) -> Path:
+    logits, labels = make_logits(2000, 4, seed=3)
+    path = tmp_path / "preds.npz"
+    np.savez(
+        path,
+        logits=logits,
+        labels=labels,
+        class_names=np.array(["cat", "dog", "<b>emu</b>", "yak"]),
+    )
+    return path
+
+
+def run(args: list[str]) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_version() -> None:
+    code, out, _ = run(["--version"])
+    assert code == 0 and out == f"relcal, version {relcal.__version__}\n"
+
+
+def test_help_lists_commands_and_exit_codes() -> None:
+    code, out, _ = run(["--help"])
+    assert code == 0
+    assert "metrics" in out and "Exit codes: 0 success, 1 a check failed, 2 bad" in out
+
+
+def test_every_command_has_help_and_is_in_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    for name, command in cli.commands.items():
+        assert command.help, name
+        assert f"relcal {name}" in readme, name
+        code, out, _ = run([name, "--help"])
+        assert code == 0 and "Usage:" in out
+
+
+def test_python_dash_m() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "relcal", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == f"relcal, version {relcal.__version__}"
+
+
+def test_metrics_text(npz: Path) -> None:
+    code, out, err = run(["metrics", str(npz)])
+    assert code == 0 and err == ""
+    r = relcal.evaluate(*_arrays(npz))
+    lines = out.splitlines()
+    assert lines[0] == f"relcal {relcal.__version__}: {npz}"
+    assert lines[1] == "2000 samples, 4 classes, scores: logits"
+    assert lines[2] == "bins: 15 equal-width, right-closed (lo, hi], 0 in the first bin"
+    assert f"  ECE (L1)         {r.ece:.4f}" in lines
+    assert f"  NLL (nats)       {r.nll:.4f}" in lines
+    assert "Binned correctness (top-label confidence):" in lines
+    table = lines[lines.index("Binned correctness (top-label confidence):") + 2 :]
+    assert len(table) == 15
+    counts = [int(row.split()[3]) for row in table]
+    assert counts == r.table.count.tolist()
+
+
+def _arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path) as f:
+        return f["logits"], f["labels"]
+
+
+def test_metrics_json_document(npz: Path) -> None:
+    code, out, _ = run(["metrics", str(npz), "--json", "--bins", "10"])
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["format"] == 1 and doc["kind"] == "relcal.metrics"
+    assert doc["relcal_version"] == relcal.__version__
+    assert doc["binning"] == {
+        "n_bins": 10,
+        "strategy": "width",
+        "rule": "right-closed (lo, hi], 0 in the first bin",
+    }
+    assert doc["input"]["class_names"] == ["cat", "dog", "<b>emu</b>", "yak"]
+    assert doc["input"]["dtype"] == "float32" and doc["input"]["shape"] == [2000, 4]
+    r = relcal.evaluate(*_arrays(npz), n_bins=10)
+    for key in (
+        "accuracy",
+        "ece",
+        "rms_ce",
+        "mce",
+        "classwise_ece",
+        "nll",
+        "brier",
+        "mean_confidence",
+    ):
+        assert doc["metrics"][key] == pytest.approx(getattr(r, key), abs=1e-15)
+    assert len(doc["bins"]) == 10
+    assert sum(b["count"] for b in doc["bins"]) == doc["n_samples"] == 2000
+    for b in doc["bins"]:
+        assert set(b) == {
+            "bin",
+            "lo",
+            "hi",
+            "count",
+            "correct",
+            "incorrect",
+            "mean_confidence",
+            "accuracy",
+            "gap",
+        }
+        assert b["correct"] + b["incorrect"] == b["count"]
+        if b["count"] == 0:
+            assert b["accuracy"] is None and b["gap"] is None
+    assert doc["positive_class"] is None and doc["unavailable"] == {}
+    assert "NaN" not in out and "Infinity" not in out
+
+
+def test_metrics_json_binary_has_positive_class(tmp_path: Path) -> None:
+    logits, labels = make_logits(3000, 2, seed=1)
+    path = tmp_path / "bin.npz"
+    np.savez(path, logits=logits, labels=labels)
+    doc = json.loads(run(["metrics", str(path), "--json"])[1])
+    rows = doc["positive_class"]["bins"]
+    assert sum(r["count"] for r in rows) == 3000
+    assert set(rows[0]) == {
+        "bin",
+        "lo",
+        "hi",
+        "count",
+        "positives",
+        "negatives",
+        "mean_predicted",
+        "fraction_positive",
+        "gap",
+    }
+
+
+def test_metrics_toplabel_marks_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "top.csv"
+    path.write_text("true_label,pred_label,confidence\n0,0,0.9\n1,0,0.8\n2,2,0.55\n")
+    code, out, _ = run(["metrics", str(path)])
+    assert code == 0
+    assert re.search(
+        r"NLL \(nats\)\s+n/a \(needs the probability of the true class", out
+    )
+    doc = json.loads(run(["metrics", str(path), "--json"])[1])
+    assert doc["metrics"]["nll"] is None and "nll" in doc["unavailable"]
+    assert doc["scores"] == "toplabel"
+
+
+def test_cli_calls_the_library(npz: Path) -> None:
+    """The CLI maps its options onto one library call."""
+    with mock.patch(
+        "relcal.metrics.evaluate_predictions", wraps=relcal.metrics.evaluate_predictions
+    ) as spy:
+        code, _, _ = run(["metrics", str(npz), "--bins", "7", "--binning", "mass"])
+    assert code == 0
+    spy.assert_called_once()
+    assert spy.call_args.kwargs == {"n_bins": 7, "binning": "mass"}
+
+
+def test_main_returns_2_on_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["metrics", str(tmp_path / "missing.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"Error: {tmp_path / 'missing.npz'}: no such file\n"
+
+
+def test_startup_imports_only_what_the_command_needs(npz: Path) -> None:
+    code = (
+        "import sys, relcal.cli as c; rc = c.main(['metrics', sys.argv[1]]);"
+        "heavy = [m for m in ('pandas', 'pyarrow', 'matplotlib', 'jinja2', 'scipy')"
+        " if m in sys.modules]; print('HEAVY', heavy); sys.exit(rc)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(npz)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY []"
