@@ -10,10 +10,18 @@ so a float32 confidence is compared exactly as stored.
 
 This is the rule of Guo et al. (2017) and of the published numbers relcal is
 checked against, and it equals scikit-learn's ``calibration_curve``
-(``np.searchsorted(edges[1:-1], p)``).  netcal and numpy's histogram use
-``[lo, hi)`` bins; they differ from relcal only for a confidence exactly on an
-interior edge.  torchmetrics uses ``[lo, hi)`` and puts p == 1.0 in an extra,
-(n_bins + 1)-th bin.
+(``np.searchsorted(edges[1:-1], p)``).  The other tools differ only for a
+confidence on (or, in float32, next to) an edge:
+
+- netcal clips probabilities to ``[eps, 1 - eps]`` of their dtype, then uses
+  numpy-histogram ``[lo, hi)`` bins with the last bin closed;
+- relplot computes ``int(p / (1 / n_bins))`` in the input's dtype (float32
+  rounding can put ``float32(7/15)`` one bin low) and usually gives p == 1.0 an
+  extra, (n_bins + 1)-th bin;
+- torchmetrics uses ``[lo, hi)`` on float32 ``torch.linspace`` edges, gives
+  p == 1.0 an extra bin, and sums its bins in float32.
+
+``tests/golden/CONVENTIONS.md`` has the source lines and measured differences.
 
 Equal-width edges are ``np.linspace(0, 1, n_bins + 1)``.  Equal-mass edges are
 ``np.quantile(p, np.linspace(0, 1, n_bins + 1))`` (linear interpolation, as
