@@ -844,8 +844,10 @@ def main(argv: list[str] | None = None) -> int:
         old = json.loads(a.out.read_text())
         hard, machine = compare(old, ref)
         for path, was, now in machine:
-            print(f"  machine-dependent (torch's softmax): {path}: {was} -> {now}",
-                  file=sys.stderr)
+            print(
+                f"  machine-dependent (torch's softmax): {path}: {was} -> {now}",
+                file=sys.stderr,
+            )
         for path, was, now in hard:
             print(f"  DIFFERS: {path}: {was} -> {now}", file=sys.stderr)
         verdict = "DIFFERS" if hard else "agrees (up to torch's CPU kernels)"
