@@ -175,6 +175,104 @@ def metrics(
         click.echo(format_text(results, source), nl=False)
 
 
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option(
+    "-o",
+    "--output",
+    default="report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The HTML file to write (atomically; never over an input).",
+)
+@click.option("--title", help="Title of the report (default: the file names).")
+@click.option(
+    "--json",
+    "json_path",
+    metavar="PATH",
+    type=click.Path(dir_okay=False),
+    help="Also write every number in the report as JSON (format 1).",
+)
+@click.option(
+    "--ensemble",
+    is_flag=True,
+    help="Add the mean of the models' probabilities as one more model"
+    " (the files must hold the same samples in the same order).",
+)
+@input_options
+@binning_options
+def report(
+    files: tuple[str, ...],
+    output: str,
+    title: str | None,
+    json_path: str | None,
+    ensemble: bool,
+    labels_path: str | None,
+    scores_key: str | None,
+    labels_key: str | None,
+    label_col: str,
+    score_cols: str | None,
+    kind: str,
+    ignore_index: int | None,
+    channels_last: bool,
+    n_bins: int,
+    binning: str,
+) -> None:
+    """Write an HTML reliability report of one or several FILES.
+
+    One self-contained file (inline SVG and CSS, no script): reliability
+    diagrams, the correct/incorrect histogram, the binned correctness table,
+    the metrics, per-class views and, for several files, a comparison.
+    """
+    from relcal.io import check_output, load, write_atomic
+    from relcal.render import to_json
+    from relcal.report import build_report, render_html, report_to_dict
+
+    inputs: list[str | None] = [*files, labels_path]
+    out = check_output(output, inputs)
+    json_out = None if json_path is None else check_output(json_path, inputs)
+    if json_out is not None and json_out.resolve() == out.resolve():
+        raise click.UsageError("--json and --output name the same file")
+    preds = [
+        load(
+            f,
+            labels=labels_path,
+            scores_key=scores_key,
+            labels_key=labels_key,
+            label_col=label_col,
+            score_cols=score_cols,
+            kind=kind,
+            ignore_index=ignore_index,
+            channels_last=channels_last,
+        )
+        for f in files
+    ]
+    data = build_report(
+        preds,
+        n_bins=n_bins,
+        binning=binning,
+        title=title,
+        with_ensemble=ensemble,
+        sha256=[_sha256(f) for f in files],
+        labels_sha256=[_sha256(labels_path) for _ in files],
+    )
+    outputs = {out: render_html(data)}
+    if json_out is not None:
+        outputs[json_out] = to_json(report_to_dict(data))
+    write_atomic(outputs)
+    click.echo(f"wrote {out}" + (f" and {json_out}" if json_out else ""), err=True)
+
+
+def _sha256(path: str | None) -> str | None:
+    from pathlib import Path
+
+    from relcal.report import file_sha256
+
+    if path is None or not Path(path).is_file():
+        return None  # a directory of .npy files has no single digest
+    return file_sha256(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
     try:

@@ -520,3 +520,61 @@ def _load_toplabel(df: Any, name: str) -> Predictions:
         predicted=predicted,
         origin={"scores": "pred_label,confidence", "labels": "true_label"},
     )
+
+
+# -- writing -------------------------------------------------------------------
+
+
+def check_output(
+    path: str | os.PathLike[str], inputs: list[str | os.PathLike[str] | None]
+) -> Path:
+    """Refuse an output path that is an input, a directory, or in no directory."""
+    out = Path(path)
+    if out.is_dir():
+        raise RelcalError(f"{out}: is a directory; give a file name to write")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise RelcalError(f"{out}: cannot write, no directory {parent}")
+    for p in inputs:
+        if p is not None and Path(p).exists() and out.exists():
+            if os.path.samefile(out, p):
+                raise RelcalError(f"{out}: is an input file; refusing to overwrite it")
+    return out
+
+
+def write_atomic(files: dict[Path, str]) -> None:
+    """Write text files all-or-nothing: each to a temporary file beside it, then
+    rename them into place (a rename is atomic on one file system), so a
+    reader never sees half a file and a failure leaves the old files intact."""
+    import tempfile
+
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, text in files.items():
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or "."
+            )
+            temps.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+            os.chmod(tmp, _mode_for(path))
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    except OSError as err:
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        raise RelcalError(
+            f"{err.filename or ''}: cannot write ({err.strerror})"
+        ) from None
+
+
+def _mode_for(path: Path) -> int:
+    """The existing file's permissions, else the usual ones (0o666 minus umask):
+    mkstemp's private 0o600 is not what a report needs."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

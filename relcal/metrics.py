@@ -50,7 +50,7 @@ from relcal.binning import (
     uniform_edges,
 )
 from relcal.errors import InputError, RelcalError, ShapeError
-from relcal.reduce import Reduced, reduce_scores, reduce_toplabel
+from relcal.reduce import ClasswiseBins, Reduced, reduce_scores, reduce_toplabel
 from relcal.validate import prepare
 
 METRIC_NAMES = (
@@ -88,6 +88,7 @@ class Results:
     table: BinTable
     positive_table: BinTable | None = None
     classwise_per_class: np.ndarray | None = None
+    classwise_bins: ClasswiseBins | None = None  # per-class tables (report)
     unavailable: dict[str, str] = field(default_factory=dict)
 
     def metric(self, name: str) -> float | None:
@@ -171,6 +172,7 @@ def summarize(
         table=table,
         positive_table=positive_table,
         classwise_per_class=cw_per_class,
+        classwise_bins=reduced.classwise,
         unavailable=missing,
     )
 

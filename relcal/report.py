@@ -1,0 +1,533 @@
+"""The HTML reliability report: built as data first, then rendered.
+
+:func:`build_report` turns loaded predictions into a :class:`ReportData` (plain
+dataclasses holding the metrics, the bin tables and the figures as SVG text);
+:func:`render_html` fills the jinja2 template ``templates/report.html.j2`` with
+it (autoescape on, undefined variables an error), and :func:`report_to_dict`
+gives every number in it as JSON (``relcal report --json``, format 1).  No
+HTML is assembled by string formatting in Python.
+
+The HTML file is self-contained: inline CSS, inline SVG figures, no script and
+no external resource, so it opens offline and can be attached anywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from relcal import __version__
+from relcal.errors import InputError, ShapeError
+from relcal.metrics import Results
+
+REPORT_FORMAT = 1
+MAX_CLASS_PANELS = 8  # class-wise panels: the most frequent and the worst classes
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One inline SVG figure and what it shows."""
+
+    id: str
+    caption: str
+    svg: str
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    key: str
+    label: str
+    value: float | None
+    text: str  # formatted value, or "n/a (why)"
+    convention: str
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    index: int
+    name: str
+    count: int  # samples whose label is this class
+    ece: float  # this class's term of the class-wise ECE
+    why: str  # "frequent", "worst" or both
+
+
+@dataclass
+class Scaling:
+    """Before / after temperature scaling (the slot issue 4 fills).
+
+    ``in_sample`` is True when the temperature was fitted on the very data
+    shown, which flatters the "after" numbers; the report says so.
+    """
+
+    temperature: float
+    source: str
+    in_sample: bool
+    after: Results
+    metrics: list[MetricRow] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+
+
+@dataclass
+class ModelReport:
+    """Everything the report shows about one model (one input file)."""
+
+    name: str
+    anchor: str
+    input: dict[str, Any]  # path, sha256, shape, dtype, ... (as in --json)
+    results: Results
+    class_names: tuple[str, ...] | None
+    metrics: list[MetricRow]
+    bins: list[dict[str, Any]]
+    positive_bins: list[dict[str, Any]] | None
+    classes: list[ClassRow]
+    figures: dict[str, Figure]
+    verdict: str
+    scaling: Scaling | None = None
+    ensemble_of: list[str] | None = None
+
+
+@dataclass
+class ReportData:
+    title: str
+    created: str
+    version: str
+    n_bins: int
+    binning: str
+    bin_rule: str
+    models: list[ModelReport]
+    comparison: Figure | None
+    conventions: dict[str, str]
+
+
+# -- inputs --------------------------------------------------------------------
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def created_now() -> str:
+    """UTC time of the report, or ``SOURCE_DATE_EPOCH`` when set (reproducible)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None and epoch.strip().isdigit():
+        t = _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc)
+    else:
+        t = _dt.datetime.now(tz=_dt.timezone.utc)
+    return t.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def class_probabilities(predictions: Any) -> np.ndarray:
+    """Float64 class probabilities ``(N, C, ...)`` of loaded predictions.
+
+    Logits go through a softmax over axis 1; one binary column (P or logit of
+    class 1) becomes two columns.
+    """
+    if predictions.kind == "toplabel":
+        raise InputError(
+            f"{predictions.source}: a top-label file has only the top class's "
+            "confidence; averaging models needs every class's scores"
+        )
+    z = np.asarray(predictions.scores, dtype=np.float64)
+    if z.ndim == 1 or (z.ndim == 2 and z.shape[1] == 1):
+        z = z.reshape(-1)
+        p1 = 1.0 / (1.0 + np.exp(-z)) if predictions.kind == "logits" else z
+        return np.stack([1.0 - p1, p1], axis=1)
+    if predictions.kind == "probs":
+        return z
+    z = z - np.max(z, axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= np.sum(z, axis=1, keepdims=True)
+    return z
+
+
+def ensemble(predictions: Sequence[Any]) -> Any:
+    """The mean of several models' probabilities, as one more model.
+
+    Every model must hold the same samples in the same order: equal labels
+    (and ignored pixels), equal shapes and class counts.
+    """
+    from relcal.io import Predictions
+
+    first = predictions[0]
+    total = class_probabilities(first)
+    for other in predictions[1:]:
+        if other.n_classes != first.n_classes:
+            raise ShapeError(
+                f"--ensemble: {other.source} has {other.n_classes} classes and "
+                f"{first.source} has {first.n_classes}"
+            )
+        if other.labels.shape != first.labels.shape or not np.array_equal(
+            other.labels, first.labels
+        ):
+            raise ShapeError(
+                f"--ensemble: {other.source} and {first.source} do not hold the same "
+                "samples in the same order (their labels differ)"
+            )
+        p = class_probabilities(other)
+        if p.shape != total.shape:
+            raise ShapeError(
+                f"--ensemble: {other.source} has scores of shape {p.shape}, "
+                f"{first.source} {total.shape}"
+            )
+        total += p
+    total /= len(predictions)
+    names = [Path(p.source).name for p in predictions]
+    return Predictions(
+        scores=total,
+        labels=first.labels,
+        kind="probs",
+        n_classes=first.n_classes,
+        class_names=first.class_names,
+        source="ensemble of " + ", ".join(names),
+        ignore_index=first.ignore_index,
+        origin={"scores": "mean of the models' probabilities"},
+    )
+
+
+# -- building ------------------------------------------------------------------
+
+
+def _fmt(value: float | None, key: str) -> str:
+    if value is None:
+        return "n/a"
+    if key == "accuracy" or key == "mean_confidence":
+        return f"{value:.2%}"
+    return f"{value:.4f}"
+
+
+def metric_rows(results: Results) -> list[MetricRow]:
+    from relcal.render import CONVENTIONS, METRIC_LABELS
+
+    conv = {
+        "accuracy": "fraction of samples whose top class is the label",
+        "mean_confidence": CONVENTIONS["confidence"],
+        "ece": CONVENTIONS["ece"],
+        "rms_ce": CONVENTIONS["rms_ce"],
+        "mce": CONVENTIONS["mce"],
+        "classwise_ece": CONVENTIONS["classwise_ece"],
+        "nll": CONVENTIONS["nll"],
+        "brier": CONVENTIONS["brier"],
+    }
+    rows = []
+    for key, label in METRIC_LABELS:
+        value = getattr(results, key)
+        value = None if value is None or not np.isfinite(value) else float(value)
+        text = _fmt(value, key)
+        if value is None:
+            text = "n/a: " + results.unavailable.get(key, "not computed")
+        rows.append(MetricRow(key, label, value, text, conv[key]))
+    return rows
+
+
+_BINNING_NAME = {"width": "equal-width", "mass": "equal-mass"}
+
+
+def verdict(results: Results) -> str:
+    """One sentence a reader takes away first."""
+    diff = results.mean_confidence - results.accuracy
+    side = "over-confident" if diff > 0 else "under-confident"
+    strength = (
+        "well calibrated"
+        if results.ece < 0.02
+        else ("slightly " + side if results.ece < 0.05 else side)
+    )
+    return (
+        f"{strength.capitalize()}: mean confidence {results.mean_confidence:.1%} "
+        f"vs accuracy {results.accuracy:.1%}; ECE {results.ece:.3f} "
+        f"({results.n_bins} {_BINNING_NAME[results.binning]} bins)."
+    )
+
+
+def select_classes(
+    results: Results, class_names: Sequence[str] | None, limit: int = MAX_CLASS_PANELS
+) -> list[ClassRow]:
+    """The classes with the most samples and those with the worst class-wise ECE."""
+    cwb = results.classwise_bins
+    per_class = results.classwise_per_class
+    if cwb is None or per_class is None:
+        return []
+    counts = np.rint(cwb.sum_y.sum(axis=1)).astype(np.int64)
+    n_classes = len(counts)
+    half = max(1, limit // 2)
+    # stable orders: ties go to the lower class index
+    frequent = list(np.argsort(-counts, kind="stable")[:half])
+    worst = [c for c in np.argsort(-per_class, kind="stable") if c not in frequent]
+    chosen = (
+        list(range(n_classes))
+        if n_classes <= limit
+        else frequent + worst[: limit - half]
+    )
+    rows = []
+    for c in chosen:
+        why = []
+        if n_classes > limit:
+            if c in frequent:
+                why.append("most samples")
+            else:
+                why.append("largest class-wise ECE")
+        name = class_names[c] if class_names is not None else f"class {c}"
+        rows.append(
+            ClassRow(
+                int(c), str(name), int(counts[c]), float(per_class[c]), ", ".join(why)
+            )
+        )
+    return rows
+
+
+def _anchor(i: int) -> str:
+    return f"model-{i + 1}"
+
+
+def model_report(
+    predictions: Any,
+    results: Results,
+    index: int,
+    *,
+    sha256: str | None,
+    labels_sha256: str | None = None,
+    ensemble_of: list[str] | None = None,
+) -> ModelReport:
+    from relcal import plots
+    from relcal.render import bins_to_list, source_info
+
+    name = (
+        predictions.source
+        if ensemble_of
+        else Path(predictions.source.split(" + ")[0]).name
+    )
+    source = source_info(predictions, results)
+    source["sha256"] = sha256
+    source["labels_sha256"] = labels_sha256
+    class_names = predictions.class_names
+    figs = {
+        "reliability": Figure(
+            f"{_anchor(index)}-reliability",
+            "Reliability diagram: accuracy per confidence bin (bars) against the "
+            "diagonal; hatched, the gap to the bin's mean confidence (dots); below, "
+            "the number of predictions per bin (log scale). A hatched band along "
+            "the bottom marks an empty bin (no data, not accuracy 0).",
+            plots.reliability_svg(results.table, title=name),
+        ),
+        "histogram": Figure(
+            f"{_anchor(index)}-histogram",
+            "Predictions per confidence bin, split into correct and incorrect; the "
+            "percentage above each bar is the bin's correctness ratio "
+            "(correct / count).",
+            plots.histogram_svg(results.table),
+        ),
+    }
+    if results.positive_table is not None:
+        figs["positive"] = Figure(
+            f"{_anchor(index)}-positive",
+            "Binary data: observed frequency of class 1 against the mean predicted "
+            "P(class 1) per bin (as scikit-learn's calibration_curve).",
+            plots.positive_class_svg(results.positive_table),
+        )
+    classes = select_classes(results, class_names)
+    if classes and results.n_classes > 2 and results.classwise_bins is not None:
+        cwb = results.classwise_bins
+        figs["classwise"] = Figure(
+            f"{_anchor(index)}-classwise",
+            "Class-wise calibration: for each class c, the frequency of c against "
+            "the mean P(class c) per equal-width bin; the larger the marker, the "
+            "more samples in the bin.",
+            plots.classwise_grid_svg(
+                [cwb.table(r.index) for r in classes],
+                [f"{r.name} (n={r.count}, ECE {r.ece:.3f})" for r in classes],
+            ),
+        )
+    return ModelReport(
+        name=name,
+        anchor=_anchor(index),
+        input=source,
+        results=results,
+        class_names=class_names,
+        metrics=metric_rows(results),
+        bins=bins_to_list(results.table),
+        positive_bins=None
+        if results.positive_table is None
+        else bins_to_list(results.positive_table, positive=True),
+        classes=classes,
+        figures=figs,
+        verdict=verdict(results),
+        ensemble_of=ensemble_of,
+    )
+
+
+def build_report(
+    predictions: Sequence[Any],
+    *,
+    n_bins: int = 15,
+    binning: str = "width",
+    title: str | None = None,
+    with_ensemble: bool = False,
+    sha256: Sequence[str | None] | None = None,
+    labels_sha256: Sequence[str | None] | None = None,
+) -> ReportData:
+    """The report of one or several models, as data.
+
+    Parameters
+    ----------
+    predictions : sequence of :class:`relcal.io.Predictions`
+    n_bins, binning : the bins of every table and diagram
+    title : the page title (default: "Calibration of" and the file names)
+    with_ensemble : add the mean of the models' probabilities as one more model
+    sha256, labels_sha256 : the inputs' digests, one per prediction
+    """
+    from relcal import plots
+    from relcal.metrics import evaluate_predictions
+    from relcal.render import BIN_RULE, CONVENTIONS
+
+    if not predictions:
+        raise InputError("no input files")
+    preds = list(predictions)
+    hashes = list(sha256) if sha256 is not None else [None] * len(preds)
+    lhashes = list(labels_sha256) if labels_sha256 is not None else [None] * len(preds)
+    models = []
+    for i, p in enumerate(preds):
+        results = evaluate_predictions(p, n_bins=n_bins, binning=binning)
+        models.append(
+            model_report(p, results, i, sha256=hashes[i], labels_sha256=lhashes[i])
+        )
+    if with_ensemble:
+        if len(preds) < 2:
+            raise InputError("--ensemble needs at least two input files")
+        ens = ensemble(preds)
+        results = evaluate_predictions(ens, n_bins=n_bins, binning=binning)
+        models.append(
+            model_report(
+                ens,
+                results,
+                len(models),
+                sha256=None,
+                ensemble_of=[m.name for m in models],
+            )
+        )
+    comparison = None
+    if len(models) > 1:
+        comparison = Figure(
+            "comparison",
+            "Every model's reliability curve on the same axes: accuracy against mean "
+            "confidence per non-empty bin.",
+            plots.compare_svg(
+                [m.results.table for m in models], [m.name for m in models]
+            ),
+        )
+    if title is None:
+        title = "Calibration of " + ", ".join(m.name for m in models[: len(preds)])
+    return ReportData(
+        title=title,
+        created=created_now(),
+        version=__version__,
+        n_bins=n_bins,
+        binning=binning,
+        bin_rule=BIN_RULE,
+        models=models,
+        comparison=comparison,
+        conventions=dict(CONVENTIONS),
+    )
+
+
+# -- output --------------------------------------------------------------------
+
+
+def report_to_dict(report: ReportData) -> dict[str, Any]:
+    """Every number in the report (``relcal report --json``, format 1)."""
+    from relcal.render import results_to_dict
+
+    models = []
+    for m in report.models:
+        doc = results_to_dict(m.results, m.input)
+        doc.pop("format")
+        doc.pop("relcal_version")
+        doc["kind"] = "relcal.report.model"
+        models.append(
+            {
+                "name": m.name,
+                "ensemble_of": m.ensemble_of,
+                **doc,
+                "classes_shown": [
+                    {
+                        "class": r.index,
+                        "name": r.name,
+                        "count": r.count,
+                        "classwise_ece_term": r.ece,
+                        "why": r.why,
+                    }
+                    for r in m.classes
+                ],
+                "temperature_scaling": None
+                if m.scaling is None
+                else {
+                    "temperature": m.scaling.temperature,
+                    "source": m.scaling.source,
+                    "in_sample": m.scaling.in_sample,
+                    "after": {r.key: r.value for r in m.scaling.metrics},
+                },
+            }
+        )
+    return {
+        "format": REPORT_FORMAT,
+        "kind": "relcal.report",
+        "relcal_version": report.version,
+        "title": report.title,
+        "created": report.created,
+        "binning": {
+            "n_bins": report.n_bins,
+            "strategy": report.binning,
+            "rule": report.bin_rule,
+        },
+        "models": models,
+    }
+
+
+def templates_dir() -> Path:
+    """``relcal/templates`` in an installed wheel, ``templates/`` in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if (candidate / "report.html.j2").is_file():
+            return candidate
+    raise FileNotFoundError("relcal's templates are missing from the installation")
+
+
+def render_html(report: ReportData) -> str:
+    """The report as one self-contained HTML page."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["num"] = _num_filter
+    env.globals["zip"] = zip
+    template = env.get_template("report.html.j2")
+    return template.render(
+        report=report, css=(templates_dir() / "report.css").read_text()
+    )
+
+
+def _num_filter(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    v = float(value)
+    if not np.isfinite(v):
+        return "–"
+    return f"{v:.{digits}f}"

@@ -1,0 +1,369 @@
+"""The HTML report: sections and figures, numbers, escaping, gold file, outputs.
+
+The gold file ``tests/golden/report_digits.html`` is the report of
+``sample_data/digits_mlp_test.npz`` with the volatile fields scrubbed (date,
+version, the input's absolute path) and each SVG figure replaced by a
+placeholder (matplotlib releases change SVG details; the figures are checked
+structurally here instead).  After an intended change to the report, update
+it with::
+
+    RELCAL_UPDATE_GOLD=1 pytest tests/test_report.py
+
+and review the diff like any other change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import relcal
+from relcal.cli import main
+from relcal.synth import make_logits
+
+from .conftest import REPO, SAMPLE_DATA, need_shared_real
+
+GOLD = REPO / "tests" / "golden" / "report_digits.html"
+
+
+class Page(HTMLParser):
+    """Every tag, id, attribute and text of a page, for assertions."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.ids: set[str] = set()
+        self.attrs: list[tuple[str, str, str]] = []
+        self.text: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        for k, v in attrs:
+            self.attrs.append((tag, k, v or ""))
+            if k == "id" and v:
+                self.ids.add(v)
+
+    handle_startendtag = handle_starttag
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    @property
+    def all_text(self) -> str:
+        return " ".join(self.text)
+
+
+def make_report(
+    tmp_path: Path, *args: str, name: str = "report.html"
+) -> tuple[str, Path]:
+    out = tmp_path / name
+    code = main(["report", *args, "-o", str(out)])
+    assert code == 0
+    return out.read_text(encoding="utf-8"), out
+
+
+def assert_safe(page: Page, html: str) -> None:
+    """No script, no external resource, no event handler."""
+    allowed_links = re.compile(r"^#[A-Za-z0-9_-]+$")
+    assert not {"script", "img", "iframe", "object", "embed", "link", "image"} & set(
+        page.tags
+    )
+    for tag, key, value in page.attrs:
+        assert not key.startswith("on"), (tag, key)
+        assert key != "src", (tag, key, value)
+        if key in ("href", "xlink:href"):
+            assert allowed_links.match(value), (tag, key, value)
+        for target in re.findall(r"url\(\s*['\"]?([^)'\"]*)", value):
+            assert target.startswith("#"), (tag, key, value)
+    assert "@import" not in html
+    for target in re.findall(r"url\(\s*['\"]?([^)'\"]*)", html):
+        assert target.startswith("#"), target
+
+
+def sections(page: Page, m: int = 1) -> set[str]:
+    a = f"model-{m}"
+    return {
+        a,
+        f"{a}-metrics",
+        f"{a}-reliability",
+        f"{a}-histogram",
+        f"{a}-bins",
+        f"{a}-temperature",
+    }
+
+
+# -- every sample file and the real files -------------------------------------
+
+
+CASES = [
+    ("digits_mlp_test.npz", [], {"per-class"}),
+    ("digits_mlp_test.csv", [], {"per-class"}),
+    ("xor_binary.npz", [], {"positive-class"}),
+    ("segmentation_small.npz", ["--ignore-index", "255"], {"per-class"}),
+    ("digits_mlp_val.npz", ["--bins", "10", "--binning", "mass"], {"per-class"}),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "extra"), CASES, ids=[c[0] for c in CASES])
+def test_report_of_sample_files(
+    tmp_path: Path, name: str, args: list[str], extra: set[str]
+) -> None:
+    html, _ = make_report(tmp_path, str(SAMPLE_DATA / name), *args)
+    page = Page(html)
+    expected = sections(page) | {"summary", "conventions", "top"}
+    expected |= {f"model-1-{e}" for e in extra}
+    assert expected <= page.ids, expected - page.ids
+    assert page.tags.count("svg") == 2 + len(extra)
+    assert_safe(page, html)
+    assert name in page.all_text
+
+
+REAL = [
+    ("resnet110_cifar10lt_test.npz", {"per-class"}),  # logits
+    ("wrn16-4_cifar10_test_probs.npz", {"per-class"}),  # probabilities
+    ("densenet40_cifar10_test_toplabel.csv", set()),  # top-label only
+]
+
+
+@pytest.mark.parametrize(("name", "extra"), REAL, ids=[r[0] for r in REAL])
+def test_report_of_real_files(tmp_path: Path, name: str, extra: set[str]) -> None:
+    real = need_shared_real()
+    html, _ = make_report(
+        tmp_path, str(real / name), "--json", str(tmp_path / "r.json")
+    )
+    page = Page(html)
+    assert sections(page) | {f"model-1-{e}" for e in extra} <= page.ids
+    assert_safe(page, html)
+    doc = json.loads((tmp_path / "r.json").read_text())
+    model = doc["models"][0]
+    # the report's numbers are relcal metrics' numbers
+    preds = relcal.load(real / name)
+    from relcal.metrics import evaluate_predictions
+
+    r = evaluate_predictions(preds)
+    assert model["metrics"]["ece"] == r.ece
+    assert [b["count"] for b in model["bins"]] == r.table.count.tolist()
+    if name.endswith("_toplabel.csv"):
+        # what a top-label file cannot give is marked, not zero
+        assert model["metrics"]["nll"] is None
+        assert "n/a: needs the probability of the true class" in page.all_text
+        assert "model-1-per-class" not in page.ids
+
+
+def test_bin_table_in_html_matches_metrics_json(tmp_path: Path) -> None:
+    path = SAMPLE_DATA / "digits_mlp_test.npz"
+    html, _ = make_report(tmp_path, str(path))
+    table = relcal.evaluate(*_arrays(path)).table
+    cells = re.findall(
+        r"<tr(?: class=\"empty\")?><td>(\d+)</td>\s*<td>[\[(][^<]*\]</td>\s*"
+        r"<td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>",
+        html,
+    )
+    assert len(cells) == table.n_bins
+    for b, count, correct, incorrect in cells:
+        i = int(b) - 1
+        assert int(count) == table.count[i]
+        assert int(correct) == table.correct[i]
+        assert int(incorrect) == table.incorrect[i]
+
+
+def _arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path, allow_pickle=False) as f:
+        return f["logits"], f["labels"]
+
+
+# -- security: user strings are escaped and inert -----------------------------
+
+
+def test_hostile_names_are_escaped(tmp_path: Path) -> None:
+    logits, labels = make_logits(600, 3, seed=5)
+    names = ["<script>alert(1)</script>", '"><img src=x onerror=alert(2)>', "a$b$c&d"]
+    path = tmp_path / '"><i onmouseover=alert(5)>evil.npz'
+    np.savez(path, logits=logits, labels=labels, class_names=np.array(names))
+    title = '"><img src=x onerror=alert(3)><script>alert(4)</script>'
+    html, _ = make_report(tmp_path, str(path), "--title", title)
+    page = Page(html)
+    assert_safe(page, html)
+    assert "<script" not in html.lower()
+    assert "<img" not in html.lower()
+    assert "<i " not in html
+    text = page.all_text
+    for s in [*names, title, path.name]:
+        assert s in text  # shown to the reader, as text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+# -- reproducible, gold file --------------------------------------------------
+
+
+def scrub(html: str) -> str:
+    """Volatile fields out, figures replaced by their ids."""
+    html = re.sub(r"relcal \d+\.\d+\.\d+\S*", "relcal VERSION", html)
+    html = re.sub(r'content="relcal [^"]*"', 'content="relcal VERSION"', html)
+    html = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "DATE", html)
+    html = html.replace(str(SAMPLE_DATA), "SAMPLE_DATA")
+    return re.sub(r"<svg\b.*?</svg>", "<svg>FIGURE</svg>", html, flags=re.S)
+
+
+def test_gold_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    html, _ = make_report(tmp_path, str(SAMPLE_DATA / "digits_mlp_test.npz"))
+    got = scrub(html)
+    if os.environ.get("RELCAL_UPDATE_GOLD"):
+        GOLD.write_text(got, encoding="utf-8")
+    assert GOLD.is_file(), (
+        "no gold file: run RELCAL_UPDATE_GOLD=1 pytest tests/test_report.py"
+    )
+    assert got == GOLD.read_text(encoding="utf-8")
+
+
+def test_same_input_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    path = str(SAMPLE_DATA / "xor_binary.npz")
+    a, _ = make_report(tmp_path, path, name="a.html")
+    b, _ = make_report(tmp_path, path, name="b.html")
+    assert a == b
+    assert "2023-11-14 22:13 UTC" in a
+
+
+def test_figures_stay_small(tmp_path: Path) -> None:
+    """One element per bin, not per sample: 20,000 rows draw like 600."""
+    sizes = []
+    for n in (600, 20000):
+        logits, labels = make_logits(n, 10, seed=1)
+        path = tmp_path / f"p{n}.npz"
+        np.savez(path, logits=logits, labels=labels)
+        html, _ = make_report(tmp_path, str(path), name=f"r{n}.html")
+        sizes.append(len(html))
+    assert sizes[1] < 1.3 * sizes[0]
+    assert sizes[1] < 400_000
+
+
+# -- several models, ensemble --------------------------------------------------
+
+
+def test_several_models_and_ensemble(tmp_path: Path) -> None:
+    a = SAMPLE_DATA / "digits_mlp_test.npz"
+    b = SAMPLE_DATA / "digits_mlp_test.csv"  # the same samples, as CSV
+    html, _ = make_report(
+        tmp_path, str(a), str(b), "--ensemble", "--json", str(tmp_path / "r.json")
+    )
+    page = Page(html)
+    assert {"comparison", "model-1", "model-2", "model-3"} <= page.ids
+    doc = json.loads((tmp_path / "r.json").read_text())
+    names = [m["name"] for m in doc["models"]]
+    assert names[:2] == ["digits_mlp_test.npz", "digits_mlp_test.csv"]
+    assert doc["models"][2]["ensemble_of"] == names[:2]
+    # the CSV holds the same logits rounded: the ensemble's accuracy is theirs
+    assert doc["models"][2]["metrics"]["accuracy"] == pytest.approx(
+        doc["models"][0]["metrics"]["accuracy"], abs=0.002
+    )
+
+
+def test_ensemble_of_different_samples_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.html"
+    code = main(
+        [
+            "report",
+            str(SAMPLE_DATA / "digits_mlp_test.npz"),
+            str(SAMPLE_DATA / "digits_mlp_val.npz"),
+            "--ensemble",
+            "-o",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "do not hold the same samples" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+# -- outputs: atomic, never over an input --------------------------------------
+
+
+def test_refuses_to_overwrite_an_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "p.npz"
+    src.write_bytes((SAMPLE_DATA / "xor_binary.npz").read_bytes())
+    before = src.read_bytes()
+    code = main(["report", str(src), "-o", str(src)])
+    assert code == 2
+    assert "is an input file" in capsys.readouterr().err
+    assert src.read_bytes() == before
+
+
+def test_bad_input_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    out = tmp_path / "r.html"
+    out.write_text("old report")
+    code = main(
+        ["report", str(bad), "-o", str(out), "--json", str(tmp_path / "r.json")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("Error: ") and "bad.npz" in err
+    assert out.read_text() == "old report"
+    assert not (tmp_path / "r.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npz", "r.html"]
+
+
+def test_missing_output_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "report",
+            str(SAMPLE_DATA / "xor_binary.npz"),
+            "-o",
+            str(tmp_path / "no" / "r.html"),
+        ]
+    )
+    assert code == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_output_is_readable_by_others(tmp_path: Path) -> None:
+    _, out = make_report(tmp_path, str(SAMPLE_DATA / "xor_binary.npz"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_report_json_document(tmp_path: Path) -> None:
+    make_report(
+        tmp_path,
+        str(SAMPLE_DATA / "xor_binary.npz"),
+        "--json",
+        str(tmp_path / "r.json"),
+    )
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["format"] == 1 and doc["kind"] == "relcal.report"
+    m = doc["models"][0]
+    assert set(m) >= {
+        "name",
+        "input",
+        "metrics",
+        "bins",
+        "positive_class",
+        "classes_shown",
+        "temperature_scaling",
+        "unavailable",
+    }
+    assert len(m["input"]["sha256"]) == 64
+    assert m["temperature_scaling"] is None
+    assert m["positive_class"] is not None
