@@ -194,6 +194,19 @@ def metrics(
     help="Also write every number in the report as JSON (format 1).",
 )
 @click.option(
+    "--temperature",
+    "temperature_path",
+    metavar="T.json",
+    type=click.Path(dir_okay=False),
+    help="Show every model before and after scaling by this fitted temperature.",
+)
+@click.option(
+    "--fit-temperature",
+    "fit_in_sample",
+    is_flag=True,
+    help="Fit T on each file itself and show before/after (labelled in-sample).",
+)
+@click.option(
     "--ensemble",
     is_flag=True,
     help="Add the mean of the models' probabilities as one more model"
@@ -206,6 +219,8 @@ def report(
     output: str,
     title: str | None,
     json_path: str | None,
+    temperature_path: str | None,
+    fit_in_sample: bool,
     ensemble: bool,
     labels_path: str | None,
     scores_key: str | None,
@@ -224,16 +239,75 @@ def report(
     diagrams, the correct/incorrect histogram, the binned correctness table,
     the metrics, per-class views and, for several files, a comparison.
     """
-    from relcal.io import check_output, load, write_atomic
+    from relcal.io import check_output, read_temperature, write_atomic
     from relcal.render import to_json
-    from relcal.report import build_report, render_html, report_to_dict
+    from relcal.report import add_scaling, build_report, render_html, report_to_dict
 
-    inputs: list[str | None] = [*files, labels_path]
+    if temperature_path is not None and fit_in_sample:
+        raise click.UsageError("give --temperature or --fit-temperature, not both")
+    inputs: list[str | None] = [*files, labels_path, temperature_path]
     out = check_output(output, inputs)
     json_out = None if json_path is None else check_output(json_path, inputs)
     if json_out is not None and json_out.resolve() == out.resolve():
         raise click.UsageError("--json and --output name the same file")
-    preds = [
+    t_doc = None if temperature_path is None else read_temperature(temperature_path)
+    preds = _load_all(
+        files,
+        labels_path,
+        scores_key,
+        labels_key,
+        label_col,
+        score_cols,
+        kind,
+        ignore_index,
+        channels_last,
+    )
+    hashes = [_sha256(f) for f in files]
+    if t_doc is not None:
+        for p in preds:
+            _check_classes(t_doc, p, temperature_path or "")
+    data = build_report(
+        preds,
+        n_bins=n_bins,
+        binning=binning,
+        title=title,
+        with_ensemble=ensemble,
+        sha256=hashes,
+        labels_sha256=[_sha256(labels_path) for _ in files],
+    )
+    if t_doc is not None or fit_in_sample:
+        for model, p in zip(data.models, preds, strict=False):
+            z, y = _logits_of(p)
+            add_scaling(
+                model,
+                z,
+                y,
+                t_doc=t_doc,
+                t_path=temperature_path,
+                n_bins=n_bins,
+                binning=binning,
+            )
+    outputs = {out: render_html(data)}
+    if json_out is not None:
+        outputs[json_out] = to_json(report_to_dict(data))
+    write_atomic(outputs)
+    click.echo(f"wrote {out}" + (f" and {json_out}" if json_out else ""), err=True)
+
+
+def _load_all(
+    files: tuple[str, ...] | list[str],
+    labels_path: str | None,
+    scores_key: str | None,
+    labels_key: str | None,
+    label_col: str,
+    score_cols: str | None,
+    kind: str,
+    ignore_index: int | None,
+    channels_last: bool,
+) -> list[Any]:
+    from relcal.io import load
+
+    return [
         load(
             f,
             labels=labels_path,
@@ -247,20 +321,198 @@ def report(
         )
         for f in files
     ]
-    data = build_report(
-        preds,
+
+
+def _logits_of(preds: Any) -> tuple[Any, Any]:
+    """(N, C) logits and labels of loaded predictions, for temperature scaling."""
+    from relcal.errors import RelcalError, UnsupportedMetricError
+    from relcal.temperature import as_logits
+
+    if preds.kind == "toplabel":
+        raise UnsupportedMetricError(
+            f"{preds.source}: temperature scaling needs every class's scores; "
+            "a top-label file has only the top one"
+        )
+    try:
+        return as_logits(
+            preds.scores, preds.labels, kind=preds.kind, ignore_index=preds.ignore_index
+        )
+    except RelcalError as err:
+        raise err.with_source(preds.source) from None
+
+
+@cli.command("fit-temperature")
+@click.argument("file", type=click.Path(dir_okay=True))
+@click.option(
+    "-o",
+    "--output",
+    default="temperature.json",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The temperature file to write (atomically; never over an input).",
+)
+@click.option(
+    "--cv",
+    "k",
+    type=click.IntRange(min=2),
+    help="Also report K-fold cross-fitted metrics after scaling (each fold"
+    " scaled by a T fitted on the other folds).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the file's JSON.")
+@input_options
+@binning_options
+def fit_temperature(
+    file: str,
+    output: str,
+    k: int | None,
+    as_json: bool,
+    labels_path: str | None,
+    scores_key: str | None,
+    labels_key: str | None,
+    label_col: str,
+    score_cols: str | None,
+    kind: str,
+    ignore_index: int | None,
+    channels_last: bool,
+    n_bins: int,
+    binning: str,
+) -> None:
+    """Fit the temperature T minimising the NLL of softmax(logits / T) on FILE.
+
+    Exact: a safeguarded Newton iteration on 1/T, one pass over the logits
+    per step.  Writes T, the metrics before and after (in-sample) and, with
+    --cv K, cross-fitted metrics, to a JSON file (format 1).
+    """
+    from relcal.io import check_output, write_atomic
+    from relcal.metrics import evaluate, evaluate_predictions
+    from relcal.render import format_temperature, source_info, temperature_doc, to_json
+    from relcal.temperature import cross_fit, fit_prepared, scale_logits
+
+    out = check_output(output, [file, labels_path])
+    (preds,) = _load_all(
+        [file],
+        labels_path,
+        scores_key,
+        labels_key,
+        label_col,
+        score_cols,
+        kind,
+        ignore_index,
+        channels_last,
+    )
+    z, y = _logits_of(preds)
+    fit = fit_prepared(z, y)
+    before = evaluate_predictions(preds, n_bins=n_bins, binning=binning)
+    after = evaluate(
+        scale_logits(z, fit.temperature),
+        y,
+        kind="logits",
         n_bins=n_bins,
         binning=binning,
-        title=title,
-        with_ensemble=ensemble,
-        sha256=[_sha256(f) for f in files],
-        labels_sha256=[_sha256(labels_path) for _ in files],
     )
-    outputs = {out: render_html(data)}
-    if json_out is not None:
-        outputs[json_out] = to_json(report_to_dict(data))
-    write_atomic(outputs)
-    click.echo(f"wrote {out}" + (f" and {json_out}" if json_out else ""), err=True)
+    cross = None
+    if k is not None:
+        from relcal.errors import RelcalError
+
+        try:
+            z_cf, temps = cross_fit(z, y, k)
+        except RelcalError as err:
+            raise err.with_source(preds.source) from None
+        cross = (
+            k,
+            0,
+            temps,
+            evaluate(z_cf, y, kind="logits", n_bins=n_bins, binning=binning),
+        )
+    source = source_info(preds, before)
+    source["sha256"] = _sha256(file)
+    doc = temperature_doc(fit, source, before, after, cross)
+    text = to_json(doc)
+    write_atomic({out: text})
+    click.echo(text if as_json else format_temperature(doc), nl=False)
+    click.echo(f"wrote {out}", err=True)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=True))
+@click.option(
+    "--temperature",
+    "temperature_path",
+    required=True,
+    metavar="T.json",
+    type=click.Path(dir_okay=False),
+    help="A temperature file from relcal fit-temperature.",
+)
+@click.option(
+    "-o",
+    "--output",
+    default="calibrated.npz",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The .npz to write: logits (scaled), calibrated_probs, labels.",
+)
+@input_options
+def calibrate(
+    file: str,
+    temperature_path: str,
+    output: str,
+    labels_path: str | None,
+    scores_key: str | None,
+    labels_key: str | None,
+    label_col: str,
+    score_cols: str | None,
+    kind: str,
+    ignore_index: int | None,
+    channels_last: bool,
+) -> None:
+    """Apply a fitted temperature to FILE and write calibrated predictions.
+
+    The .npz holds "logits" (z / T, float32 or float64 as the input),
+    "calibrated_probs" (softmax(z / T)), "labels" and "temperature";
+    `relcal metrics` reads it back as logits.
+    """
+    from relcal.io import check_output, read_temperature, write_npz_atomic
+    from relcal.temperature import scale_logits, softmax
+
+    out = check_output(output, [file, labels_path, temperature_path])
+    doc = read_temperature(temperature_path)
+    (preds,) = _load_all(
+        [file],
+        labels_path,
+        scores_key,
+        labels_key,
+        label_col,
+        score_cols,
+        kind,
+        None,
+        channels_last,
+    )
+    _check_classes(doc, preds, temperature_path)
+    if preds.kind == "toplabel":
+        _logits_of(preds)  # raises the top-label message
+    z, y = _logits_of(preds)
+    scaled = scale_logits(z, doc["temperature"])
+    write_npz_atomic(
+        out,
+        {
+            "logits": scaled,
+            "calibrated_probs": softmax(scaled).astype(scaled.dtype),
+            "labels": y,
+            "temperature": doc["temperature"],
+        },
+    )
+    click.echo(f"wrote {out} (T = {doc['temperature']:.6g})", err=True)
+
+
+def _check_classes(doc: dict[str, Any], preds: Any, path: str) -> None:
+    from relcal.errors import ShapeError
+
+    fitted = doc["fitted_on"]["n_classes"]
+    if fitted != preds.n_classes:
+        raise ShapeError(
+            f"{path}: fitted for {fitted} classes, but {preds.source} has "
+            f"{preds.n_classes}"
+        )
 
 
 def _sha256(path: str | None) -> str | None:

@@ -578,3 +578,65 @@ def _mode_for(path: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def read_temperature(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A temperature file written by ``relcal fit-temperature`` (format 1),
+    checked: a JSON object with a positive finite ``temperature`` and the
+    ``n_classes`` it was fitted for."""
+    import json
+    import math
+
+    p = Path(path)
+    name = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RelcalError(f"{name}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise RelcalError(f"{name}: cannot read ({_short(err)})") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise FormatError(
+            f"{name}: not a JSON file ({err.msg}, line {err.lineno})"
+        ) from None
+    if not isinstance(doc, dict) or doc.get("kind") != "relcal.temperature":
+        raise FormatError(
+            f'{name}: not a relcal temperature file (no "kind": "relcal.temperature")'
+        )
+    if doc.get("format") != 1:
+        raise FormatError(
+            f"{name}: temperature file format {doc.get('format')!r}; "
+            "this relcal reads format 1"
+        )
+    t = doc.get("temperature")
+    if (
+        isinstance(t, bool)
+        or not isinstance(t, (int, float))
+        or not (math.isfinite(t) and t > 0)
+    ):
+        raise FormatError(f"{name}: temperature must be a positive number. Got {t!r}")
+    fitted = doc.get("fitted_on")
+    n_classes = fitted.get("n_classes") if isinstance(fitted, dict) else None
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+        raise FormatError(f"{name}: fitted_on.n_classes missing or not an integer ≥ 2")
+    return doc
+
+
+def write_npz_atomic(path: Path, arrays: dict[str, Any]) -> None:
+    """``np.savez`` to a temporary file beside ``path``, then a rename."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or "."
+    )
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.chmod(tmp, _mode_for(path))
+        os.replace(tmp, path)
+    except OSError as err:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise RelcalError(f"{path}: cannot write ({err.strerror})") from None

@@ -204,3 +204,92 @@ def source_info(predictions: Any, results: Results) -> dict[str, Any]:
         "ignore_index": predictions.ignore_index,
         "n_ignored": int(predictions.n_samples - results.n),
     }
+
+
+def temperature_doc(
+    fit: Any,
+    source: dict[str, Any],
+    before: Results,
+    after: Results,
+    cross: tuple[int, int, list[float], Results] | None = None,
+) -> dict[str, Any]:
+    """The temperature file of ``relcal fit-temperature`` (format 1)."""
+    from relcal.temperature import T_BOUNDS
+
+    def summary(r: Results) -> dict[str, float | None]:
+        return {key: _num(getattr(r, key)) for key, _ in METRIC_LABELS}
+
+    return {
+        "format": FORMAT,
+        "kind": "relcal.temperature",
+        "relcal_version": __version__,
+        "temperature": fit.temperature,
+        "status": fit.status,
+        "bounds": list(T_BOUNDS),
+        "fitted_on": {
+            "path": source.get("path"),
+            "sha256": source.get("sha256"),
+            "n_samples": fit.n,
+            "n_classes": fit.n_classes,
+            "scores": before.kind,
+        },
+        "objective": "mean NLL of softmax(z / T); z: logits, or log p if probabilities",
+        "iterations": fit.iterations,
+        "passes": fit.passes,
+        "gradient": fit.gradient,
+        "gradient_beta": fit.gradient_beta,
+        "binning": {
+            "n_bins": before.n_bins,
+            "strategy": before.binning,
+            "rule": BIN_RULE,
+        },
+        "in_sample": {"before": summary(before), "after": summary(after)},
+        "cross_fitted": None
+        if cross is None
+        else {
+            "k": cross[0],
+            "seed": cross[1],
+            "temperatures": cross[2],
+            "after": summary(cross[3]),
+        },
+    }
+
+
+def format_temperature(doc: dict[str, Any]) -> str:
+    """The readable summary printed by ``relcal fit-temperature``."""
+    t = doc["temperature"]
+    lines = [
+        f"relcal {doc['relcal_version']}: temperature of {doc['fitted_on']['path']}",
+        f"{doc['fitted_on']['n_samples']} samples, {doc['fitted_on']['n_classes']} "
+        f"classes, scores: {doc['fitted_on']['scores']}",
+        "",
+        f"  T = {t:.6g}   ({doc['status']}; {doc['iterations']} Newton steps, "
+        f"{doc['passes']} passes, dNLL/dT = {doc['gradient']:.1e})",
+    ]
+    if doc["status"] == "capped":
+        lines.append(
+            f"  T hit its bound {doc['bounds']}: the NLL keeps falling beyond it"
+        )
+    if doc["status"] == "no effect":
+        lines.append(
+            "  the logits are constant within rows: no temperature changes them"
+        )
+    cols = [
+        ("in-sample before", doc["in_sample"]["before"]),
+        ("in-sample after", doc["in_sample"]["after"]),
+    ]
+    if doc["cross_fitted"] is not None:
+        cf = doc["cross_fitted"]
+        cols.append((f"{cf['k']}-fold cross-fitted", cf["after"]))
+    lines.append("")
+    lines.append("  " + " " * 16 + "".join(f"{name:>22}" for name, _ in cols))
+    for key, label in METRIC_LABELS:
+        vals = [c.get(key) for _, c in cols]
+        cells = "".join("n/a".rjust(22) if v is None else f"{v:22.4f}" for v in vals)
+        lines.append(f"  {label:<16}{cells}")
+    lines.append("")
+    lines.append(
+        "  in-sample: fitted and measured on the same data; "
+        "judge T on held-out data (relcal report TEST --temperature FILE)"
+    )
+    return "\n".join(lines) + "\n"

@@ -440,6 +440,69 @@ def build_report(
     )
 
 
+def add_scaling(
+    model: ModelReport,
+    z: np.ndarray,
+    y: np.ndarray,
+    *,
+    t_doc: dict[str, Any] | None = None,
+    t_path: str | None = None,
+    n_bins: int = 15,
+    binning: str = "width",
+) -> None:
+    """Fill the model's before / after temperature-scaling slot.
+
+    With ``t_doc`` (a temperature file) the temperature comes from there and
+    counts as in-sample only if it was fitted on this very file (same
+    sha256); without it, T is fitted here on the data shown (in-sample).
+    """
+    from relcal import plots
+    from relcal.metrics import evaluate
+    from relcal.temperature import fit_prepared, scale_logits
+
+    if t_doc is None:
+        fit = fit_prepared(z, y)
+        t = fit.temperature
+        in_sample = True
+        source = f"fitted on this file ({fit.status}, {fit.passes} passes)"
+    else:
+        t = float(t_doc["temperature"])
+        fitted = t_doc.get("fitted_on", {})
+        sha = fitted.get("sha256")
+        in_sample = sha is not None and sha == model.input.get("sha256")
+        where = Path(str(fitted.get("path") or "?")).name
+        source = (
+            f"from {Path(t_path).name if t_path else 'a temperature file'}, "
+            f"fitted on {where} ({fitted.get('n_samples')} samples)"
+        )
+    after = evaluate(
+        scale_logits(z, t), y, kind="logits", n_bins=n_bins, binning=binning
+    )
+    label = f"after T = {t:.3f}" + (" (in-sample)" if in_sample else "")
+    model.scaling = Scaling(
+        temperature=t,
+        source=source,
+        in_sample=in_sample,
+        after=after,
+        metrics=metric_rows(after),
+        figures=[
+            Figure(
+                f"{model.anchor}-scaling-compare",
+                "Reliability curves before and after temperature scaling, on the same "
+                "axes.",
+                plots.compare_svg(
+                    [model.results.table, after.table], ["before", label]
+                ),
+            ),
+            Figure(
+                f"{model.anchor}-scaling-reliability",
+                f"Reliability diagram {label}.",
+                plots.reliability_svg(after.table, title=label),
+            ),
+        ],
+    )
+
+
 # -- output --------------------------------------------------------------------
 
 
