@@ -14,10 +14,12 @@ is convex in β, with derivatives
 
 :func:`fit_temperature` runs a safeguarded Newton iteration on β: every
 iteration is one pass over the logits that gives L, L' and L'' exactly (float64
-throughout), the root of L' is kept bracketed, and a step that would leave the
-bracket is replaced by a bisection in log β.  It stops when |L'(β)| ≤ 1e-12
-(or the bracket is narrower than 1e-14 relative); the reported gradient is the
-one at the returned T.
+throughout), the root of L' is kept bracketed, a Newton step in β that would
+leave the bracket is replaced by one in log β, and failing that by a bisection
+in log β.  It stops when |L'(β)| ≤ 1e-12, or when the next Newton step would
+move β by less than 1e-10 relative and |dL/dT| ≤ 1e-10 already (or the
+bracket is narrower than 1e-14 relative); the reported gradient is the one
+at the returned T.
 
 Edge cases, stated rather than hidden:
 
@@ -50,6 +52,7 @@ from relcal.validate import prepare
 
 T_BOUNDS = (1e-4, 1e4)
 GRAD_TOL = 1e-12
+STEP_TOL = 1e-10  # stop once a Newton step would change β by less than this
 MAX_ITER = 100
 _CHUNK = 1 << 21  # elements per chunk: 16 MiB of float64 scratch
 _FLOOR = -1e150  # stands for -inf: exp(β·_FLOOR) = 0 and _FLOOR² is finite
@@ -235,10 +238,17 @@ def _fit(z: np.ndarray, y: np.ndarray) -> TemperatureFit:
             break
         if hi / lo - 1.0 < 1e-14:
             break
+        if h > 0 and abs(g / h) <= STEP_TOL * beta and abs(g) * beta * beta <= 1e-10:
+            break  # the next Newton step would move T by less than 1e-10
         step = beta - g / h if h > 0 else math.nan
         if not (lo < step < hi):
-            # Newton would leave the bracket: bisect in log β, moving at most
-            # a factor of 4 while an end is still at its bound
+            # Newton in β overshoots (typically below 0 when T* >> 1): try
+            # Newton in u = log β, where L is flatter, d²L/du² = h β² + g β
+            curv = h * beta * beta + g * beta
+            step = beta * math.exp(-g * beta / curv) if curv > 0 else math.nan
+        if not (lo < step < hi):
+            # both would leave the bracket: bisect in log β, moving at most a
+            # factor of 4 while an end is still at its bound
             step = min(max(math.sqrt(lo * hi), beta / 4, lo), beta * 4, hi)
         it += 1
         beta = step
