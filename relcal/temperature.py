@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from relcal.errors import InputError, UnsupportedMetricError
-from relcal.validate import prepare
+from relcal.validate import nonfinite_error, prepare
 
 T_BOUNDS = (1e-4, 1e4)
 GRAD_TOL = 1e-12
@@ -89,7 +89,10 @@ def as_logits(
     s, y, skind, n_classes = prepare(
         scores, labels, kind=kind, ignore_index=ignore_index
     )
-    z = np.asarray(s)
+    s0, y0 = np.asarray(s), y
+    if not np.isfinite(np.max(s0)):  # NaN and +inf show in the maximum
+        raise nonfinite_error(s0, y0)
+    z = s0
     if z.dtype not in (np.float32, np.float64):
         z = z.astype(np.float32)
     if z.ndim == 1 or (z.ndim == 2 and z.shape[1] == 1 and n_classes == 2):
@@ -110,11 +113,9 @@ def as_logits(
         keep = y != ignore_index
         if not keep.all():
             z, y = z[keep], y[keep]
-    bad = ~np.isfinite(z) & ~np.isneginf(z)
-    if bad.any():
-        raise InputError(f"scores: {int(bad.sum())} values are NaN or +inf")
     if np.isneginf(z[np.arange(len(y)), y]).any():
-        raise InputError("scores: the true class has a logit of -inf (probability 0)")
+        # -inf is allowed for a masked class, never for the true one
+        raise nonfinite_error(s0, y0)
     return z, y
 
 

@@ -560,3 +560,26 @@ def test_bad_option_subprocess(extra: list[str], option: str, tmp_path: Path) ->
     assert proc.returncode == 2
     assert "Traceback" not in proc.stdout + proc.stderr and proc.stdout == ""
     assert option in proc.stderr and "Error:" in proc.stderr
+
+
+# The other commands read input through the same loader and checks: every case
+# above must fail the same way for them (temperature scaling and the report
+# need every class's scores, so a valid top-label file is not a case here).
+OTHER_COMMANDS = ["fit-temperature", "report"]
+
+
+@pytest.mark.parametrize("command", OTHER_COMMANDS)
+@pytest.mark.parametrize("case", params(CASES))
+def test_bad_input_other_commands(
+    case: Case, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = case.make(tmp_path)
+    assert args[0] == "metrics"
+    args = [command, *args[1:], "-o", str(tmp_path / "out.file")]
+    capsys.readouterr()
+    before = snapshot(tmp_path)
+    code = main(args)
+    out, err = capsys.readouterr()
+    assert snapshot(tmp_path) == before, "something was written"
+    assert not (tmp_path / MARKER).exists(), "an object array was unpickled"
+    check(case, args, code, out, err)
