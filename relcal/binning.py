@@ -32,6 +32,7 @@ and 1 so the bins cover [0, 1]; ties can leave an equal-mass bin empty.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -115,20 +116,30 @@ def assign_bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     if not _is_uniform(edges):
         return np.searchsorted(edges[1:-1], values, side="left").astype(np.int64)
     x = values * n_bins
-    idx = x.astype(np.int64)  # floor, for x >= 0
-    idx -= idx == x  # x = k exactly: p is on edge k, which closes bin k - 1
-    np.clip(idx, 0, n_bins - 1, out=idx)
-    # values within rounding of an edge are placed by the edges themselves
+    # out-of-range values land on 0 or n_bins, next to an edge: searched below
+    np.clip(x, 0, n_bins, out=x)
+    # Values within rounding of an edge (|x - k| < tol) are placed by the edges
+    # themselves.  The others are in bin floor(x).  Both come from two
+    # truncations: with x > -1 + tol, int(x + 1 - tol) == int(x + 1 + tol)
+    # exactly when no integer k is within tol of x, and then it is floor(x) + 1.
     tol = max(1e-9, 8.0 * float(np.finfo(x.dtype).eps) * n_bins)
-    near = np.flatnonzero(np.abs(x - np.rint(x)) < tol)
+    idx = (x + (1.0 - tol)).astype(np.int64)
+    near = np.flatnonzero(idx != (x + (1.0 + tol)).astype(np.int64))
+    idx -= 1
     if near.size:
         idx[near] = np.searchsorted(edges[1:-1], values[near], side="left")
     return idx
 
 
+@lru_cache(maxsize=32)
+def _uniform(n_bins: int) -> np.ndarray:
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    edges.flags.writeable = False
+    return edges
+
+
 def _is_uniform(edges: np.ndarray) -> bool:
-    n_bins = len(edges) - 1
-    return bool(np.array_equal(edges, np.linspace(0.0, 1.0, n_bins + 1)))
+    return bool(np.array_equal(edges, _uniform(len(edges) - 1)))
 
 
 @dataclass(frozen=True)

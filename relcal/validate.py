@@ -29,6 +29,7 @@ KINDS = ("auto", "logits", "probs")
 # rows inspected first when guessing logits vs probabilities: a negative value
 # or a value above 1 in them settles it without reading the whole array
 _PEEK_ROWS = 256
+_PEEK_PIXELS = 16  # per spatial axis, for (N, C, *spatial) scores
 
 
 def sum_tolerance(dtype: np.dtype, n_classes: int) -> float:
@@ -90,7 +91,8 @@ def check_labels(
                 f" (first: {value!r} at {_where(labels.shape, first)})"
             )
     out = labels.astype(np.int64, copy=False)
-    valid = (out >= 0) & (out < n_classes)
+    # one comparison for both bounds: negative labels wrap to huge unsigned ones
+    valid = out.view(np.uint64) < n_classes
     if ignore_index is not None:
         valid |= out == ignore_index
     if not valid.all():
@@ -182,7 +184,10 @@ def detect_kind(scores: np.ndarray, declared: str = "auto") -> ScoresKind:
     if declared == "logits":
         return "logits"
     if declared == "auto":
-        peek = scores[:_PEEK_ROWS]
+        # a corner of the array, not whole images: scores[:256] of (N, C, H, W)
+        # segmentation scores is usually all of them
+        corner = (slice(0, _PEEK_ROWS),) + (slice(None),) * min(1, scores.ndim - 1)
+        peek = scores[corner + (slice(0, _PEEK_PIXELS),) * (scores.ndim - 2)]
         with np.errstate(invalid="ignore"):
             if peek.min() < 0 or peek.max() > 1:
                 return "logits"

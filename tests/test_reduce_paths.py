@@ -1,0 +1,246 @@
+"""The execution paths of relcal.reduce agree with each other.
+
+(N, C) scores with few classes are reduced class axis first (each chunk copied
+transposed); the others row by row.  Both, in one chunk or in many (and so on
+two threads), must give the same per-sample values and accumulators, on
+logits, probabilities, float16, -inf logits, ties and ignored samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import relcal
+from relcal import reduce as rd
+from relcal.binning import assign_bins, uniform_edges
+from relcal.errors import InputError
+from relcal.synth import make_logits
+from relcal.validate import check_labels, detect_kind
+
+EDGES = uniform_edges(15)
+IGNORE = 255
+
+
+@pytest.fixture(params=["transposed", "rows"])
+def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "rows":
+        monkeypatch.setattr(rd, "TRANSPOSE_MAX_CLASSES", 0)
+    return str(request.param)
+
+
+@pytest.fixture(params=["one_chunk", "many_chunks"])
+def chunking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "many_chunks":
+        monkeypatch.setattr(rd, "CHUNK_BYTES", 1 << 12)  # a few hundred rows each
+    return str(request.param)
+
+
+def reduce_both(
+    scores: np.ndarray, labels: np.ndarray, **kw: object
+) -> tuple[rd.Reduced, rd.Reduced]:
+    """``reduce_scores`` on the transposed path, then on the row path."""
+    first = _reduce(scores, labels, **kw)  # type: ignore[arg-type]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rd, "TRANSPOSE_MAX_CLASSES", 0)
+        second = _reduce(scores, labels, **kw)  # type: ignore[arg-type]
+    return first, second
+
+
+def _reduce(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    kind: str = "logits",
+    ignore_index: int | None = None,
+    top_only: bool = False,
+) -> rd.Reduced:
+    full = not top_only
+    return rd.reduce_scores(
+        scores,
+        labels,
+        kind=kind,
+        n_classes=scores.shape[1],
+        ignore_index=ignore_index,
+        classwise_edges=EDGES if full else None,
+        brier=full,
+        nll=full,
+        toplabel_edges=EDGES,
+        threads=2,
+    )
+
+
+def assert_same(a: rd.Reduced, b: rd.Reduced, rtol: float) -> None:
+    assert a.n == b.n
+    assert np.array_equal(a.labels, b.labels)
+    assert np.array_equal(a.correct, b.correct)
+    np.testing.assert_allclose(a.confidence, b.confidence, rtol=rtol, atol=0)
+    for x, y in ((a.nll, b.nll), (a.brier, b.brier)):
+        assert (x is None) == (y is None)
+        if x is not None:
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=1e-13)
+    assert a.table is not None and b.table is not None
+    assert np.array_equal(a.table.count, b.table.count)
+    assert np.array_equal(a.table.correct, b.table.correct)
+    np.testing.assert_allclose(a.table.sum_conf, b.table.sum_conf, rtol=rtol)
+    assert (a.classwise is None) == (b.classwise is None)
+    if a.classwise is not None and b.classwise is not None:
+        assert np.array_equal(a.classwise.count, b.classwise.count)
+        assert np.array_equal(a.classwise.sum_y, b.classwise.sum_y)
+        np.testing.assert_allclose(
+            a.classwise.sum_p, b.classwise.sum_p, rtol=1e-12, atol=1e-12
+        )
+
+
+def awkward_logits(n: int, c: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Logits with ties, masked classes (-inf, never at the label) and 5% of the
+    labels set to IGNORE."""
+    logits, labels = make_logits(n, c, seed=seed)
+    rng = np.random.default_rng(seed)
+    logits[: n // 10] = np.round(logits[: n // 10])  # many exact ties
+    masked = rng.random((n, c)) < 0.1
+    masked[np.arange(n), labels] = False
+    logits[masked] = -np.inf
+    labels = labels.copy()
+    labels[rng.random(n) < 0.05] = IGNORE
+    return logits, labels
+
+
+@pytest.mark.parametrize("c", [3, 10, 64])
+def test_transposed_equals_rows_full(c: int, chunking: str) -> None:
+    logits, labels = awkward_logits(3000, c, seed=c)
+    a, b = reduce_both(logits, labels, ignore_index=IGNORE)
+    assert_same(a, b, rtol=1e-12)
+
+
+@pytest.mark.parametrize("c", [3, 10, 64])
+def test_transposed_equals_rows_top_only(c: int, chunking: str) -> None:
+    # float32 softmax: the transposed path sums in float64, the row path in
+    # float32, so confidences agree to float32 rounding
+    logits, labels = awkward_logits(3000, c, seed=c)
+    a, b = reduce_both(logits, labels, ignore_index=IGNORE, top_only=True)
+    assert_same(a, b, rtol=1e-6)
+
+
+def test_transposed_equals_rows_probabilities(chunking: str) -> None:
+    logits, labels = awkward_logits(2000, 7, seed=3)
+    z = logits.astype(np.float64)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    for dtype in (np.float64, np.float32):
+        a, b = reduce_both(p.astype(dtype), labels, kind="probs", ignore_index=IGNORE)
+        assert_same(a, b, rtol=1e-12)
+
+
+def test_transposed_equals_rows_float16(chunking: str) -> None:
+    logits, labels = make_logits(2000, 10, seed=4)
+    a, b = reduce_both(logits.astype(np.float16), labels)
+    assert_same(a, b, rtol=1e-12)
+
+
+def test_chunked_equals_one_chunk(layout: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    logits, labels = awkward_logits(3000, 10, seed=7)
+    one = _reduce(logits, labels, ignore_index=IGNORE)
+    monkeypatch.setattr(rd, "CHUNK_BYTES", 1 << 12)
+    many = _reduce(logits, labels, ignore_index=IGNORE)
+    assert_same(one, many, rtol=1e-12)
+
+
+def test_evaluate_few_classes_equals_row_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    logits, labels = awkward_logits(4000, 10, seed=11)
+    fast = relcal.evaluate(logits, labels, ignore_index=IGNORE)
+    monkeypatch.setattr(rd, "TRANSPOSE_MAX_CLASSES", 0)
+    rows = relcal.evaluate(logits, labels, ignore_index=IGNORE)
+    for name in ("accuracy", "ece", "rms_ce", "mce", "classwise_ece", "nll", "brier"):
+        assert getattr(fast, name) == pytest.approx(getattr(rows, name), abs=1e-12)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nonfinite_same_error_on_both_paths(bad: float, chunking: str) -> None:
+    logits, labels = make_logits(1000, 10, seed=2)
+    logits[700, 3] = bad
+    messages = set()
+    for path in ("transposed", "rows"):
+        with pytest.MonkeyPatch.context() as mp:
+            if path == "rows":
+                mp.setattr(rd, "TRANSPOSE_MAX_CLASSES", 0)
+            with pytest.raises(InputError) as err:
+                relcal.evaluate(logits, labels)
+        messages.add(str(err.value))
+    assert len(messages) == 1
+    assert "row 700, column 3" in messages.pop()
+
+
+def test_minus_inf_at_label_raises_on_transposed_path() -> None:
+    logits, labels = make_logits(500, 10, seed=3)
+    logits[123, labels[123]] = -np.inf
+    with pytest.raises(InputError, match="true class has a logit of -inf"):
+        relcal.evaluate(logits, labels)
+
+
+def test_assign_bins_out_of_range_values_go_to_the_end_bins() -> None:
+    for n_bins in (2, 15, 100):
+        edges = uniform_edges(n_bins)
+        values = np.array([-0.5, -1e-12, 0.0, 1.0, 1 + 1e-12, 2.0])
+        expected = [0, 0, 0, n_bins - 1, n_bins - 1, n_bins - 1]
+        assert assign_bins(values, edges).tolist() == expected
+
+
+def test_detect_kind_reads_past_a_probability_like_corner() -> None:
+    # the peek at a corner of (N, C, H, W) scores only settles "logits" early;
+    # scores whose corner looks like probabilities are still read in full
+    rng = np.random.default_rng(0)
+    p = rng.random((2, 3, 40, 40))
+    p /= p.sum(axis=1, keepdims=True)
+    assert detect_kind(p) == "probs"
+    logits = p.copy()
+    logits[1, :, 30:, 30:] -= 5.0  # negative, outside the corner
+    assert detect_kind(logits) == "logits"
+
+
+def test_check_labels_negative_and_ignored() -> None:
+    assert check_labels(np.array([0, 2, 255]), 3, ignore_index=255).tolist() == [
+        0,
+        2,
+        255,
+    ]
+    with pytest.raises(InputError, match=r"1 values outside \[0, 2\] \(first: -1"):
+        check_labels(np.array([0, -1, 255]), 3, ignore_index=255)
+    with pytest.raises(InputError, match=r"first: 255 at row 2"):
+        check_labels(np.array([0, 1, 255]), 3)
+
+
+def test_minus_inf_at_class_0_of_an_ignored_pixel_is_fine() -> None:
+    # an ignored pixel stands in label 0 internally; its class 0 may be masked
+    logits, labels = make_logits(8, 3, seed=1)
+    seg = logits.T.reshape(1, 3, 2, 4).copy()  # (N, C, H, W)
+    y = labels.reshape(1, 2, 4).copy()
+    y[0, 1, 2] = IGNORE
+    seg[0, 0, 1, 2] = -np.inf
+    r = relcal.evaluate(seg, y, ignore_index=IGNORE)
+    keep = y.ravel() != IGNORE
+    ref = relcal.evaluate(seg.reshape(3, -1).T[keep], y.ravel()[keep])
+    assert r.n == 7
+    assert r.nll == pytest.approx(ref.nll, abs=1e-12)
+    assert r.ece == pytest.approx(ref.ece, abs=1e-12)
+
+
+def test_minus_inf_in_an_ignored_binary_sample_is_fine() -> None:
+    logits = np.array([[0.0, 1.0], [-np.inf, 2.0], [1.0, 0.5]], dtype=np.float32)
+    labels = np.array([1, IGNORE, 0])
+    r = relcal.evaluate(logits, labels, ignore_index=IGNORE)
+    ref = relcal.evaluate(logits[[0, 2]], labels[[0, 2]])
+    assert r.n == 2
+    assert r.nll == pytest.approx(ref.nll, abs=1e-12)
+    assert r.brier == pytest.approx(ref.brier, abs=1e-12)
+    with pytest.raises(InputError, match="true class has a logit of -inf"):
+        relcal.evaluate(logits, np.array([1, 0, 0]), ignore_index=IGNORE)
+
+
+def test_transposed_path_float64_and_fortran_order() -> None:
+    logits, labels = awkward_logits(2000, 10, seed=9)
+    for scores in (logits.astype(np.float64), np.asfortranarray(logits)):
+        for top_only in (False, True):
+            a, b = reduce_both(scores, labels, ignore_index=IGNORE, top_only=top_only)
+            float32_sums = top_only and scores.dtype == np.float32
+            assert_same(a, b, rtol=1e-6 if float32_sums else 1e-12)
