@@ -1,6 +1,6 @@
 """The command line: a thin click layer over the library.
 
-Exit codes: 0 success; 1 a check failed (``relcal check``, to come); 2 bad
+Exit codes: 0 success; 1 a check failed (``relcal check``); 2 bad
 usage or bad input (a one-line ``Error: ...`` on stderr, no traceback).
 """
 
@@ -525,10 +525,258 @@ def _sha256(path: str | None) -> str | None:
     return file_sha256(path)
 
 
+# --------------------------------------------------------------------------
+# relcal check
+
+
+def _remember_threshold(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if value is not None:
+        assert param.name is not None
+        name = param.name.replace("_", "-")
+        ctx.meta.setdefault("relcal.thresholds", {})[name] = value
+
+
+def threshold_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """One option per check of :data:`relcal.gate.CHECKS` (``--max-ece`` ...),
+    collected into ``ctx.meta["relcal.thresholds"]``."""
+    from relcal.gate import CHECKS, METRIC_NAMES
+
+    for name, (metric, kind) in reversed(CHECKS.items()):
+        what = METRIC_NAMES[metric]
+        text = {
+            "max": f"Fail if {what} is above X.",
+            "min": f"Fail if {what} is below X.",
+            "increase": f"Fail if {what} rises more than X above the baseline's.",
+            "decrease": f"Fail if {what} falls more than X below the baseline's.",
+        }[kind]
+        f = click.option(
+            f"--{name}",
+            name.replace("-", "_"),
+            type=float,
+            metavar="X",
+            expose_value=False,
+            callback=_remember_threshold,
+            help=text,
+        )(f)
+    return f
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=True))
+@click.option(
+    "--baseline",
+    metavar="OLD",
+    type=click.Path(dir_okay=True),
+    help="Predictions of the same samples (e.g. main's model), or the JSON that"
+    " relcal metrics --json wrote, for the --max-*-increase checks.",
+)
+@threshold_options
+@click.option(
+    "--confidence",
+    type=click.FloatRange(0.5, 1.0, max_open=True),
+    metavar="LEVEL",
+    help="Fail a check only when its whole bootstrap interval at this level"
+    " (e.g. 0.95) is beyond the threshold. Default: gate on the point estimate.",
+)
+@click.option(
+    "--bootstrap",
+    "n_replicates",
+    type=click.IntRange(min=100),
+    metavar="N",
+    help="Bootstrap replicates for --confidence.  [default: 1000]",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    help="Seed of the bootstrap.  [default: 0]",
+)
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    type=click.Path(dir_okay=False),
+    help="Settings file (default: ./relcal.toml [check], else ./pyproject.toml"
+    " [tool.relcal.check]); options override it.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
+@click.option(
+    "--junit-xml",
+    "junit_path",
+    metavar="PATH",
+    type=click.Path(dir_okay=False),
+    help="Also write JUnit XML: one test case per check.",
+)
+@click.option(
+    "--markdown",
+    "markdown_path",
+    metavar="PATH",
+    type=click.Path(dir_okay=False),
+    help="Also write a Markdown summary (appended to $GITHUB_STEP_SUMMARY"
+    " when that is set).",
+)
+@input_options
+@click.option(
+    "--bins",
+    "n_bins",
+    type=click.IntRange(min=1),
+    help="Number of bins.  [default: 15]",
+)
+@click.option(
+    "--binning",
+    type=click.Choice(["width", "mass"]),
+    help="Equal-width or equal-mass (adaptive) bins.  [default: width]",
+)
+@click.pass_context
+def check(
+    ctx: click.Context,
+    file: str,
+    baseline: str | None,
+    confidence: float | None,
+    n_replicates: int | None,
+    seed: int | None,
+    config_path: str | None,
+    as_json: bool,
+    junit_path: str | None,
+    markdown_path: str | None,
+    labels_path: str | None,
+    scores_key: str | None,
+    labels_key: str | None,
+    label_col: str,
+    score_cols: str | None,
+    kind: str,
+    ignore_index: int | None,
+    channels_last: bool,
+    n_bins: int | None,
+    binning: str | None,
+) -> None:
+    """Fail (exit code 1) when FILE's calibration is worse than the thresholds.
+
+    Thresholds come from the options or from a config file ([tool.relcal.check]
+    in pyproject.toml, or [check] in relcal.toml; options override the file).
+    Prints one line per check; --json, --junit-xml and --markdown give the
+    same verdicts for CI systems.
+
+    \b
+    Exit codes:
+      0  every check passed
+      1  a check failed
+      2  bad usage or bad input (one line "Error: ..." on stderr)
+    """
+    from relcal.gate import check as judge
+    from relcal.gate import settings_from
+    from relcal.io import read_check_config
+    from relcal.render import to_json
+    from relcal.render_check import check_to_dict, format_check
+
+    table, config = read_check_config(config_path)
+    options = {
+        **ctx.meta.get("relcal.thresholds", {}),
+        "confidence": confidence,
+        "bootstrap": n_replicates,
+        "seed": seed,
+        "bins": n_bins,
+        "binning": binning,
+    }
+    settings = settings_from(table, options, source=config or "")
+    inputs: list[str | None] = [file, baseline, labels_path, config_path]
+    outputs = _check_outputs(junit_path, markdown_path, inputs)
+    load_args = (
+        labels_path,
+        scores_key,
+        labels_key,
+        label_col,
+        score_cols,
+        kind,
+        ignore_index,
+        channels_last,
+    )
+    new, old = _measure_check_inputs(file, baseline, load_args, settings)
+    result = judge(new, settings, baseline=old)
+    _write_check_outputs(result, config, outputs)
+    if as_json:
+        click.echo(to_json(check_to_dict(result, config)), nl=False)
+    else:
+        click.echo(format_check(result, config), nl=False)
+    ctx.exit(result.exit_code)
+
+
+def _check_outputs(
+    junit_path: str | None, markdown_path: str | None, inputs: list[str | None]
+) -> dict[str, Any]:
+    """Where relcal check writes, checked before any work is done."""
+    import os
+    from pathlib import Path
+
+    from relcal.io import check_output
+
+    out: dict[str, Any] = {
+        "junit": None if junit_path is None else check_output(junit_path, inputs),
+        "markdown": None
+        if markdown_path is None
+        else check_output(markdown_path, inputs),
+        "summary": None,
+    }
+    if out["junit"] is not None and out["junit"] == out["markdown"]:
+        raise click.UsageError("--junit-xml and --markdown name the same file")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        path = Path(summary)
+        if path.is_dir():
+            raise RelcalError(f"{path}: GITHUB_STEP_SUMMARY names a directory")
+        if not (path.parent if str(path.parent) else Path(".")).is_dir():
+            raise RelcalError(f"{path}: GITHUB_STEP_SUMMARY: no such directory")
+        out["summary"] = path
+    return out
+
+
+def _measure_check_inputs(
+    file: str, baseline: str | None, load_args: tuple[Any, ...], settings: Any
+) -> tuple[Any, Any]:
+    from relcal.gate import measure, measured_from_json
+    from relcal.io import read_metrics_json
+
+    (preds,) = _load_all([file], *load_args)
+    new = measure(preds, n_bins=settings.n_bins, binning=settings.binning)
+    old = None
+    if baseline is not None:
+        if baseline.lower().endswith(".json"):
+            old = measured_from_json(read_metrics_json(baseline), baseline)
+        else:
+            (base,) = _load_all([baseline], *load_args)
+            old = measure(base, n_bins=settings.n_bins, binning=settings.binning)
+    return new, old
+
+
+def _write_check_outputs(
+    result: Any, config: str | None, outputs: dict[str, Any]
+) -> None:
+    from relcal.io import write_atomic
+    from relcal.render_check import junit_xml, markdown
+
+    files = {}
+    if outputs["junit"] is not None:
+        files[outputs["junit"]] = junit_xml(result)
+    md = markdown(result, config)
+    if outputs["markdown"] is not None:
+        files[outputs["markdown"]] = md
+    if files:
+        write_atomic(files)
+    if outputs["summary"] is not None:
+        try:
+            with open(outputs["summary"], "a", encoding="utf-8") as f:
+                f.write(md)
+        except OSError as err:
+            raise RelcalError(
+                f"{outputs['summary']}: cannot append the step summary ({err.strerror})"
+            ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
     try:
-        cli.main(args=argv, prog_name="relcal", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="relcal", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code  # ctx.exit(code): relcal check's verdict
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:

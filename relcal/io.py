@@ -640,3 +640,147 @@ def write_npz_atomic(path: Path, arrays: dict[str, Any]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise RelcalError(f"{path}: cannot write ({err.strerror})") from None
+
+
+# --------------------------------------------------------------------------
+# relcal check: its configuration file and a JSON baseline
+
+CONFIG_FILES = ("relcal.toml", "pyproject.toml")
+
+
+def read_check_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    directory: str | os.PathLike[str] = ".",
+) -> tuple[dict[str, Any], str | None]:
+    """The ``relcal check`` settings of a TOML file, and the file they came from.
+
+    With ``path``, that file (a ``relcal.toml`` holds a ``[check]`` table; any
+    other file, e.g. ``pyproject.toml``, a ``[tool.relcal.check]`` table).
+    Without it, ``directory`` is searched: ``relcal.toml`` first, then a
+    ``pyproject.toml`` that has a ``[tool.relcal.check]`` table.  Returns
+    ``({}, None)`` when no file applies.  The values are checked later (by
+    :func:`relcal.gate.settings_from`, which knows the keys).
+    """
+    if path is not None:
+        table = _check_table(Path(path), required=True)
+        assert table is not None
+        return table, str(path)
+    base = Path(directory)
+    for name in CONFIG_FILES:
+        p = base / name
+        if p.is_file():
+            table = _check_table(p, required=name == "relcal.toml")
+            if table is not None:
+                return table, str(p) if str(base) != "." else name
+    return {}, None
+
+
+def _check_table(p: Path, *, required: bool) -> dict[str, Any] | None:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ImportError:
+            raise FormatError(
+                "reading a config file needs Python 3.11 (tomllib) or the "
+                "tomli package",
+                source=str(p),
+            ) from None
+    name = str(p)
+    try:
+        with open(p, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise FormatError("no such file", source=name) from None
+    except IsADirectoryError:
+        raise FormatError("is a directory, not a file", source=name) from None
+    except OSError as err:
+        raise FormatError(f"cannot read ({_short(err)})", source=name) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise FormatError(f"not valid TOML ({_short(err)})", source=name) from None
+    if p.name == "relcal.toml":
+        keys, table = "[check]", doc.get("check")
+        if table is None:
+            keys, table = "[tool.relcal.check]", _dig(doc, ("tool", "relcal", "check"))
+    else:
+        keys, table = "[tool.relcal.check]", _dig(doc, ("tool", "relcal", "check"))
+    if table is None:
+        if required:
+            raise FormatError(f"no {keys} table", source=name)
+        return None
+    if not isinstance(table, dict):
+        raise FormatError(f"{keys} must be a table", source=name)
+    return dict(table)
+
+
+def _dig(doc: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    node: Any = doc
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def read_metrics_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A ``relcal metrics --json`` document (format 1), checked: the fields a
+    baseline needs (sample and class counts, binning, metrics) are present and
+    of the right types."""
+    import json
+    import math
+
+    name = str(path)
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FormatError("no such file", source=name) from None
+    except IsADirectoryError:
+        raise FormatError("is a directory, not a file", source=name) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise FormatError(f"cannot read ({_short(err)})", source=name) from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise FormatError(
+            f"not a JSON file ({err.msg}, line {err.lineno})", source=name
+        ) from None
+    if not isinstance(doc, dict) or doc.get("kind") != "relcal.metrics":
+        raise FormatError(
+            'not a relcal metrics file (no "kind": "relcal.metrics"; write one '
+            "with relcal metrics FILE --json)",
+            source=name,
+        )
+    if doc.get("format") != 1:
+        raise FormatError(
+            f"metrics file format {doc.get('format')!r}; this relcal reads format 1",
+            source=name,
+        )
+    for key in ("n_samples", "n_classes"):
+        v = doc.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise FormatError(f"{key} missing or not a positive integer", source=name)
+    binning = doc.get("binning")
+    if (
+        not isinstance(binning, dict)
+        or isinstance(binning.get("n_bins"), bool)
+        or not isinstance(binning.get("n_bins"), int)
+        or binning.get("strategy") not in ("width", "mass")
+    ):
+        raise FormatError(
+            "binning missing or not {n_bins: int, strategy: width|mass}", source=name
+        )
+    metrics = doc.get("metrics")
+    if not isinstance(metrics, dict):
+        raise FormatError("metrics missing or not an object", source=name)
+    for key, v in metrics.items():
+        if v is None:
+            continue
+        number = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if not number or not math.isfinite(v):
+            raise FormatError(
+                f"metrics.{key} must be a number or null. Got {v!r}", source=name
+            )
+    return doc

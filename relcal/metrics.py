@@ -489,6 +489,25 @@ def evaluate_predictions(
 
 
 def _evaluate_predictions(predictions: Any, *, n_bins: int, binning: str) -> Results:
+    return _reduce_predictions(predictions, n_bins=n_bins, binning=binning)[1]
+
+
+def reduce_predictions(
+    predictions: Any, *, n_bins: int = 15, binning: str = "width"
+) -> tuple[Reduced, Results]:
+    """The reduction of loaded predictions (per-sample quantities) and every
+    metric from it: what :func:`evaluate_predictions` computes, with the
+    per-sample arrays kept (the bootstrap of ``relcal check`` resamples them)."""
+    try:
+        return _reduce_predictions(predictions, n_bins=n_bins, binning=binning)
+    except RelcalError as err:
+        source = getattr(predictions, "source", None)
+        raise (err.with_source(source) if source else err) from None
+
+
+def _reduce_predictions(
+    predictions: Any, *, n_bins: int, binning: str
+) -> tuple[Reduced, Results]:
     n_bins = check_n_bins(n_bins)
     check_binning(binning)
     if predictions.kind == "toplabel":
@@ -498,7 +517,7 @@ def _evaluate_predictions(predictions: Any, *, n_bins: int, binning: str) -> Res
             predictions.labels,
             predictions.n_classes,
         )
-        return summarize(
+        return red, summarize(
             red,
             n_bins=n_bins,
             binning=binning,
@@ -515,4 +534,4 @@ def _evaluate_predictions(predictions: Any, *, n_bins: int, binning: str) -> Res
         classwise_edges=edges,
         toplabel_edges=edges if binning == "width" else None,
     )
-    return summarize(red, n_bins=n_bins, binning=binning, kind=predictions.kind)
+    return red, summarize(red, n_bins=n_bins, binning=binning, kind=predictions.kind)

@@ -98,3 +98,74 @@ def array_digest(*arrays: np.ndarray) -> str:
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+# --------------------------------------------------------------------------
+# top-label data whose population calibration error is known exactly
+
+
+def toplabel_gap(x: np.ndarray, amplitude: float, crossing: float = 0.7) -> np.ndarray:
+    """Confidence minus P(correct | confidence) of :func:`make_toplabel`.
+
+    ``amplitude * (x - crossing) / (1 - crossing)``: under-confident below
+    ``crossing``, over-confident above it, ``amplitude`` at x = 1.
+    """
+    return amplitude * (np.asarray(x, dtype=np.float64) - crossing) / (1 - crossing)
+
+
+def make_toplabel(
+    n_samples: int,
+    *,
+    amplitude: float,
+    draws: int = 1,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-label confidences and correctness with a known calibration function.
+
+    The confidence is ``X = 0.5 + 0.5 * sqrt(U)`` with U uniform (density
+    ``4 (2x - 1)`` on [0.5, 1], more mass near 1, as trained networks have),
+    and a sample is correct with probability ``g(X) = X - toplabel_gap(X)``.
+    :func:`population_ece` gives the exact calibration error of this model.
+
+    Returns
+    -------
+    confidence : ndarray of shape (draws, n_samples), float64
+    correct : ndarray of bool, shape (draws, n_samples)
+
+    Examples
+    --------
+    >>> conf, correct = make_toplabel(5, amplitude=0.05, draws=2, seed=1)
+    >>> conf.shape, correct.dtype.name, bool(conf.min() >= 0.5)
+    ((2, 5), 'bool', True)
+    """
+    rng = np.random.default_rng(seed)
+    conf = 0.5 + 0.5 * np.sqrt(rng.random((draws, n_samples)))
+    p_correct = conf - toplabel_gap(conf, amplitude)
+    correct = rng.random((draws, n_samples)) < p_correct
+    return conf, correct
+
+
+def population_ece(amplitude: float, *, n_bins: int = 15) -> float:
+    """The population top-label ECE of :func:`make_toplabel`, under relcal's
+    equal-width bins: ``sum_b |integral over bin b of gap(x) f(x) dx|``.
+
+    The integrand is a polynomial of degree 2, so Gauss-Legendre quadrature
+    with 8 nodes per bin is exact (to rounding).
+
+    Examples
+    --------
+    >>> round(population_ece(0.0), 12)
+    0.0
+    """
+    nodes, weights = np.polynomial.legendre.leggauss(8)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        lo, hi = max(lo, 0.5), hi
+        if hi <= lo:
+            continue
+        x = 0.5 * (hi - lo) * nodes + 0.5 * (hi + lo)
+        density = 4.0 * (2.0 * x - 1.0)
+        part = 0.5 * (hi - lo) * np.sum(weights * toplabel_gap(x, amplitude) * density)
+        total += abs(part)
+    return float(total)

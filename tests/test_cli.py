@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -199,5 +200,23 @@ def test_startup_imports_only_what_the_command_needs(npz: Path) -> None:
         capture_output=True,
         text=True,
         check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY []"
+
+
+def test_check_startup_imports_neither_matplotlib_nor_pandas(npz: Path) -> None:
+    code = (
+        "import sys, relcal.cli as c;"
+        " rc = c.main(['check', sys.argv[1], '--max-ece', '0.9', '--confidence',"
+        " '0.9', '--bootstrap', '100']);"
+        "heavy = [m for m in ('pandas', 'pyarrow', 'matplotlib', 'jinja2', 'scipy')"
+        " if m in sys.modules]; print('HEAVY', heavy); sys.exit(rc)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(npz)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "GITHUB_STEP_SUMMARY": ""},
     )
     assert out.stdout.strip().splitlines()[-1] == "HEAVY []"
