@@ -21,6 +21,12 @@ move β by less than 1e-10 relative and |dL/dT| ≤ 1e-10 already (or the
 bracket is narrower than 1e-14 relative); the reported gradient is the one
 at the returned T.
 
+On large inputs (≥ 2**20 logits) the first steps are steered by float32 passes
+(float32 exp, float64 row sums, about 3x cheaper, accurate to ~1e-7) until a
+step would move β by less than 1e-5; the exact float64 passes then finish
+from there, usually two of them.  The answer is the exact optimum either way:
+float32 only chooses where the exact passes start.
+
 Edge cases, stated rather than hidden:
 
 - every prediction right (and no ties): L keeps falling as T → 0, so T is
@@ -56,6 +62,10 @@ STEP_TOL = 1e-10  # stop once a Newton step would change β by less than this
 MAX_ITER = 100
 _CHUNK = 1 << 21  # elements per chunk: 16 MiB of float64 scratch
 _FLOOR = -1e150  # stands for -inf: exp(β·_FLOOR) = 0 and _FLOOR² is finite
+_FLOOR32 = -1e15  # the same in float32
+COARSE_TOL = 1e-5  # float32 steering stops once a step moves β less than this
+COARSE_MAX = 8
+COARSE_MIN_SIZE = 1 << 20  # below ~1M logits, exact passes are cheap enough
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,7 @@ class TemperatureFit:
     """The result of :func:`fit_temperature`."""
 
     temperature: float
-    nll_before: float  # at T = 1
+    nll_before: float  # at T = 1 (float32 exp, ~1e-7, for inputs of ≥ 2**20 logits)
     nll_after: float  # at the fitted T
     gradient: float  # dL/dT at the fitted T
     gradient_beta: float  # dL/dβ at the fitted β = 1/T
@@ -128,24 +138,22 @@ class _Pass:
         rows = max(1, _CHUNK // max(c, 1))
         self.chunks = [(lo, min(lo + rows, n)) for lo in range(0, n, rows)]
         self.m = np.empty(n)  # row maxima, float64
+        self.m32 = np.empty(n, dtype=np.float32)  # the same, for float32 passes
         self.dy = np.empty(n)  # z_y − m
         self.strict = np.empty(n, dtype=bool)  # the true class alone at the max
         self.n = n
         self.passes = 0
         self._first = True
+        self.neginf = False  # any -inf logit (a masked class) anywhere
         self.workers = min(2, os.cpu_count() or 1, len(self.chunks))
 
     def _chunk(self, lo: int, hi: int, beta: float) -> tuple[float, float, float]:
-        d = self.z[lo:hi].astype(np.float64)
-        if self._first:  # row maxima and the true class's logit, once
-            m = d.max(axis=1)
-            self.m[lo:hi] = m
-            self.dy[lo:hi] = d[np.arange(hi - lo), self.y[lo:hi]] - m
-            self.strict[lo:hi] = (self.dy[lo:hi] == 0) & (
-                np.count_nonzero(d == m[:, None], axis=1) == 1
-            )
-        d -= self.m[lo:hi, None]
-        np.maximum(d, _FLOOR, out=d)
+        z = self.z[lo:hi]
+        if self._first:
+            self._rows(lo, hi)
+        d = np.subtract(z, self.m[lo:hi, None], dtype=np.float64)  # exact in float64
+        if self.neginf:
+            np.maximum(d, _FLOOR, out=d)
         e = np.multiply(d, beta)
         np.exp(e, out=e)
         s = e.sum(axis=1)
@@ -158,14 +166,47 @@ class _Pass:
         nll = np.log(s) - beta * dy
         return float(nll.sum()), float((mean_d - dy).sum()), float(var_d.sum())
 
-    def __call__(self, beta: float) -> tuple[float, float, float]:
+    def _rows(self, lo: int, hi: int) -> None:
+        """Row maxima, the true class's logit and -inf logits, once (exact)."""
+        z = self.z[lo:hi]
+        top = z.max(axis=1, keepdims=True)
+        m = top[:, 0].astype(np.float64)
+        self.m[lo:hi] = m
+        self.m32[lo:hi] = top[:, 0]  # exact: a maximum is an element
+        zy = z[np.arange(hi - lo), self.y[lo:hi]].astype(np.float64)
+        self.dy[lo:hi] = zy - m
+        self.strict[lo:hi] = (self.dy[lo:hi] == 0) & (
+            np.count_nonzero(z == top, axis=1) == 1
+        )
+        if np.isneginf(z).any():
+            self.neginf = True
+
+    def _chunk32(self, lo: int, hi: int, beta: float) -> tuple[float, float, float]:
+        """The same sums with float32 exp (row sums in float64): about 3x
+        faster, good to ~1e-6 relative -- enough to steer, never to finish."""
+        if self._first:
+            self._rows(lo, hi)
+        d = np.subtract(self.z[lo:hi], self.m32[lo:hi, None], dtype=np.float32)
+        np.maximum(d, _FLOOR32, out=d)
+        e = np.multiply(d, np.float32(beta))
+        np.exp(e, out=e)
+        s = e.sum(axis=1, dtype=np.float64)
+        e *= d
+        s1 = e.sum(axis=1, dtype=np.float64)
+        s2 = np.einsum("ij,ij->i", e, d).astype(np.float64)
+        mean_d = s1 / s
+        var_d = np.maximum(s2 / s - mean_d * mean_d, 0.0)
+        dy = self.dy[lo:hi]
+        nll = np.log(s) - beta * dy
+        return float(nll.sum()), float((mean_d - dy).sum()), float(var_d.sum())
+
+    def __call__(self, beta: float, coarse: bool = False) -> tuple[float, float, float]:
+        work = self._chunk32 if coarse else self._chunk
         if self.workers > 1:
             with ThreadPoolExecutor(self.workers) as ex:
-                parts = list(
-                    ex.map(lambda c: self._chunk(c[0], c[1], beta), self.chunks)
-                )
+                parts = list(ex.map(lambda c: work(c[0], c[1], beta), self.chunks))
         else:
-            parts = [self._chunk(lo, hi, beta) for lo, hi in self.chunks]
+            parts = [work(lo, hi, beta) for lo, hi in self.chunks]
         self._first = False
         self.passes += 1
         tot = np.sum(parts, axis=0)  # chunk sums, then one division
@@ -212,15 +253,30 @@ def fit_prepared(z: np.ndarray, y: np.ndarray) -> TemperatureFit:
     return _fit(z, y)
 
 
+def _newton_step(beta: float, g: float, h: float, lo: float, hi: float) -> float:
+    """The next β: Newton in β, else Newton in log β, else a bisection in log β
+    (moving at most a factor of 4 while an end of [lo, hi] is at its bound)."""
+    step = beta - g / h if h > 0 else math.nan
+    if not (lo < step < hi):
+        # Newton in β overshoots (typically below 0 when T* >> 1): Newton in
+        # u = log β, where L is flatter, d²L/du² = h β² + g β
+        curv = h * beta * beta + g * beta
+        step = beta * math.exp(-g * beta / curv) if curv > 0 else math.nan
+    if not (lo < step < hi):
+        step = min(max(math.sqrt(lo * hi), beta / 4, lo), beta * 4, hi)
+    return step
+
+
 def _fit(z: np.ndarray, y: np.ndarray) -> TemperatureFit:
     if len(y) == 0:
         raise InputError("no samples to fit a temperature on")
     evaluate = _Pass(z, y)
     b_min, b_max = 1.0 / T_BOUNDS[1], 1.0 / T_BOUNDS[0]
     beta = 1.0
-    nll0, g, h = evaluate(beta)
+    steer = z.size >= COARSE_MIN_SIZE  # large: steer with float32 passes
+    nll0, g, h = evaluate(beta, coarse=steer)
     nll = nll0
-    lo, hi = b_min, b_max  # the root of L' lies in [lo, hi]
+    lo, hi = b_min, b_max  # the root of L' lies in [lo, hi] (exact passes only)
     status = "converged"
     it = 0
     if evaluate.strict.all():
@@ -229,6 +285,28 @@ def _fit(z: np.ndarray, y: np.ndarray) -> TemperatureFit:
         nll, g, h = evaluate(beta)
     elif h <= 0.0 and abs(g) <= GRAD_TOL:
         status = "no effect"  # constant logits: every T gives the same NLL
+    if status == "converged" and abs(g) > GRAD_TOL and steer:
+        # Steer with cheap float32 passes (their own bracket: a float32
+        # gradient's sign is not trusted for the exact one), then finish with
+        # exact passes from there.
+        b, gc, hc, clo, chi = beta, g, h, lo, hi
+        for _ in range(COARSE_MAX):
+            if gc > 0:
+                chi = b
+            else:
+                clo = b
+            nb = _newton_step(b, gc, hc, clo, chi)
+            it += 1
+            if abs(nb - b) <= COARSE_TOL * b:
+                b = nb  # close enough: the exact passes take it from here
+                break
+            b = nb
+            _, gc, hc = evaluate(b, coarse=True)
+            if not (math.isfinite(gc) and math.isfinite(hc)):
+                break
+        if b_min < b < b_max and math.isfinite(gc):
+            beta = b
+            nll, g, h = evaluate(beta)
     while status == "converged" and abs(g) > GRAD_TOL and it < MAX_ITER:
         if g > 0:
             hi = beta
@@ -241,18 +319,8 @@ def _fit(z: np.ndarray, y: np.ndarray) -> TemperatureFit:
             break
         if h > 0 and abs(g / h) <= STEP_TOL * beta and abs(g) * beta * beta <= 1e-10:
             break  # the next Newton step would move T by less than 1e-10
-        step = beta - g / h if h > 0 else math.nan
-        if not (lo < step < hi):
-            # Newton in β overshoots (typically below 0 when T* >> 1): try
-            # Newton in u = log β, where L is flatter, d²L/du² = h β² + g β
-            curv = h * beta * beta + g * beta
-            step = beta * math.exp(-g * beta / curv) if curv > 0 else math.nan
-        if not (lo < step < hi):
-            # both would leave the bracket: bisect in log β, moving at most a
-            # factor of 4 while an end is still at its bound
-            step = min(max(math.sqrt(lo * hi), beta / 4, lo), beta * 4, hi)
         it += 1
-        beta = step
+        beta = _newton_step(beta, g, h, lo, hi)
         nll, g, h = evaluate(beta)
     near = 1e-9  # the bracket may close on a bound without landing on it
     if status == "converged" and (

@@ -39,7 +39,8 @@ def reference_temperature(z: np.ndarray, y: np.ndarray) -> float:
         a -= a.max(axis=1, keepdims=True)
         p = np.exp(a)
         p /= p.sum(axis=1, keepdims=True)
-        return float(np.mean((p * z).sum(axis=1) - zy))
+        pz = np.where(p > 0, p * np.where(np.isinf(z), 0.0, z), 0.0)  # -inf: p = 0
+        return float(np.mean(pz.sum(axis=1) - zy))
 
     lo, hi = 1e-4, 1e4  # in β
     for _ in range(200):
@@ -75,6 +76,20 @@ def test_matches_reference_optimum(n: int, c: int, temperature: float) -> None:
     assert fit.passes <= 8
     assert fit.nll_after == pytest.approx(nll(z, y, fit.temperature), abs=1e-12)
     assert fit.nll_before == pytest.approx(nll(z, y, 1.0), abs=1e-12)
+
+
+def test_large_input_steered_in_float32_is_still_exact() -> None:
+    """≥ 2**20 logits: float32 passes steer, exact passes finish."""
+    z, y = make_logits(20000, 64, seed=11, temperature=2.2)
+    assert z.size >= relcal.temperature.COARSE_MIN_SIZE
+    z[::97, 5] = -np.inf  # masked classes (never the true one here)
+    y[::97] = np.where(y[::97] == 5, 4, y[::97])
+    fit = fit_temperature(z, y)
+    assert fit.status == "converged"
+    assert fit.temperature == pytest.approx(reference_temperature(z, y), rel=1e-6)
+    assert abs(fit.gradient) <= 1e-8
+    assert fit.nll_after == pytest.approx(nll(z, y, fit.temperature), abs=1e-12)
+    assert fit.passes <= 8
 
 
 REAL_LT = ["densenet40", "resnet110", "resnet110sd", "wrn28"]
