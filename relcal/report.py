@@ -122,9 +122,9 @@ def created_now() -> str:
     """UTC time of the report, or ``SOURCE_DATE_EPOCH`` when set (reproducible)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch is not None and epoch.strip().isdigit():
-        t = _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc)
+        t = _dt.datetime.fromtimestamp(int(epoch), tz=_dt.UTC)
     else:
-        t = _dt.datetime.now(tz=_dt.timezone.utc)
+        t = _dt.datetime.now(tz=_dt.UTC)
     return t.strftime("%Y-%m-%d %H:%M UTC")
 
 
