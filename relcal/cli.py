@@ -6,8 +6,10 @@ usage or bad input (a one-line ``Error: ...`` on stderr, no traceback).
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
 from typing import Any
 
 import click
@@ -32,8 +34,45 @@ class RelcalGroup(click.Group):
             raise InputProblem(str(err)) from None
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to read predictions: the options of :func:`input_options`, as one
+    value handed to the command (``load``)."""
+
+    labels_path: str | None
+    scores_key: str | None
+    labels_key: str | None
+    label_col: str
+    score_cols: str | None
+    kind: str
+    ignore_index: int | None
+    channels_last: bool
+
+    def one(self, path: str) -> Any:
+        from relcal.io import load
+
+        return load(
+            path,
+            labels=self.labels_path,
+            scores_key=self.scores_key,
+            labels_key=self.labels_key,
+            label_col=self.label_col,
+            score_cols=self.score_cols,
+            kind=self.kind,
+            ignore_index=self.ignore_index,
+            channels_last=self.channels_last,
+        )
+
+    def all(self, paths: Iterable[str]) -> list[Any]:
+        return [self.one(p) for p in paths]
+
+
+LOAD_FIELDS = tuple(f.name for f in fields(LoadOptions))
+
+
 def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by every command that reads predictions."""
+    """Options shared by every command that reads predictions; the command
+    receives them as one ``load: LoadOptions`` argument."""
     options = [
         click.option(
             "--labels",
@@ -86,9 +125,15 @@ def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Segmentation scores are (N, H, W, C), not (N, C, H, W).",
         ),
     ]
+
+    @functools.wraps(f)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        load = LoadOptions(**{k: kwargs.pop(k) for k in LOAD_FIELDS})
+        return f(*args, load=load, **kwargs)
+
     for option in reversed(options):
-        f = option(f)
-    return f
+        command = option(command)
+    return command
 
 
 def binning_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -134,14 +179,7 @@ def cli() -> None:
 )
 def metrics(
     file: str,
-    labels_path: str | None,
-    scores_key: str | None,
-    labels_key: str | None,
-    label_col: str,
-    score_cols: str | None,
-    kind: str,
-    ignore_index: int | None,
-    channels_last: bool,
+    load: LoadOptions,
     n_bins: int,
     binning: str,
     as_json: bool,
@@ -152,21 +190,10 @@ def metrics(
     ECE, NLL and Brier score, then per bin: count, correct, incorrect, mean
     confidence, accuracy and gap.  Bins are right-closed (lo, hi].
     """
-    from relcal.io import load
     from relcal.metrics import evaluate_predictions
     from relcal.render import format_text, results_to_dict, source_info, to_json
 
-    preds = load(
-        file,
-        labels=labels_path,
-        scores_key=scores_key,
-        labels_key=labels_key,
-        label_col=label_col,
-        score_cols=score_cols,
-        kind=kind,
-        ignore_index=ignore_index,
-        channels_last=channels_last,
-    )
+    preds = load.one(file)
     results = evaluate_predictions(preds, n_bins=n_bins, binning=binning)
     source = source_info(preds, results)
     if as_json:
@@ -222,14 +249,7 @@ def report(
     temperature_path: str | None,
     fit_in_sample: bool,
     ensemble: bool,
-    labels_path: str | None,
-    scores_key: str | None,
-    labels_key: str | None,
-    label_col: str,
-    score_cols: str | None,
-    kind: str,
-    ignore_index: int | None,
-    channels_last: bool,
+    load: LoadOptions,
     n_bins: int,
     binning: str,
 ) -> None:
@@ -245,23 +265,13 @@ def report(
 
     if temperature_path is not None and fit_in_sample:
         raise click.UsageError("give --temperature or --fit-temperature, not both")
-    inputs: list[str | None] = [*files, labels_path, temperature_path]
+    inputs: list[str | None] = [*files, load.labels_path, temperature_path]
     out = check_output(output, inputs)
     json_out = None if json_path is None else check_output(json_path, inputs)
     if json_out is not None and json_out.resolve() == out.resolve():
         raise click.UsageError("--json and --output name the same file")
     t_doc = None if temperature_path is None else read_temperature(temperature_path)
-    preds = _load_all(
-        files,
-        labels_path,
-        scores_key,
-        labels_key,
-        label_col,
-        score_cols,
-        kind,
-        ignore_index,
-        channels_last,
-    )
+    preds = load.all(files)
     hashes = [_sha256(f) for f in files]
     if t_doc is not None:
         for p in preds:
@@ -273,7 +283,7 @@ def report(
         title=title,
         with_ensemble=ensemble,
         sha256=hashes,
-        labels_sha256=[_sha256(labels_path) for _ in files],
+        labels_sha256=[_sha256(load.labels_path) for _ in files],
     )
     if t_doc is not None or fit_in_sample:
         for model, p in zip(data.models, preds, strict=False):
@@ -292,35 +302,6 @@ def report(
         outputs[json_out] = to_json(report_to_dict(data))
     write_atomic(outputs)
     click.echo(f"wrote {out}" + (f" and {json_out}" if json_out else ""), err=True)
-
-
-def _load_all(
-    files: tuple[str, ...] | list[str],
-    labels_path: str | None,
-    scores_key: str | None,
-    labels_key: str | None,
-    label_col: str,
-    score_cols: str | None,
-    kind: str,
-    ignore_index: int | None,
-    channels_last: bool,
-) -> list[Any]:
-    from relcal.io import load
-
-    return [
-        load(
-            f,
-            labels=labels_path,
-            scores_key=scores_key,
-            labels_key=labels_key,
-            label_col=label_col,
-            score_cols=score_cols,
-            kind=kind,
-            ignore_index=ignore_index,
-            channels_last=channels_last,
-        )
-        for f in files
-    ]
 
 
 def _logits_of(preds: Any) -> tuple[Any, Any]:
@@ -366,14 +347,7 @@ def fit_temperature(
     output: str,
     k: int | None,
     as_json: bool,
-    labels_path: str | None,
-    scores_key: str | None,
-    labels_key: str | None,
-    label_col: str,
-    score_cols: str | None,
-    kind: str,
-    ignore_index: int | None,
-    channels_last: bool,
+    load: LoadOptions,
     n_bins: int,
     binning: str,
 ) -> None:
@@ -388,18 +362,8 @@ def fit_temperature(
     from relcal.render import format_temperature, source_info, temperature_doc, to_json
     from relcal.temperature import cross_fit, fit_prepared, scale_logits
 
-    out = check_output(output, [file, labels_path])
-    (preds,) = _load_all(
-        [file],
-        labels_path,
-        scores_key,
-        labels_key,
-        label_col,
-        score_cols,
-        kind,
-        ignore_index,
-        channels_last,
-    )
+    out = check_output(output, [file, load.labels_path])
+    preds = load.one(file)
     z, y = _logits_of(preds)
     fit = fit_prepared(z, y)
     before = evaluate_predictions(preds, n_bins=n_bins, binning=binning)
@@ -456,14 +420,7 @@ def calibrate(
     file: str,
     temperature_path: str,
     output: str,
-    labels_path: str | None,
-    scores_key: str | None,
-    labels_key: str | None,
-    label_col: str,
-    score_cols: str | None,
-    kind: str,
-    ignore_index: int | None,
-    channels_last: bool,
+    load: LoadOptions,
 ) -> None:
     """Apply a fitted temperature to FILE and write calibrated predictions.
 
@@ -474,19 +431,9 @@ def calibrate(
     from relcal.io import check_output, read_temperature, write_npz_atomic
     from relcal.temperature import scale_logits, softmax
 
-    out = check_output(output, [file, labels_path, temperature_path])
+    out = check_output(output, [file, load.labels_path, temperature_path])
     doc = read_temperature(temperature_path)
-    (preds,) = _load_all(
-        [file],
-        labels_path,
-        scores_key,
-        labels_key,
-        label_col,
-        score_cols,
-        kind,
-        None,
-        channels_last,
-    )
+    preds = load.one(file)
     _check_classes(doc, preds, temperature_path)
     if preds.kind == "toplabel":
         _logits_of(preds)  # raises the top-label message
@@ -638,14 +585,7 @@ def check(
     as_json: bool,
     junit_path: str | None,
     markdown_path: str | None,
-    labels_path: str | None,
-    scores_key: str | None,
-    labels_key: str | None,
-    label_col: str,
-    score_cols: str | None,
-    kind: str,
-    ignore_index: int | None,
-    channels_last: bool,
+    load: LoadOptions,
     n_bins: int | None,
     binning: str | None,
 ) -> None:
@@ -678,19 +618,9 @@ def check(
         "binning": binning,
     }
     settings = settings_from(table, options, source=config or "")
-    inputs: list[str | None] = [file, baseline, labels_path, config_path]
+    inputs: list[str | None] = [file, baseline, load.labels_path, config_path]
     outputs = _check_outputs(junit_path, markdown_path, inputs)
-    load_args = (
-        labels_path,
-        scores_key,
-        labels_key,
-        label_col,
-        score_cols,
-        kind,
-        ignore_index,
-        channels_last,
-    )
-    new, old = _measure_check_inputs(file, baseline, load_args, settings)
+    new, old = _measure_check_inputs(file, baseline, load, settings)
     result = judge(new, settings, baseline=old)
     _write_check_outputs(result, config, outputs)
     if as_json:
@@ -730,19 +660,19 @@ def _check_outputs(
 
 
 def _measure_check_inputs(
-    file: str, baseline: str | None, load_args: tuple[Any, ...], settings: Any
+    file: str, baseline: str | None, load: LoadOptions, settings: Any
 ) -> tuple[Any, Any]:
     from relcal.gate import measure, measured_from_json
     from relcal.io import read_metrics_json
 
-    (preds,) = _load_all([file], *load_args)
+    preds = load.one(file)
     new = measure(preds, n_bins=settings.n_bins, binning=settings.binning)
     old = None
     if baseline is not None:
         if baseline.lower().endswith(".json"):
             old = measured_from_json(read_metrics_json(baseline), baseline)
         else:
-            (base,) = _load_all([baseline], *load_args)
+            base = load.one(baseline)
             old = measure(base, n_bins=settings.n_bins, binning=settings.binning)
     return new, old
 
