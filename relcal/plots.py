@@ -186,11 +186,23 @@ def _counts(ax: Any, table: BinTable, *, log: bool = True) -> None:
         edgecolor="white",
         linewidth=0.6,
     )
-    if log and table.count.max(initial=0) > 0:
+    top = int(table.count.max(initial=0))
+    if log and top > 0:
         ax.set_yscale("symlog", linthresh=1.0)
-        ax.set_ylim(0, table.count.max() * 3)
+        ax.set_ylim(0, top * 1.5)
+        # two plain ticks, 0 and the largest power of ten, inside the strip
+        tick = 10 ** int(np.floor(np.log10(top)))
+        ax.set_yticks([0, tick], ["0", f"{tick:,}"])
+        ax.yaxis.set_minor_locator(_no_ticks())
+    else:
+        ax.yaxis.set_major_locator(_max_ticks(3))
     ax.set_ylabel("count")
-    ax.yaxis.set_major_locator(_max_ticks(3))
+
+
+def _no_ticks() -> Any:
+    from matplotlib.ticker import NullLocator
+
+    return NullLocator()
 
 
 def _max_ticks(n: int) -> Any:
