@@ -322,12 +322,12 @@ def classwise_grid_svg(tables: Sequence[BinTable], titles: Sequence[str]) -> str
     rows = -(-n // cols)
     with _figure(
         2.0 * cols + 0.4,
-        2.05 * rows + 0.2,
+        2.3 * rows + 0.2,
         left=0.62,
         bottom=0.62,
-        top=0.28,
+        top=0.45,
         wspace=0.35,
-        hspace=0.55,
+        hspace=0.8,
     ) as fig:
         axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
         for ax, table, name in zip(axes, tables, titles, strict=False):
@@ -353,7 +353,7 @@ def classwise_grid_svg(tables: Sequence[BinTable], titles: Sequence[str]) -> str
             )
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1)
-            ax.set_title(plain(name), fontsize=7.5)
+            ax.set_title(plain(name), fontsize=7.0, linespacing=1.2)
             ax.tick_params(labelsize=6.5)
             ax.set_xticks([0, 0.5, 1])
             ax.set_yticks([0, 0.5, 1])

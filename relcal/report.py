@@ -286,7 +286,7 @@ def select_classes(
     return rows
 
 
-def _short(name: str, limit: int = 18) -> str:
+def _short(name: str, limit: int = 24) -> str:
     """A class name short enough for a panel title (the table has it whole)."""
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
@@ -350,7 +350,7 @@ def model_report(
             "more samples in the bin.",
             plots.classwise_grid_svg(
                 [cwb.table(r.index) for r in classes],
-                [f"{_short(r.name)} (n={r.count}, ECE {r.ece:.3f})" for r in classes],
+                [f"{_short(r.name)}\nn={r.count}, ECE {r.ece:.3f}" for r in classes],
             ),
         )
     return ModelReport(
