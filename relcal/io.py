@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -526,7 +527,7 @@ def _load_toplabel(df: Any, name: str) -> Predictions:
 
 
 def check_output(
-    path: str | os.PathLike[str], inputs: list[str | os.PathLike[str] | None]
+    path: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str] | None]
 ) -> Path:
     """Refuse an output path that is an input, a directory, or in no directory."""
     out = Path(path)

@@ -33,7 +33,7 @@ GREEN = "#009E73"
 GREY = "#999999"
 SERIES = (BLUE, VERMILION, GREEN, ORANGE, "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 
-RC = {
+RC: dict[str, Any] = {
     "svg.hashsalt": "relcal",
     "svg.fonttype": "none",
     "font.family": "sans-serif",

@@ -110,7 +110,11 @@ def reduce_toplabel(
     conf = np.asarray(confidence, dtype=np.float64)
     bad = ~np.isfinite(conf)
     if bad.any():
-        raise nonfinite_error(conf, "confidence")
+        first = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"confidence: {int(bad.sum())} values are NaN or infinite"
+            f" (first: {conf[first]} at row {first})"
+        )
     out = (conf < 0) | (conf > 1)
     if out.any():
         first = int(np.flatnonzero(out)[0])

@@ -59,7 +59,7 @@ def make_logits(
     u = rng.random((n_samples, n_classes))
     gumbel = -np.log(-np.log(np.clip(u, 1e-300, 1.0 - 1e-16)))
     labels = np.argmax(z + gumbel, axis=1).astype(np.int64)
-    logits = (temperature * z).astype(dtype)
+    logits: np.ndarray = (temperature * z).astype(dtype)
     return logits, labels
 
 

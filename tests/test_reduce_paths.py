@@ -244,3 +244,12 @@ def test_transposed_path_float64_and_fortran_order() -> None:
             a, b = reduce_both(scores, labels, ignore_index=IGNORE, top_only=top_only)
             float32_sums = top_only and scores.dtype == np.float32
             assert_same(a, b, rtol=1e-6 if float32_sums else 1e-12)
+
+
+def test_toplabel_nonfinite_confidence_is_named() -> None:
+    from relcal.errors import InputError
+    from relcal.reduce import reduce_toplabel
+
+    conf = np.array([0.5, 0.9, -np.inf, np.nan])
+    with pytest.raises(InputError, match=r"confidence: 2 values are NaN or infinite"):
+        reduce_toplabel(conf, np.zeros(4, dtype=int), np.zeros(4, dtype=int), 2)
