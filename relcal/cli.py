@@ -435,9 +435,7 @@ def calibrate(
     doc = read_temperature(temperature_path)
     preds = load.one(file)
     _check_classes(doc, preds, temperature_path)
-    if preds.kind == "toplabel":
-        _logits_of(preds)  # raises the top-label message
-    z, y = _logits_of(preds)
+    z, y = _logits_of(preds)  # a top-label file is refused here
     scaled = scale_logits(z, doc["temperature"])
     write_npz_atomic(
         out,

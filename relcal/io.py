@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -543,21 +543,29 @@ def check_output(
     return out
 
 
-def write_atomic(files: dict[Path, str]) -> None:
-    """Write text files all-or-nothing: each to a temporary file beside it, then
+def write_atomic(files: dict[Path, str | Callable[[BinaryIO], None]]) -> None:
+    """Write files all-or-nothing: each to a temporary file beside it, then
     rename them into place (a rename is atomic on one file system), so a
-    reader never sees half a file and a failure leaves the old files intact."""
+    reader never sees half a file and a failure leaves the old files intact.
+
+    A value is the text of the file (UTF-8), or a function that writes the
+    file's bytes to the binary stream it is given (``np.savez``, say).
+    """
     import tempfile
 
     temps: list[tuple[str, Path]] = []
     try:
-        for path, text in files.items():
+        for path, content in files.items():
             fd, tmp = tempfile.mkstemp(
-                prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or "."
+                prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
             )
             temps.append((tmp, path))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
+            if isinstance(content, str):
+                with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                    f.write(content)
+            else:
+                with os.fdopen(fd, "wb") as fb:
+                    content(fb)
             os.chmod(tmp, _mode_for(path))
         for tmp, path in temps:
             os.replace(tmp, path)
@@ -626,21 +634,8 @@ def read_temperature(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def write_npz_atomic(path: Path, arrays: dict[str, Any]) -> None:
-    """``np.savez`` to a temporary file beside ``path``, then a rename."""
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or "."
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, _mode_for(path))
-        os.replace(tmp, path)
-    except OSError as err:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise RelcalError(f"{path}: cannot write ({err.strerror})") from None
+    """``np.savez`` through :func:`write_atomic`."""
+    write_atomic({path: lambda f: np.savez(f, **arrays)})
 
 
 # --------------------------------------------------------------------------

@@ -146,10 +146,9 @@ def class_probabilities(predictions: Any) -> np.ndarray:
         return np.stack([1.0 - p1, p1], axis=1)
     if predictions.kind == "probs":
         return z
-    z = z - np.max(z, axis=1, keepdims=True)
-    np.exp(z, out=z)
-    z /= np.sum(z, axis=1, keepdims=True)
-    return z
+    from relcal.temperature import softmax
+
+    return softmax(z)
 
 
 def ensemble(predictions: Sequence[Any]) -> Any:

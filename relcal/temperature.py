@@ -354,7 +354,8 @@ def scale_logits(z: np.ndarray, temperature: float) -> np.ndarray:
 def softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise softmax in float64 (class axis 1)."""
     z = np.asarray(z, dtype=np.float64)
-    e = np.exp(z - np.max(z, axis=1, keepdims=True))
+    e = z - np.max(z, axis=1, keepdims=True)
+    np.exp(e, out=e)
     e /= e.sum(axis=1, keepdims=True)
     return e
 
