@@ -69,7 +69,8 @@ SCIPY_BOUNDS = (0.05, 20.0)
 SCIPY_XATOL = 1e-7  # absolute, on T: ~4e-8 relative at T ≈ 2.5
 TORCH_THREADS = 2
 TU_BATCH = 1000
-EXACT_GRAD = 1e-10  # |dNLL/dT| (independent numpy) counted as "at the optimum"
+# |dNLL/dT| (independent numpy) counted as "at the optimum": issue #4's bound
+EXACT_GRAD = 1e-8
 
 # targets of the issue: relcal at least this many times faster than the row
 SPEED_TARGETS = {
@@ -190,6 +191,16 @@ def nll_and_grad(z: np.ndarray, y: np.ndarray, t: float) -> tuple[float, float]:
     return nll / n, grad / n
 
 
+def relcal_passes(r: dict[str, Any]) -> str:
+    text = f"{r['passes']}"
+    if r.get("sub_passes"):
+        text += (
+            f" + {r['sub_passes']} over a subsample"
+            f" (= {r['passes'] + r['sub_equiv']:.2f} passes)"
+        )
+    return text + f" ({r['iterations']} steps)"
+
+
 # --------------------------------------------------------------------------
 # the methods: each returns {"T": ..., "passes": ..., **extra}
 
@@ -200,6 +211,9 @@ def fit_relcal(z: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         "T": fit.temperature,
         "passes": fit.passes,
         "iterations": fit.iterations,
+        # passes over the steering subsample, as a fraction of a full pass
+        "sub_passes": fit.subsample_passes,
+        "sub_equiv": fit.subsample_passes * fit.subsample_rows / max(fit.n, 1),
         "status": fit.status,
         "gradient": fit.gradient,
         "nll_after": fit.nll_after,
@@ -608,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         passes = str(r["passes"])
         if name == "relcal":
-            passes += f" ({r['iterations']} Newton iterations)"
+            passes = relcal_passes(r)
         print(
             f"| {name} | {r['T']:.6f} | {r['rel_err']:.1e} |"
             f" {r.get('d_nll', float('nan')):.2e} | {r.get('ece', float('nan')):.5f} |"
@@ -618,7 +632,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         "passes: passes over the logits = NLL evaluations (relcal: each gives NLL,"
-        " dNLL/dβ and d²NLL/dβ²; torch rows: LBFGS closure calls, each a forward and"
+        " dNLL/dβ, d²NLL/dβ² and, in steering passes, d³NLL/dβ³; a subsample's"
+        " passes read 1/k of the rows; torch rows: LBFGS closure calls, each a"
+        " forward and"
         " a backward pass; netcal, sklearn: scipy's nfev). × relcal: median time"
         " over relcal's median."
     )
@@ -660,8 +676,8 @@ def main(argv: list[str] | None = None) -> int:
     targets.append(
         (
             f"≤ {MAX_PASSES} passes over the logits",
-            f"{rel['passes']} passes ({rel['iterations']} Newton iterations)",
-            rel["passes"] <= MAX_PASSES,
+            relcal_passes(rel),
+            rel["passes"] + rel["sub_equiv"] <= MAX_PASSES,
         )
     )
     print()

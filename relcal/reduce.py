@@ -217,7 +217,7 @@ def reduce_scores(
 _local = threading.local()
 
 
-def _scratch(shape: tuple[int, ...], dtype: np.dtype, slot: str = "t") -> np.ndarray:
+def scratch(shape: tuple[int, ...], dtype: np.dtype, slot: str = "t") -> np.ndarray:
     """A per-thread work buffer (no page faults from a fresh allocation per
     chunk, which would also serialise the threads on the kernel's mm lock).
     ``slot`` names buffers that are alive at the same time."""
@@ -458,7 +458,7 @@ def _reduce_multiclass(
     ) -> tuple[object, object]:
         z = z_all[sl]
         if transpose:
-            zt = _scratch(z.shape[::-1], in_dtype, "z")
+            zt = scratch(z.shape[::-1], in_dtype, "z")
             np.copyto(zt, z.T)  # float16 is widened here too
             z = zt
         y = y_flat[lo:hi]
@@ -478,7 +478,7 @@ def _reduce_multiclass(
                 raise _NonFinite
         m1 = m.reshape(-1)
         if kind == "logits":
-            t = _scratch(z.shape, work_dtype)
+            t = scratch(z.shape, work_dtype)
             if z.dtype == work_dtype:
                 np.subtract(z, m, out=t)
             else:  # widen first: faster than a mixed-dtype subtract, same values
@@ -662,8 +662,11 @@ def _classwise_chunk(
     n_valid = y_kept.size
     label_count = np.bincount(y_kept, minlength=n_classes)
     # class totals of p: a float64 matrix-vector product over the samples
+    # (einsum, not BLAS: OpenBLAS would start threads of its own inside ours)
     if t.dtype == np.float64:
-        col_sum = (w @ t) if axis == 1 else (t @ w)
+        col_sum = (
+            np.einsum("i,ij->j", w, t) if axis == 1 else np.einsum("ij,j->i", t, w)
+        )
     else:
         col_sum = np.sum(t, axis=sample_axis, dtype=np.float64)
         if v is not None and not v.all():

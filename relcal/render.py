@@ -236,6 +236,9 @@ def temperature_doc(
         "objective": "mean NLL of softmax(z / T); z: logits, or log p if probabilities",
         "iterations": fit.iterations,
         "passes": fit.passes,
+        "subsample": None
+        if not fit.subsample_rows
+        else {"rows": fit.subsample_rows, "passes": fit.subsample_passes},
         "gradient": fit.gradient,
         "gradient_beta": fit.gradient_beta,
         "binning": {
@@ -263,9 +266,15 @@ def format_temperature(doc: dict[str, Any]) -> str:
         f"{doc['fitted_on']['n_samples']} samples, {doc['fitted_on']['n_classes']} "
         f"classes, scores: {doc['fitted_on']['scores']}",
         "",
-        f"  T = {t:.6g}   ({doc['status']}; {doc['iterations']} Newton steps, "
+        f"  T = {t:.6g}   ({doc['status']}; {doc['iterations']} steps, "
         f"{doc['passes']} passes, dNLL/dT = {doc['gradient']:.1e})",
     ]
+    if doc.get("subsample"):
+        sub = doc["subsample"]
+        lines.append(
+            f"  (steered first by {sub['passes']} passes over a subsample of "
+            f"{sub['rows']} rows)"
+        )
     if doc["status"] == "capped":
         lines.append(
             f"  T hit its bound {doc['bounds']}: the NLL keeps falling beyond it"

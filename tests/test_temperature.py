@@ -92,6 +92,43 @@ def test_large_input_steered_in_float32_is_still_exact() -> None:
     assert fit.passes <= 8
 
 
+def grad_t(z: np.ndarray, y: np.ndarray, t: float) -> float:
+    """dNLL/dT at T, in float64 (independent of relcal's passes)."""
+    a = np.asarray(z, dtype=np.float64) / t
+    a -= a.max(axis=1, keepdims=True)
+    p = np.exp(a)
+    p /= p.sum(axis=1, keepdims=True)
+    zz = np.asarray(z, dtype=np.float64)
+    g_beta = np.mean((p * zz).sum(axis=1) - zz[np.arange(len(y)), y])
+    return float(-g_beta / (t * t))
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "temperature", "subsample"),
+    [
+        (30000, 40, 0.3, True),  # T* < 1: under-confident logits
+        (24000, 50, 6.0, True),  # T* far above 1
+        (5000, 256, 2.5, False),  # too few rows for a steering subsample
+    ],
+)
+def test_large_inputs_are_exact(
+    n: int, c: int, temperature: float, subsample: bool
+) -> None:
+    """The steered path (float32 passes, a subsample offset to the full data)
+    lands on the exact optimum; the gradient it reports is the float64 one."""
+    z, y = make_logits(n, c, seed=n + c, temperature=temperature)
+    assert z.size >= relcal.temperature.COARSE_MIN_SIZE
+    fit = fit_temperature(z, y)
+    assert fit.status == "converged"
+    assert (fit.subsample_rows > 0) is subsample
+    assert fit.temperature == pytest.approx(reference_temperature(z, y), rel=1e-7)
+    assert abs(fit.gradient) <= 1e-8
+    assert fit.gradient == pytest.approx(grad_t(z, y, fit.temperature), abs=1e-12)
+    assert fit.nll_after == pytest.approx(nll(z, y, fit.temperature), abs=1e-12)
+    assert fit.nll_before == pytest.approx(nll(z, y, 1.0), abs=1e-6)
+    assert fit.passes + fit.subsample_passes * fit.subsample_rows / n <= 8
+
+
 REAL_LT = ["densenet40", "resnet110", "resnet110sd", "wrn28"]
 # ../shared/real/README.md: ECE15 after TS on test, published and "ours"
 PUBLISHED_AFTER = {
