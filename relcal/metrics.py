@@ -135,11 +135,26 @@ def summarize(
         raise ShapeError("no samples left to evaluate")
     conf = reduced.confidence
     correct = reduced.correct
-    edges = make_edges(conf, n_bins, binning)
-    if reduced.table is not None and np.array_equal(reduced.table.edges, edges):
-        table = reduced.table  # accumulated in the pass itself
+    tot = reduced.totals
+    if conf is None or correct is None:  # sums only (evaluate's own pass)
+        assert tot is not None and reduced.table is not None
+        if binning != "width" or len(reduced.table.edges) != n_bins + 1:
+            raise ValueError("a reduction without per-sample arrays has one binning")
+        table = reduced.table
+        accuracy = tot.n_correct / tot.n
+        mean_conf = tot.sum_confidence / tot.n
+        nll = None if tot.sum_nll is None else tot.sum_nll / tot.n
+        brier = None if tot.sum_brier is None else tot.sum_brier / tot.n
     else:
-        table = bin_table(conf, correct, edges)
+        edges = make_edges(conf, n_bins, binning)
+        if reduced.table is not None and np.array_equal(reduced.table.edges, edges):
+            table = reduced.table  # accumulated in the pass itself
+        else:
+            table = bin_table(conf, correct, edges)
+        accuracy = float(np.mean(correct))
+        mean_conf = float(np.mean(conf))
+        nll = None if reduced.nll is None else float(np.mean(reduced.nll))
+        brier = None if reduced.brier is None else float(np.mean(reduced.brier))
     ece, rms, mce = calibration_errors(table)
     cw = cw_per_class = None
     if reduced.classwise is not None:
@@ -153,6 +168,7 @@ def summarize(
         if cwb is not None and np.array_equal(cwb.edges, pos_edges):
             positive_table = cwb.table(1)  # class 1's class-wise bins
         else:
+            assert reduced.labels is not None
             positive_table = bin_table(pos, reduced.labels == 1, pos_edges)
     missing = dict(unavailable or {})
     return Results(
@@ -161,14 +177,14 @@ def summarize(
         kind=kind,
         n_bins=n_bins,
         binning=binning,
-        accuracy=float(np.mean(correct)),
-        mean_confidence=float(np.mean(conf)),
+        accuracy=accuracy,
+        mean_confidence=mean_conf,
         ece=ece,
         rms_ce=rms,
         mce=mce,
         classwise_ece=cw,
-        nll=None if reduced.nll is None else float(np.mean(reduced.nll)),
-        brier=None if reduced.brier is None else float(np.mean(reduced.brier)),
+        nll=nll,
+        brier=brier,
         table=table,
         positive_table=positive_table,
         classwise_per_class=cw_per_class,
@@ -224,6 +240,7 @@ def evaluate(
     """
     s, y, k, c = prepare(scores, labels, kind=kind, ignore_index=ignore_index)
     edges = uniform_edges(check_n_bins(n_bins))
+    width = check_binning(binning) == "width"
     red = reduce_scores(
         s,
         y,
@@ -231,7 +248,8 @@ def evaluate(
         n_classes=c,
         ignore_index=ignore_index,
         classwise_edges=edges,
-        toplabel_edges=edges if check_binning(binning) == "width" else None,
+        toplabel_edges=edges if width else None,
+        per_sample=not width,  # the bin sums and totals are all it needs
     )
     return summarize(red, n_bins=n_bins, binning=binning, kind=k)
 

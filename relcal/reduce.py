@@ -46,7 +46,7 @@ from relcal.binning import BinTable, assign_bins
 from relcal.errors import InputError
 from relcal.validate import nonfinite_error
 
-CHUNK_BYTES = 1 << 21  # 2 MB of float64 work per chunk (see _chunk_elements)
+CHUNK_BYTES = 1 << 22  # 4 MB of float64 work per chunk (see _chunk_elements)
 # (N, C) scores with at most this many classes are reduced class axis first
 # (measured: 10x faster at C = 10, even at C = 64, slower from C = 128)
 TRANSPOSE_MAX_CLASSES = 64
@@ -82,21 +82,39 @@ class ClasswiseBins:
 
 
 @dataclass(frozen=True)
+class Totals:
+    """Sums over the kept samples (what the means need, without per-sample arrays)."""
+
+    n: int
+    sum_confidence: float
+    n_correct: int
+    sum_nll: float | None
+    sum_brier: float | None
+
+
+@dataclass(frozen=True)
 class Reduced:
-    """What one pass over the scores leaves behind (ignored samples removed)."""
+    """What one pass over the scores leaves behind (ignored samples removed).
+
+    With ``per_sample=False`` the per-sample arrays are None and ``totals`` and
+    ``table`` carry what the metrics need."""
 
     n_classes: int
-    confidence: np.ndarray  # (n,) float64, top-label probability
-    correct: np.ndarray  # (n,) bool, first maximal class == label
-    labels: np.ndarray  # (n,) int64
+    confidence: np.ndarray | None  # (n,) float64, top-label probability
+    correct: np.ndarray | None  # (n,) bool, first maximal class == label
+    labels: np.ndarray | None  # (n,) int64
     nll: np.ndarray | None  # (n,) float64
     brier: np.ndarray | None  # (n,) float64
     positive: np.ndarray | None  # (n,) float64, P(class 1) for binary problems
     classwise: ClasswiseBins | None
     table: BinTable | None = None  # top-label bins, when edges were given
+    totals: Totals | None = None  # when the per-sample arrays were not kept
 
     @property
     def n(self) -> int:
+        if self.labels is None:
+            assert self.totals is not None
+            return self.totals.n
         return len(self.labels)
 
 
@@ -147,6 +165,7 @@ def reduce_scores(
     nll: bool = True,
     toplabel_edges: np.ndarray | None = None,
     threads: int | None = None,
+    per_sample: bool = True,
 ) -> Reduced:
     """One pass over ``scores`` (validated labels assumed; finiteness checked here).
 
@@ -174,6 +193,10 @@ def reduce_scores(
         by chunk in the pass itself; None leaves the table to the caller.
     threads : int, optional
         Worker threads (default: up to 2).
+    per_sample : bool, default=True
+        Whether to keep the per-sample arrays.  False (with ``toplabel_edges``,
+        more than two classes) keeps only :class:`Totals` and the bin sums,
+        which is all the metrics need, without writing ~33 bytes per sample.
     """
     threads = None if threads is None else max(1, int(threads))
     valid = None
@@ -207,6 +230,7 @@ def reduce_scores(
         nll,
         threads,
         toplabel_edges,
+        per_sample or toplabel_edges is None,
     )
 
 
@@ -230,6 +254,35 @@ def scratch(shape: tuple[int, ...], dtype: np.dtype, slot: str = "t") -> np.ndar
     return buf[:size].reshape(shape)
 
 
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
+
+
+def shared_pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``workers`` threads, started on first use.
+
+    Kept between calls so that its threads' scratch buffers (a few MB each)
+    are reused rather than faulted in afresh, which on a virtual machine can
+    cost more than the work.  Tasks must not wait on other tasks of the pool.
+    A forked child starts without it."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != workers:
+            if _pool is not None:
+                _pool[1].shutdown(wait=False)
+            _pool = (workers, ThreadPoolExecutor(workers, "relcal"))
+        return _pool[1]
+
+
+def _forget_pool() -> None:
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 class _NonFinite(Exception):
     """Raised inside a chunk; turned into a located InputError by :func:`_run`."""
 
@@ -247,9 +300,9 @@ def _run(
             threads = default_threads()
         if threads <= 1:
             return [t() for t in tasks]
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            futures = [pool.submit(t) for t in tasks]
-            return [f.result() for f in futures]
+        pool = shared_pool(threads)
+        futures = [pool.submit(t) for t in tasks]
+        return [f.result() for f in futures]
     except _NonFinite:
         raise nonfinite_error(scores, labels) from None
 
@@ -400,6 +453,7 @@ def _reduce_multiclass(
     want_nll: bool,
     threads: int | None,
     toplabel_edges: np.ndarray | None,
+    per_sample: bool,
 ) -> Reduced:
     n = scores.shape[0]
     if scores.ndim > 2:
@@ -440,11 +494,13 @@ def _reduce_multiclass(
         kept = np.add.reduceat(v_flat, [lo for _, lo, _ in chunks], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(kept)[:-1]]).tolist()
         n_keep = int(kept.sum())
-    conf = np.empty(n_keep, dtype=np.float64)
-    correct = np.empty(n_keep, dtype=bool)
-    y_out = y_flat if v_flat is None else np.empty(n_keep, dtype=y_flat.dtype)
-    nll = np.empty(n_keep, dtype=np.float64) if want_nll else None
-    brier_terms = np.empty(n_keep, dtype=np.float64) if brier else None
+    conf = correct = y_out = nll = brier_terms = None
+    if per_sample:
+        conf = np.empty(n_keep, dtype=np.float64)
+        correct = np.empty(n_keep, dtype=bool)
+        y_out = y_flat if v_flat is None else np.empty(n_keep, dtype=y_flat.dtype)
+        nll = np.empty(n_keep, dtype=np.float64) if want_nll else None
+        brier_terms = np.empty(n_keep, dtype=np.float64) if brier else None
     eps = float(np.finfo(in_dtype).eps)
     n_bins = 0 if classwise_edges is None else len(classwise_edges) - 1
     # select p > edges[1] slightly generously; the exact rule is applied after
@@ -455,7 +511,7 @@ def _reduce_multiclass(
 
     def work(
         sl: tuple[int | slice, ...], lo: int, hi: int, off: int
-    ) -> tuple[object, object]:
+    ) -> tuple[object, object, object]:
         z = z_all[sl]
         if transpose:
             zt = scratch(z.shape[::-1], in_dtype, "z")
@@ -470,7 +526,12 @@ def _reduce_multiclass(
         m = np.max(z, axis=axis, keepdims=True)
         if not np.isfinite(m).all():  # NaN or +inf somewhere (or a row of -inf)
             raise _NonFinite
-        zy = z[ar, ysafe] if axis == 1 else z[ysafe, ar]
+        # the true class's entry: one flat index serves z (when contiguous) and t
+        flat_y = ar * n_classes + ysafe if axis == 1 else ysafe * (hi - lo) + ar
+        if z.flags.c_contiguous:
+            zy = np.take(z.reshape(-1), flat_y)
+        else:
+            zy = z[ar, ysafe] if axis == 1 else z[ysafe, ar]
         if kind == "logits" and np.isneginf(zy).any():
             # -inf at the true class: probability 0, infinite NLL (an ignored
             # sample's stand-in label 0 may be a masked class: that is fine)
@@ -498,19 +559,20 @@ def _reduce_multiclass(
             right = np.argmax(z, axis=1) == ysafe
         else:
             right = _correct_slab(z, m1, zy, ysafe, p_top)
-        nl = py = None
+        nl = py = shifted = None
         if need_py:
             if kind == "logits":
                 assert s is not None
                 shifted = zy - m1.astype(np.float64)
-                nl = np.log(s) - shifted
+                if per_sample:  # else only its sum, from the kept samples below
+                    nl = np.log(s) - shifted
                 # exp(shifted) is already in t (same float64 inputs): gather it
-                py = (t[ar, ysafe] if axis == 1 else t[ysafe, ar]) / s
+                py = np.take(t.reshape(-1), flat_y) / s
             else:
                 py = zy.astype(np.float64)
                 nl = -np.log(np.maximum(py, eps))
         sq = None
-        if brier_terms is not None:
+        if brier:
             assert py is not None
             sub = "ij,ij->i" if axis == 1 else "ij,ij->j"
             # squares summed in float64 even for float32 probabilities
@@ -518,45 +580,75 @@ def _reduce_multiclass(
             if s is not None:
                 sq /= s * s
             sq += 1.0 - 2.0 * py
-        # per-sample outputs, ignored samples left out
+        # per-sample outputs (or their sums), ignored samples left out
         kept = None if v is None else np.flatnonzero(v)
-        out = slice(off, off + (hi - lo if kept is None else len(kept)))
+        totals = None
+        if per_sample:
+            assert conf is not None and correct is not None and y_out is not None
+            out = slice(off, off + (hi - lo if kept is None else len(kept)))
 
-        def put(dst: np.ndarray, a: np.ndarray) -> None:
-            # one index of the kept samples serves every output (a boolean mask
-            # would be re-scanned per array), gathered straight into place
-            if kept is None:
-                dst[out] = a
-            else:
-                np.take(a, kept, out=dst[out])
+            def put(dst: np.ndarray, a: np.ndarray) -> None:
+                # one index of the kept samples serves every output (a boolean
+                # mask would be re-scanned per array), gathered into place
+                if kept is None:
+                    dst[out] = a
+                else:
+                    np.take(a, kept, out=dst[out])
 
-        put(conf, p_top)
-        put(correct, right)
-        p_top, right = conf[out], correct[out]  # ignored samples dropped
-        if kept is not None:
-            put(y_out, y)
-        if nll is not None:
-            assert nl is not None
-            put(nll, nl)
-        if brier_terms is not None:
-            assert sq is not None
-            put(brier_terms, sq)
+            put(conf, p_top)
+            put(correct, right)
+            p_top, right = conf[out], correct[out]  # ignored samples dropped
+            if kept is not None:
+                put(y_out, y)
+            y_kept = y_out[out]
+            if nll is not None:
+                assert nl is not None
+                put(nll, nl)
+            if brier_terms is not None:
+                assert sq is not None
+                put(brier_terms, sq)
+        else:
+            y_kept = y
+            s_kept = s
+            if kept is not None:
+                p_top, right, y_kept = p_top[kept], right[kept], y[kept]
+                nl = None if nl is None else nl[kept]
+                sq = None if sq is None else sq[kept]
+                shifted = None if shifted is None else shifted[kept]
+                s_kept = None if s is None else s[kept]
+            nll_sum = None
+            if want_nll:
+                if shifted is not None and s_kept is not None:
+                    nll_sum = _sum_log(s_kept, n_classes) - float(shifted.sum())
+                elif nl is not None:
+                    nll_sum = float(nl.sum())
+            totals = (
+                len(p_top),
+                float(p_top.sum()),
+                int(np.count_nonzero(right)),
+                nll_sum,
+                None if sq is None else float(sq.sum()),
+            )
         top = None
         if toplabel_edges is not None:
             top = _bin_sums(p_top, right, toplabel_edges)
         if classwise_edges is None:
-            return top, None
-        return top, _classwise_chunk(
-            t,
-            s,
-            axis,
-            ysafe,
-            v,
-            y_out[out],  # the kept labels
-            threshold,
-            classwise_edges,
-            n_classes,
-            n_bins,
+            return top, None, totals
+        return (
+            top,
+            _classwise_chunk(
+                t,
+                s,
+                axis,
+                ysafe,
+                v,
+                y_kept,
+                threshold,
+                classwise_edges,
+                n_classes,
+                n_bins,
+            ),
+            totals,
         )
 
     tasks = [
@@ -573,9 +665,42 @@ def _reduce_multiclass(
     if toplabel_edges is not None:
         sums = _add_parts([part[0] for part in parts])  # type: ignore[misc]
         table = BinTable(toplabel_edges, sums[0], sums[2], sums[1])
+    totals = None
+    if not per_sample:
+        chunk_totals = [part[2] for part in parts]
+        nlls = [t[3] for t in chunk_totals]  # type: ignore[index]
+        briers = [t[4] for t in chunk_totals]  # type: ignore[index]
+        totals = Totals(
+            n=sum(t[0] for t in chunk_totals),  # type: ignore[index]
+            sum_confidence=math.fsum(t[1] for t in chunk_totals),  # type: ignore[index]
+            n_correct=sum(t[2] for t in chunk_totals),  # type: ignore[index]
+            sum_nll=None if None in nlls else math.fsum(nlls),  # type: ignore[arg-type]
+            sum_brier=None if None in briers else math.fsum(briers),  # type: ignore[arg-type]
+        )
     return Reduced(
-        n_classes, conf, correct, y_out, nll, brier_terms, None, classwise, table
+        n_classes,
+        conf,
+        correct,
+        y_out,
+        nll,
+        brier_terms,
+        None,
+        classwise,
+        table,
+        totals,
     )
+
+
+def _sum_log(s: np.ndarray, n_classes: int) -> float:
+    """``np.log(s).sum()`` for row sums ``1 <= s <= n_classes``, as the logs of
+    products of blocks of s (small enough not to overflow): one log per block,
+    each product good to ~1e-14 relative."""
+    block = max(1, int(700 // math.log(max(n_classes, 2))))
+    whole = len(s) - len(s) % block
+    total = float(
+        np.log(np.multiply.reduce(s[:whole].reshape(-1, block), axis=1)).sum()
+    )
+    return total + float(np.log(np.prod(s[whole:])))
 
 
 def _chunk_elements(dtype: np.dtype) -> int:
@@ -633,6 +758,15 @@ def _sum_squares(t: np.ndarray) -> np.ndarray:
     return np.einsum("ijk,ijk->ik", t, t)[:, None, :]
 
 
+def _rowdot(t: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``t @ w`` for a (C, n) float64 slab, as dot products of at most 8192
+    elements (OpenBLAS gives longer ones threads of its own, inside ours)."""
+    out = np.zeros(t.shape[0])
+    for lo in range(0, t.shape[1], 8192):
+        out += np.vecdot(t[:, lo : lo + 8192], w[lo : lo + 8192])
+    return out
+
+
 def _classwise_chunk(
     t: np.ndarray,
     s: np.ndarray | None,
@@ -664,9 +798,7 @@ def _classwise_chunk(
     # class totals of p: a float64 matrix-vector product over the samples
     # (einsum, not BLAS: OpenBLAS would start threads of its own inside ours)
     if t.dtype == np.float64:
-        col_sum = (
-            np.einsum("i,ij->j", w, t) if axis == 1 else np.einsum("ij,j->i", t, w)
-        )
+        col_sum = np.einsum("i,ij->j", w, t) if axis == 1 else _rowdot(t, w)
     else:
         col_sum = np.sum(t, axis=sample_axis, dtype=np.float64)
         if v is not None and not v.all():

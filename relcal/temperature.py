@@ -78,7 +78,7 @@ from typing import Any
 import numpy as np
 
 from relcal.errors import InputError, UnsupportedMetricError
-from relcal.reduce import scratch
+from relcal.reduce import scratch, shared_pool
 from relcal.validate import nonfinite_error, prepare
 
 T_BOUNDS = (1e-4, 1e4)
@@ -410,8 +410,7 @@ def _fit(z: np.ndarray, y: np.ndarray) -> TemperatureFit:
     workers = min(2, os.cpu_count() or 1)
     if workers < 2 or z.size < _CHUNK:
         return _fit_with(z, y, None)
-    with ThreadPoolExecutor(workers) as pool:
-        return _fit_with(z, y, pool)
+    return _fit_with(z, y, shared_pool(workers))
 
 
 def _fit_with(

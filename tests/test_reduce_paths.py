@@ -16,6 +16,7 @@ from relcal import reduce as rd
 from relcal.binning import assign_bins, uniform_edges
 from relcal.errors import InputError
 from relcal.synth import make_logits
+from relcal.temperature import softmax
 from relcal.validate import check_labels, detect_kind
 
 EDGES = uniform_edges(15)
@@ -253,3 +254,35 @@ def test_toplabel_nonfinite_confidence_is_named() -> None:
     conf = np.array([0.5, 0.9, -np.inf, np.nan])
     with pytest.raises(InputError, match=r"confidence: 2 values are NaN or infinite"):
         reduce_toplabel(conf, np.zeros(4, dtype=int), np.zeros(4, dtype=int), 2)
+
+
+@pytest.mark.parametrize("kind", ["logits", "probs"])
+def test_totals_only_equal_the_per_sample_means(
+    layout: str, chunking: str, kind: str
+) -> None:
+    """``per_sample=False`` (what ``evaluate`` uses) gives the same metrics as
+    the per-sample arrays, ignored samples included."""
+    z, y = make_logits(3000, 12, seed=5, temperature=2.0)
+    y = y.copy()
+    y[::7] = IGNORE
+    scores = z if kind == "logits" else softmax(z)
+    kw = dict(
+        kind=kind,
+        n_classes=12,
+        ignore_index=IGNORE,
+        classwise_edges=EDGES,
+        toplabel_edges=EDGES,
+    )
+    full = rd.reduce_scores(scores, y, **kw)  # type: ignore[arg-type]
+    sums = rd.reduce_scores(scores, y, per_sample=False, **kw)  # type: ignore[arg-type]
+    assert sums.confidence is None and sums.nll is None and sums.totals is not None
+    assert sums.n == full.n == np.count_nonzero(y != IGNORE)
+    a = relcal.metrics.summarize(full, kind=kind)
+    b = relcal.metrics.summarize(sums, kind=kind)
+    for name in ("accuracy", "mean_confidence", "ece", "mce", "rms_ce", "nll", "brier"):
+        assert getattr(b, name) == pytest.approx(getattr(a, name), rel=1e-12), name
+    assert b.classwise_ece == pytest.approx(a.classwise_ece, rel=1e-12)
+    np.testing.assert_array_equal(b.table.count, a.table.count)
+    ev = relcal.evaluate(scores, y, kind=kind, ignore_index=IGNORE)
+    assert ev.nll == pytest.approx(a.nll, rel=1e-12)
+    assert ev.ece == pytest.approx(a.ece, rel=1e-12)
