@@ -487,7 +487,7 @@ def _reduce_multiclass(
     chunks = list(_chunks(z_all.shape, _chunk_elements(work_dtype)))
     # ignored samples are dropped chunk by chunk: each chunk writes its kept
     # samples at its own offset, so no serial pass filters the outputs after
-    if v_flat is None:
+    if v_flat is None or not per_sample:  # (offsets only place per-sample outputs)
         offsets = [lo for _, lo, _ in chunks]
         n_keep = total
     else:
@@ -526,18 +526,10 @@ def _reduce_multiclass(
         m = np.max(z, axis=axis, keepdims=True)
         if not np.isfinite(m).all():  # NaN or +inf somewhere (or a row of -inf)
             raise _NonFinite
-        # the true class's entry: one flat index serves z (when contiguous) and t
+        # the true class's entry: one flat index serves every contiguous slab
         flat_y = ar * n_classes + ysafe if axis == 1 else ysafe * (hi - lo) + ar
-        if z.flags.c_contiguous:
-            zy = np.take(z.reshape(-1), flat_y)
-        else:
-            zy = z[ar, ysafe] if axis == 1 else z[ysafe, ar]
-        if kind == "logits" and np.isneginf(zy).any():
-            # -inf at the true class: probability 0, infinite NLL (an ignored
-            # sample's stand-in label 0 may be a masked class: that is fine)
-            if v is None or (np.isneginf(zy) & v).any():
-                raise _NonFinite
         m1 = m.reshape(-1)
+        shifted = None  # z_y − m (logits)
         if kind == "logits":
             t = scratch(z.shape, work_dtype)
             if z.dtype == work_dtype:
@@ -545,6 +537,14 @@ def _reduce_multiclass(
             else:  # widen first: faster than a mixed-dtype subtract, same values
                 np.copyto(t, z)
                 np.subtract(t, m.astype(work_dtype), out=t)
+            # z_y − m, exact (0 exactly when z_y is a maximum), before the exp
+            shifted = np.take(t.reshape(-1), flat_y)
+            if np.isneginf(shifted).any():
+                # -inf at the true class: probability 0, infinite NLL (an
+                # ignored sample's stand-in label 0 may be a masked class)
+                if v is None or (np.isneginf(shifted) & v).any():
+                    raise _NonFinite
+            hit = shifted == 0
             np.exp(t, out=t)
             if transpose:
                 s = np.sum(t, axis=0, dtype=np.float64)
@@ -552,18 +552,23 @@ def _reduce_multiclass(
                 s = np.sum(t, axis=axis).astype(np.float64, copy=False)
             p_top = 1.0 / s
         else:
+            if z.flags.c_contiguous:
+                zy = np.take(z.reshape(-1), flat_y)
+            else:
+                zy = z[ar, ysafe] if axis == 1 else z[ysafe, ar]
+            hit = zy == m1
             t = z
             s = None
             p_top = m1.astype(np.float64)
         if axis == 1:
             right = np.argmax(z, axis=1) == ysafe
         else:
-            right = _correct_slab(z, m1, zy, ysafe, p_top)
-        nl = py = shifted = None
+            right = _correct_slab(z, m1, hit, ysafe, p_top)
+        nl = py = None
         if need_py:
             if kind == "logits":
                 assert s is not None
-                shifted = zy - m1.astype(np.float64)
+                shifted = shifted.astype(np.float64, copy=False)
                 if per_sample:  # else only its sum, from the kept samples below
                     nl = np.log(s) - shifted
                 # exp(shifted) is already in t (same float64 inputs): gather it
@@ -735,16 +740,16 @@ def _bin_sums(
 
 
 def _correct_slab(
-    z: np.ndarray, m: np.ndarray, zy: np.ndarray, y: np.ndarray, p_top: np.ndarray
+    z: np.ndarray, m: np.ndarray, hit: np.ndarray, y: np.ndarray, p_top: np.ndarray
 ) -> np.ndarray:
-    """Whether the first maximal class is the label, for a (C, pixels) slab.
+    """Whether the first maximal class is the label, for a (C, pixels) slab,
+    given ``hit``: whether the label's entry is a maximum (overwritten).
 
     numpy's argmax along a non-last axis transposes the slab, so the label is
-    tested directly (``z_y == max``), and only pixels that may hold a tie for the
-    maximum are looked at class by class: a tie means two entries of exactly
-    ``exp(0) = 1``, so a top probability of at most 1/2.
+    tested directly, and only pixels that may hold a tie for the maximum are
+    looked at class by class: a tie means two entries of exactly ``exp(0) = 1``
+    (or of the top probability), so a top probability of at most 1/2.
     """
-    hit = zy == m
     maybe_tie = np.flatnonzero(hit & (p_top <= 0.5))
     if len(maybe_tie):
         first = np.argmax(z[:, maybe_tie], axis=0)
