@@ -6,7 +6,8 @@ logits (10,000×100 with --quick), in one run of this script.  Rows (see
 benchmarks/README.md):
 
   relcal           relcal.fit_temperature(logits, labels): safeguarded Newton on
-                   beta = 1/T, float64 sums, 2 threads.
+                   beta = 1/T, steered by float32 passes and a 1/32 row
+                   subsample, finished by float64 passes; 2 threads.
   scipy_bounded    scipy.optimize.minimize_scalar(nll, bounds=(0.05, 20),
                    method="bounded", xatol=1e-7) on a float64 numpy NLL of z/T
                    (the float64 copy is made inside the timing).  One thread.
@@ -82,8 +83,8 @@ SPEED_TARGETS = {
 MAX_PASSES = 8
 
 ROW_HELP = {
-    "relcal": "relcal.fit_temperature(logits, labels) (float32 in, float64 sums,"
-    " 2 threads)",
+    "relcal": "relcal.fit_temperature(logits, labels) (float32 in; steered by float32"
+    " passes and a row subsample, finished by float64 passes; 2 threads)",
     "scipy_bounded": f"minimize_scalar(nll, bounds={SCIPY_BOUNDS}, method='bounded',"
     f" options={{'xatol': {SCIPY_XATOL:g}}}); float64 numpy NLL of z/T, 1 thread;"
     " float64 copy inside the timing",
