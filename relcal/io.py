@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -543,7 +543,7 @@ def check_output(
     return out
 
 
-def write_atomic(files: dict[Path, str | Callable[[BinaryIO], None]]) -> None:
+def write_atomic(files: Mapping[Path, str | Callable[[BinaryIO], None]]) -> None:
     """Write files all-or-nothing: each to a temporary file beside it, then
     rename them into place (a rename is atomic on one file system), so a
     reader never sees half a file and a failure leaves the old files intact.

@@ -308,6 +308,7 @@ def reliability_table(
         assert red.table is not None
         return red.table
     red = _toplabel(scores, labels, kind, ignore_index)
+    assert red.confidence is not None and red.correct is not None  # per sample
     return bin_table(
         red.confidence, red.correct, make_edges(red.confidence, n_bins, binning)
     )
@@ -389,6 +390,7 @@ def accuracy(
 ) -> float:
     """Fraction of samples whose first maximal score is the label."""
     red = _toplabel(scores, labels, kind, ignore_index)
+    assert red.correct is not None  # per sample
     return float(np.mean(red.correct))
 
 
@@ -475,6 +477,7 @@ def positive_class_table(
             f"the positive-class curve needs two classes. Got {red.n_classes} instead"
         )
     pos = red.positive
+    assert red.labels is not None  # per sample
     return bin_table(pos, red.labels == 1, make_edges(pos, n_bins, binning))
 
 

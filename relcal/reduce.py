@@ -36,15 +36,19 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
 
 import numpy as np
 
 from relcal.binning import BinTable, assign_bins
 from relcal.errors import InputError
 from relcal.validate import nonfinite_error
+
+_T = TypeVar("_T")
 
 CHUNK_BYTES = 1 << 22  # 4 MB of float64 work per chunk (see _chunk_elements)
 # (N, C) scores with at most this many classes are reduced class axis first
@@ -288,11 +292,11 @@ class _NonFinite(Exception):
 
 
 def _run(
-    tasks: list[Callable[[], object]],
+    tasks: Sequence[Callable[[], _T]],
     threads: int | None,
     scores: np.ndarray,
     labels: np.ndarray,
-) -> list[object]:
+) -> list[_T]:
     try:
         if len(tasks) <= 1:  # small input: no pool (and no os.cpu_count() call)
             return [t() for t in tasks]
@@ -331,7 +335,7 @@ def _reduce_binary(
     brier_terms = np.empty(n, dtype=np.float64) if brier else None
     eps = float(np.finfo(scores.dtype).eps)
 
-    def work(lo: int, hi: int) -> tuple[object, object, object]:
+    def work(lo: int, hi: int) -> tuple[Any, Any, Any]:
         y1 = labels[lo:hi] == 1
         v = None if valid is None else valid[lo:hi]
         if kind == "logits":
@@ -389,7 +393,7 @@ def _reduce_binary(
         return top, cls, None
 
     step = max(1, CHUNK_BYTES // 64)
-    tasks = [(lambda lo=lo: work(lo, min(lo + step, n))) for lo in range(0, n, step)]
+    tasks = [partial(work, lo, min(lo + step, n)) for lo in range(0, n, step)]
     parts = _run(tasks, threads, scores, labels)
 
     y = labels
@@ -399,8 +403,8 @@ def _reduce_binary(
             brier_terms = brier_terms[valid]
     classwise = table = None
     if classwise_edges is not None:
-        c0 = _add_parts([part[1][0] for part in parts])  # type: ignore[index]
-        c1 = _add_parts([part[1][1] for part in parts])  # type: ignore[index]
+        c0 = _add_parts([part[1][0] for part in parts])
+        c1 = _add_parts([part[1][1] for part in parts])
         classwise = ClasswiseBins(
             classwise_edges,
             np.stack([c0[0], c1[0]]),
@@ -408,7 +412,7 @@ def _reduce_binary(
             np.stack([c0[2], c1[2]]),
         )
     if toplabel_edges is not None:
-        sums = _add_parts([part[0] for part in parts])  # type: ignore[index]
+        sums = _add_parts([part[0] for part in parts])
         table = BinTable(toplabel_edges, sums[0], sums[2], sums[1])
     return Reduced(2, conf, correct, y, nll, brier_terms, pos, classwise, table)
 
@@ -511,7 +515,7 @@ def _reduce_multiclass(
 
     def work(
         sl: tuple[int | slice, ...], lo: int, hi: int, off: int
-    ) -> tuple[object, object, object]:
+    ) -> tuple[Any, Any, Any]:
         z = z_all[sl]
         if transpose:
             zt = scratch(z.shape[::-1], in_dtype, "z")
@@ -530,6 +534,7 @@ def _reduce_multiclass(
         flat_y = ar * n_classes + ysafe if axis == 1 else ysafe * (hi - lo) + ar
         m1 = m.reshape(-1)
         shifted = None  # z_y − m (logits)
+        s: np.ndarray | None  # row sums of exp(z − m) (logits)
         if kind == "logits":
             t = scratch(z.shape, work_dtype)
             if z.dtype == work_dtype:
@@ -547,10 +552,10 @@ def _reduce_multiclass(
             hit = shifted == 0
             np.exp(t, out=t)
             if transpose:
-                s = np.sum(t, axis=0, dtype=np.float64)
+                s = np.asarray(np.sum(t, axis=0, dtype=np.float64))
             else:
-                s = np.sum(t, axis=axis).astype(np.float64, copy=False)
-            p_top = 1.0 / s
+                s = np.asarray(np.sum(t, axis=axis), dtype=np.float64)
+            p_top = np.reciprocal(s)
         else:
             if z.flags.c_contiguous:
                 zy = np.take(z.reshape(-1), flat_y)
@@ -567,7 +572,7 @@ def _reduce_multiclass(
         nl = py = None
         if need_py:
             if kind == "logits":
-                assert s is not None
+                assert s is not None and shifted is not None
                 shifted = shifted.astype(np.float64, copy=False)
                 if per_sample:  # else only its sum, from the kept samples below
                     nl = np.log(s) - shifted
@@ -657,30 +662,30 @@ def _reduce_multiclass(
         )
 
     tasks = [
-        (lambda sl=sl, lo=lo, hi=hi, off=off: work(sl, lo, hi, off))
+        partial(work, sl, lo, hi, off)
         for (sl, lo, hi), off in zip(chunks, offsets, strict=True)
     ]
     parts = _run(tasks, threads, scores, labels)
 
     classwise = None
     if classwise_edges is not None:
-        sums = _add_parts([part[1] for part in parts])  # type: ignore[misc]
+        sums = _add_parts([part[1] for part in parts])
         classwise = ClasswiseBins(classwise_edges, *sums)
     table = None
     if toplabel_edges is not None:
-        sums = _add_parts([part[0] for part in parts])  # type: ignore[misc]
+        sums = _add_parts([part[0] for part in parts])
         table = BinTable(toplabel_edges, sums[0], sums[2], sums[1])
     totals = None
     if not per_sample:
         chunk_totals = [part[2] for part in parts]
-        nlls = [t[3] for t in chunk_totals]  # type: ignore[index]
-        briers = [t[4] for t in chunk_totals]  # type: ignore[index]
+        nlls = [t[3] for t in chunk_totals]
+        briers = [t[4] for t in chunk_totals]
         totals = Totals(
-            n=sum(t[0] for t in chunk_totals),  # type: ignore[index]
-            sum_confidence=math.fsum(t[1] for t in chunk_totals),  # type: ignore[index]
-            n_correct=sum(t[2] for t in chunk_totals),  # type: ignore[index]
-            sum_nll=None if None in nlls else math.fsum(nlls),  # type: ignore[arg-type]
-            sum_brier=None if None in briers else math.fsum(briers),  # type: ignore[arg-type]
+            n=sum(t[0] for t in chunk_totals),
+            sum_confidence=math.fsum(t[1] for t in chunk_totals),
+            n_correct=sum(t[2] for t in chunk_totals),
+            sum_nll=None if None in nlls else math.fsum(nlls),
+            sum_brier=None if None in briers else math.fsum(briers),
         )
     return Reduced(
         n_classes,
@@ -795,7 +800,7 @@ def _classwise_chunk(
     which ``v`` masks out); ``y_kept`` the labels of the kept samples only.
     """
     sample_axis = 1 - axis
-    w = np.ones(y.size) if s is None else 1.0 / s
+    w = np.ones(y.size) if s is None else np.reciprocal(s)
     if v is not None:
         w = np.where(v, w, 0.0)
     n_valid = y_kept.size
@@ -809,11 +814,10 @@ def _classwise_chunk(
         if v is not None and not v.all():
             dropped = t[~v] if axis == 1 else t[:, ~v]
             col_sum -= np.sum(dropped, axis=sample_axis, dtype=np.float64)
-    limit = threshold if s is None else threshold * s
     if axis == 1 and s is not None:
-        high = t > limit[:, None]
+        high = t > (threshold * s)[:, None]
     else:
-        high = t > limit
+        high = t > (threshold if s is None else threshold * s)
     if v is not None:
         high &= v[:, None] if axis == 1 else v
     flat = np.flatnonzero(high)
