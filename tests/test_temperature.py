@@ -297,6 +297,24 @@ def test_fit_temperature_command(
     assert len(doc["cross_fitted"]["temperatures"]) == 3
 
 
+def test_fit_temperature_command_on_a_large_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """≥ 2**20 logits: the file records the steering subsample, the summary
+    says so, and T is still the exact optimum."""
+    z, y = make_logits(20000, 64, seed=4, temperature=1.8)
+    src = tmp_path / "big.npz"
+    np.savez(src, logits=z, labels=y)
+    out = tmp_path / "t.json"
+    assert main(["fit-temperature", str(src), "-o", str(out)]) == 0
+    assert "passes over a subsample of" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["subsample"]["rows"] == 2000 and doc["subsample"]["passes"] >= 2
+    assert doc["passes"] <= 8
+    assert doc["temperature"] == pytest.approx(reference_temperature(z, y), rel=1e-7)
+    assert abs(doc["gradient"]) <= 1e-8
+
+
 def test_report_and_calibrate_with_a_temperature(tmp_path: Path) -> None:
     t_file = tmp_path / "t.json"
     assert (
