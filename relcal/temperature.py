@@ -346,6 +346,13 @@ def _newton_step(
         curv = h * beta * beta + g * beta
         step = beta * math.exp(-g * beta / curv) if curv > 0 else math.nan
     if not (lo < step < hi):
+        # a step out of a bracket whose end is a bound of T goes to the bound
+        # itself: one pass there says whether T is capped (bisecting towards
+        # it would take ~30 passes)
+        if step <= lo == 1.0 / T_BOUNDS[1]:
+            return lo
+        if step >= hi == 1.0 / T_BOUNDS[0]:
+            return hi
         step = min(max(math.sqrt(lo * hi), beta / 4, lo), beta * 4, hi)
     return step
 
@@ -479,11 +486,12 @@ def _fit_with(
         else:  # too few rows to subsample: float32 passes over every row
             b, steps = _steer(evaluate, b, (g, h, k3), COARSE_TOL, COARSE_MAX)
             it += steps
-        # 3. exact passes (Newton steps: L''' no longer pays) from there
+        # 3. exact passes (Newton steps: L''' no longer pays) from there, or
+        # from the bound the steering ran into (the exact passes then decide
+        # whether T is capped there)
         evaluate.third = False
-        if b_min < b < b_max:
-            beta = b
-            nll, g, h, k3 = evaluate(beta)
+        beta = min(max(b, b_min), b_max) if math.isfinite(b) else 1.0
+        nll, g, h, k3 = evaluate(beta)
     while status == "converged" and abs(g) > GRAD_TOL and it < MAX_ITER:
         if g > 0:
             hi = beta

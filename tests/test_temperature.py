@@ -212,6 +212,19 @@ def test_every_prediction_right_is_capped() -> None:
     assert fit.temperature == pytest.approx(T_BOUNDS[0])
 
 
+def test_labels_unrelated_to_large_logits_cap_t_at_its_upper_bound() -> None:
+    """Uniform predictions are best: the NLL falls as T grows, T is capped at
+    its upper bound, and the steering goes straight there (a pass or two at
+    the bound, not a bisection towards it)."""
+    z, _ = make_logits(30000, 40, seed=1, temperature=50.0)
+    y = np.random.default_rng(0).integers(0, 40, len(z))
+    fit = fit_temperature(z, y)
+    assert fit.status == "capped"
+    assert fit.temperature == pytest.approx(T_BOUNDS[1])
+    assert fit.gradient < 0  # the NLL still falls there
+    assert fit.passes <= 4
+
+
 def test_constant_logits_have_no_effect() -> None:
     z = np.zeros((50, 4))
     y = np.arange(50) % 4
