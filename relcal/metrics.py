@@ -510,7 +510,10 @@ def evaluate_predictions(
 
 
 def _evaluate_predictions(predictions: Any, *, n_bins: int, binning: str) -> Results:
-    return _reduce_predictions(predictions, n_bins=n_bins, binning=binning)[1]
+    # the metrics alone: no per-sample arrays (as :func:`evaluate`)
+    return _reduce_predictions(
+        predictions, n_bins=n_bins, binning=binning, per_sample=False
+    )[1]
 
 
 def reduce_predictions(
@@ -527,7 +530,7 @@ def reduce_predictions(
 
 
 def _reduce_predictions(
-    predictions: Any, *, n_bins: int, binning: str
+    predictions: Any, *, n_bins: int, binning: str, per_sample: bool = True
 ) -> tuple[Reduced, Results]:
     n_bins = check_n_bins(n_bins)
     check_binning(binning)
@@ -554,5 +557,6 @@ def _reduce_predictions(
         ignore_index=predictions.ignore_index,
         classwise_edges=edges,
         toplabel_edges=edges if binning == "width" else None,
+        per_sample=per_sample or binning != "width",
     )
     return red, summarize(red, n_bins=n_bins, binning=binning, kind=predictions.kind)
