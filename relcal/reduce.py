@@ -265,7 +265,7 @@ _pool_lock = threading.Lock()
 def shared_pool(workers: int) -> ThreadPoolExecutor:
     """A process-wide pool of ``workers`` threads, started on first use.
 
-    Kept between calls so that its threads' scratch buffers (up to ~20 MB each)
+    Kept between calls so that its threads' scratch buffers (up to ~30 MB each)
     are reused rather than faulted in afresh, which on a virtual machine can
     cost more than the work.  Tasks must not wait on other tasks of the pool.
     A forked child starts without it."""
