@@ -619,18 +619,20 @@ def _reduce_multiclass(
                 put(brier_terms, sq)
         else:
             y_kept = y
-            s_kept = s
             if kept is not None:
                 p_top, right, y_kept = p_top[kept], right[kept], y[kept]
                 nl = None if nl is None else nl[kept]
                 sq = None if sq is None else sq[kept]
-                shifted = None if shifted is None else shifted[kept]
-                s_kept = None if s is None else s[kept]
             nll_sum = None
             if want_nll:
-                if shifted is not None and s_kept is not None:
-                    nll_sum = _sum_log(s_kept, n_classes) - float(shifted.sum())
-                elif nl is not None:
+                if kind == "logits":  # log s − (z_y − m), as sums
+                    assert s is not None and shifted is not None
+                    s_k, d_k = (
+                        (s, shifted) if kept is None else (s[kept], shifted[kept])
+                    )
+                    nll_sum = _sum_log(s_k, n_classes) - float(d_k.sum())
+                else:
+                    assert nl is not None
                     nll_sum = float(nl.sum())
             totals = (
                 len(p_top),

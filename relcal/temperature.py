@@ -69,7 +69,6 @@ Neural Networks", section 4.2.
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -78,7 +77,7 @@ from typing import Any
 import numpy as np
 
 from relcal.errors import InputError, UnsupportedMetricError
-from relcal.reduce import scratch, shared_pool
+from relcal.reduce import default_threads, scratch, shared_pool
 from relcal.validate import nonfinite_error, prepare
 
 T_BOUNDS = (1e-4, 1e4)
@@ -195,7 +194,7 @@ class _Pass:
         self._first = True
         self.neginf = False  # any -inf logit (a masked class) anywhere
         self.third = True  # whether passes give L''' (else NaN: Newton steps)
-        self.workers = min(2, os.cpu_count() or 1, len(self.chunks))
+        self.workers = min(default_threads(), len(self.chunks))
 
     def _chunk(self, lo: int, hi: int, beta: float, sums: np.ndarray) -> None:
         z = self.z[lo:hi]
@@ -331,8 +330,9 @@ def _newton_step(
     beta: float, g: float, h: float, lo: float, hi: float, k3: float = math.nan
 ) -> float:
     """The next β: Halley in β (when L''' is given), else Newton in β, else
-    Newton in log β, else a bisection in log β (moving at most a factor of 4
-    while an end of [lo, hi] is at its bound)."""
+    Newton in log β; a step out of [lo, hi] past an end that is a bound of T
+    goes to that bound, any other a bisection in log β (moving at most a
+    factor of 4 while an end of [lo, hi] is at its bound)."""
     step = math.nan
     if h > 0 and math.isfinite(k3):
         denom = 2.0 * h * h - g * k3
@@ -414,15 +414,8 @@ def _steer(
 def _fit(z: np.ndarray, y: np.ndarray) -> TemperatureFit:
     if len(y) == 0:
         raise InputError("no samples to fit a temperature on")
-    workers = min(2, os.cpu_count() or 1)
-    if workers < 2 or z.size < _CHUNK:
-        return _fit_with(z, y, None)
-    return _fit_with(z, y, shared_pool(workers))
-
-
-def _fit_with(
-    z: np.ndarray, y: np.ndarray, pool: ThreadPoolExecutor | None
-) -> TemperatureFit:
+    workers = default_threads()
+    pool = shared_pool(workers) if workers > 1 and z.size >= _CHUNK else None
     evaluate = _Pass(z, y, pool)
     b_min, b_max = 1.0 / T_BOUNDS[1], 1.0 / T_BOUNDS[0]
     beta = 1.0
