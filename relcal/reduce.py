@@ -568,7 +568,13 @@ def _reduce_multiclass(
         if axis == 1:
             right = np.argmax(z, axis=1) == ysafe
         else:
-            right = _correct_slab(z, m1, hit, ysafe, p_top)
+            top = 1.0 if s is not None else m1  # the entries of t at a maximum
+            right = _correct_slab(z, t, top, hit, ysafe, p_top)
+        if s is not None and (brier or classwise_edges is not None):
+            # probabilities in place, ignored samples zeroed: nothing below
+            # divides by s or masks them again
+            w = p_top if v is None else np.where(v, p_top, 0.0)
+            t *= w[:, None] if axis == 1 else w
         nl = py = None
         if need_py:
             if kind == "logits":
@@ -576,20 +582,21 @@ def _reduce_multiclass(
                 shifted = shifted.astype(np.float64, copy=False)
                 if per_sample:  # else only its sum, from the kept samples below
                     nl = np.log(s) - shifted
-                # exp(shifted) is already in t (same float64 inputs): gather it
-                py = np.take(t.reshape(-1), flat_y) / s
+                if brier:  # exp(shifted) / s is already in t (same float64 inputs)
+                    py = np.take(t.reshape(-1), flat_y)
             else:
                 py = zy.astype(np.float64)
                 nl = -np.log(np.maximum(py, eps))
-        sq = None
+        sq = sq_total = None
         if brier:
             assert py is not None
-            sub = "ij,ij->i" if axis == 1 else "ij,ij->j"
-            # squares summed in float64 even for float32 probabilities
-            sq = np.einsum(sub, t, t, dtype=np.float64)
-            if s is not None:
-                sq /= s * s
-            sq += 1.0 - 2.0 * py
+            if per_sample or s is None:
+                sub = "ij,ij->i" if axis == 1 else "ij,ij->j"
+                # squares summed in float64 even for float32 probabilities
+                sq = np.einsum(sub, t, t, dtype=np.float64)
+                sq += 1.0 - 2.0 * py
+            else:  # only the sum over kept samples (the others are 0 in t)
+                sq_total = _sum_squares(t)
         # per-sample outputs (or their sums), ignored samples left out
         kept = None if v is None else np.flatnonzero(v)
         totals = None
@@ -623,6 +630,12 @@ def _reduce_multiclass(
                 p_top, right, y_kept = p_top[kept], right[kept], y[kept]
                 nl = None if nl is None else nl[kept]
                 sq = None if sq is None else sq[kept]
+                if sq_total is not None:
+                    assert py is not None
+                    py = py[kept]
+            if sq_total is not None:
+                assert py is not None
+                sq_total += len(py) - 2.0 * float(py.sum())
             nll_sum = None
             if want_nll:
                 if kind == "logits":  # log s − (z_y − m), as sums
@@ -639,7 +652,7 @@ def _reduce_multiclass(
                 float(p_top.sum()),
                 int(np.count_nonzero(right)),
                 nll_sum,
-                None if sq is None else float(sq.sum()),
+                sq_total if sq is None else float(sq.sum()),
             )
         top = None
         if toplabel_edges is not None:
@@ -650,10 +663,10 @@ def _reduce_multiclass(
             top,
             _classwise_chunk(
                 t,
-                s,
                 axis,
                 ysafe,
                 v,
+                s is not None,
                 y_kept,
                 threshold,
                 classwise_edges,
@@ -747,44 +760,44 @@ def _bin_sums(
 
 
 def _correct_slab(
-    z: np.ndarray, m: np.ndarray, hit: np.ndarray, y: np.ndarray, p_top: np.ndarray
+    z: np.ndarray,
+    t: np.ndarray,
+    top: float | np.ndarray,
+    hit: np.ndarray,
+    y: np.ndarray,
+    p_top: np.ndarray,
 ) -> np.ndarray:
     """Whether the first maximal class is the label, for a (C, pixels) slab,
     given ``hit``: whether the label's entry is a maximum (overwritten).
 
     numpy's argmax along a non-last axis transposes the slab, so the label is
-    tested directly, and only pixels that may hold a tie for the maximum are
-    looked at class by class: a tie means two entries of exactly ``exp(0) = 1``
-    (or of the top probability), so a top probability of at most 1/2.
+    tested directly.  A tie for the maximum means two entries of ``t`` equal to
+    ``top`` (``exp(0) = 1`` for logits, the maximum itself for probabilities),
+    so a top probability of at most 1/2: only those pixels are counted, and
+    only the ones with two such entries are looked at class by class.
     """
-    maybe_tie = np.flatnonzero(hit & (p_top <= 0.5))
-    if len(maybe_tie):
-        first = np.argmax(z[:, maybe_tie], axis=0)
-        hit[maybe_tie] = first == y[maybe_tie]
+    maybe = np.flatnonzero(hit & (p_top <= 0.5))
+    if len(maybe):
+        at_top = np.take(t, maybe, axis=1) == (top if np.isscalar(top) else top[maybe])
+        maybe = maybe[np.count_nonzero(at_top, axis=0) > 1]
+    if len(maybe):
+        first = np.argmax(z[:, maybe], axis=0)
+        hit[maybe] = first == y[maybe]
     return hit
 
 
-def _sum_squares(t: np.ndarray) -> np.ndarray:
-    if t.ndim == 2:
-        return np.einsum("ij,ij->i", t, t)[:, None]
-    return np.einsum("ijk,ijk->ik", t, t)[:, None, :]
-
-
-def _rowdot(t: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``t @ w`` for a (C, n) float64 slab, as dot products of at most 8192
-    elements (OpenBLAS gives longer ones threads of its own, inside ours)."""
-    out = np.zeros(t.shape[0])
-    for lo in range(0, t.shape[1], 8192):
-        out += np.vecdot(t[:, lo : lo + 8192], w[lo : lo + 8192])
-    return out
+def _sum_squares(t: np.ndarray) -> float:
+    """Sum of the squares of a contiguous array, accumulated in float64."""
+    flat = t.reshape(-1)
+    return float(np.einsum("i,i->", flat, flat, dtype=np.float64))
 
 
 def _classwise_chunk(
     t: np.ndarray,
-    s: np.ndarray | None,
     axis: int,
     y: np.ndarray,
     v: np.ndarray | None,
+    zeroed: bool,
     y_kept: np.ndarray,
     threshold: float,
     edges: np.ndarray,
@@ -793,34 +806,25 @@ def _classwise_chunk(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Class-wise bin sums of one chunk.
 
-    ``t`` is (rows, C) (axis 1) or (C, pixels) (axis 0): unnormalised
-    probabilities ``exp(z - m)`` with row sums ``s``, or probabilities (``s`` is
-    None).  Most class probabilities fall in the first bin (at most
-    ``n_bins - 1`` per sample can exceed ``edges[1]``), so only those above it
-    are binned one by one; the first bin is the class total minus the rest.
-    ``y`` has a label for every sample of the chunk (0 for the ignored ones,
-    which ``v`` masks out); ``y_kept`` the labels of the kept samples only.
+    ``t`` is (rows, C) (axis 1) or (C, pixels) (axis 0) probabilities; with
+    ``zeroed``, the ignored samples' entries are all 0 (else ``v`` masks them).
+    Most class probabilities fall in the first bin (at most ``n_bins - 1`` per
+    sample can exceed ``edges[1]``), so only those above it are binned one by
+    one; the first bin is the class total minus the rest.  ``y`` has a label
+    for every sample of the chunk (0 for the ignored ones); ``y_kept`` the
+    labels of the kept samples only.
     """
     sample_axis = 1 - axis
-    w = np.ones(y.size) if s is None else np.reciprocal(s)
-    if v is not None:
-        w = np.where(v, w, 0.0)
+    masked = v is not None and not zeroed and not v.all()
     n_valid = y_kept.size
     label_count = np.bincount(y_kept, minlength=n_classes)
-    # class totals of p: a float64 matrix-vector product over the samples
-    # (einsum, not BLAS: OpenBLAS would start threads of its own inside ours)
-    if t.dtype == np.float64:
-        col_sum = np.einsum("i,ij->j", w, t) if axis == 1 else _rowdot(t, w)
-    else:
-        col_sum = np.sum(t, axis=sample_axis, dtype=np.float64)
-        if v is not None and not v.all():
-            dropped = t[~v] if axis == 1 else t[:, ~v]
-            col_sum -= np.sum(dropped, axis=sample_axis, dtype=np.float64)
-    if axis == 1 and s is not None:
-        high = t > (threshold * s)[:, None]
-    else:
-        high = t > (threshold if s is None else threshold * s)
-    if v is not None:
+    # class totals of p, in float64
+    col_sum = np.sum(t, axis=sample_axis, dtype=np.float64)
+    high = t > threshold  # a 0 (an ignored sample's) is never above it
+    if masked:
+        assert v is not None
+        dropped = t[~v] if axis == 1 else t[:, ~v]
+        col_sum -= np.sum(dropped, axis=sample_axis, dtype=np.float64)
         high &= v[:, None] if axis == 1 else v
     flat = np.flatnonzero(high)
     if axis == 1:
@@ -837,8 +841,6 @@ def _classwise_chunk(
         else t[(sample, cls) if axis == 1 else (cls, sample)]
     )
     vals = vals.astype(np.float64, copy=False)
-    if s is not None:
-        vals = vals / s[sample]
     b = assign_bins(vals, edges)
     key = cls * n_bins + b
     size = n_classes * n_bins
