@@ -665,6 +665,7 @@ def _reduce_multiclass(
                 t,
                 axis,
                 ysafe,
+                flat_y,
                 v,
                 s is not None,
                 y_kept,
@@ -796,6 +797,7 @@ def _classwise_chunk(
     t: np.ndarray,
     axis: int,
     y: np.ndarray,
+    flat_y: np.ndarray,
     v: np.ndarray | None,
     zeroed: bool,
     y_kept: np.ndarray,
@@ -811,8 +813,9 @@ def _classwise_chunk(
     Most class probabilities fall in the first bin (at most ``n_bins - 1`` per
     sample can exceed ``edges[1]``), so only those above it are binned one by
     one; the first bin is the class total minus the rest.  ``y`` has a label
-    for every sample of the chunk (0 for the ignored ones); ``y_kept`` the
-    labels of the kept samples only.
+    for every sample of the chunk (0 for the ignored ones), ``flat_y`` the flat
+    index of its entry in a contiguous ``t``; ``y_kept`` the labels of the kept
+    samples only.
     """
     sample_axis = 1 - axis
     masked = v is not None and not zeroed and not v.all()
@@ -827,27 +830,41 @@ def _classwise_chunk(
         col_sum -= np.sum(dropped, axis=sample_axis, dtype=np.float64)
         high &= v[:, None] if axis == 1 else v
     flat = np.flatnonzero(high)
-    if axis == 1:
-        sample, cls = np.divmod(flat, n_classes)
+    if axis == 0 and t.flags.c_contiguous:
+        # flat = cls * width + sample, sorted by class.  The label's entries are
+        # marked in a mask of the slab's shape, so no sample index is needed,
+        # and the class enters the key slice by slice.
+        flat_t = t.reshape(-1)
+        starts = np.searchsorted(flat, np.arange(n_classes + 1) * t.shape[1])
+        at_label = scratch(t.shape, np.dtype(bool), "label").reshape(-1)
+        at_label.fill(False)
+        at_label[flat_y] = True
+        vals = flat_t[flat].astype(np.float64, copy=False)
+        key = assign_bins(vals, edges)
+        for c in range(1, n_classes):
+            key[starts[c] : starts[c + 1]] += c * n_bins
+        is_y = at_label[flat]
     else:
-        # flat = cls * width + sample, sorted: split it by class, no division
-        width = t.shape[1]
-        starts = np.searchsorted(flat, np.arange(n_classes + 1) * width)
-        cls = np.repeat(np.arange(n_classes), np.diff(starts))
-        sample = flat - cls * width
-    vals = (
-        t.reshape(-1)[flat]
-        if t.flags.c_contiguous
-        else t[(sample, cls) if axis == 1 else (cls, sample)]
-    )
-    vals = vals.astype(np.float64, copy=False)
-    b = assign_bins(vals, edges)
-    key = cls * n_bins + b
+        if axis == 1:
+            sample, cls = np.divmod(flat, n_classes)
+        else:
+            width = t.shape[1]
+            starts = np.searchsorted(flat, np.arange(n_classes + 1) * width)
+            cls = np.repeat(np.arange(n_classes), np.diff(starts))
+            sample = flat - cls * width
+        vals = (
+            t.reshape(-1)[flat]
+            if t.flags.c_contiguous
+            else t[(sample, cls) if axis == 1 else (cls, sample)]
+        )
+        vals = vals.astype(np.float64, copy=False)
+        key = cls * n_bins + assign_bins(vals, edges)
+        is_y = y[sample] == cls
     size = n_classes * n_bins
     sum_p = np.bincount(key, weights=vals, minlength=size).reshape(n_classes, n_bins)
     # count and sum_y from one integer bincount over (class, bin, label == class)
     key *= 2
-    key += y[sample] == cls
+    key += is_y
     pairs = np.bincount(key, minlength=2 * size)
     hits = pairs[1::2]
     count = (pairs[0::2] + hits).reshape(n_classes, n_bins)
