@@ -1,8 +1,8 @@
 """One vectorised pass over the scores to what every metric needs.
 
 :func:`reduce_scores` reads logits or probabilities once, chunk by chunk
-(chunks of about a megabyte, so the temporaries stay in cache, spread over two
-threads: numpy releases the GIL), and returns a :class:`Reduced`:
+(chunks of 4 MB of float64 work, so the temporaries stay in the L3 cache,
+spread over two threads: numpy releases the GIL), and returns a :class:`Reduced`:
 
 - per sample: top-label confidence, predicted class, label, correct, and,
   when asked, the NLL and the Brier term, and for binary problems the
@@ -17,7 +17,10 @@ class-first layout chunk by chunk (numpy reduces a short last axis row by row,
 
 Numerics: scores stay in their dtype (float16 is widened to float32) for the
 elementwise work (``exp(z - max)``); every per-sample result and every
-accumulator is float64.  NLL is ``log(sum_j exp(z_j - m)) - (z_y - m)`` with
+accumulator is float64.  When Brier or class-wise sums are asked for, once
+the row sums ``s`` are known ``exp(z - m)`` is turned into probabilities in
+place (times ``1/s``, ignored samples times 0), so those read them with no
+further division or mask.  NLL is ``log(sum_j exp(z_j - m)) - (z_y - m)`` with
 ``m`` the row maximum (a log-softmax, never the log of a rounded probability).
 For probabilities, NLL is ``-log(max(p_y, eps))`` with ``eps`` the machine
 epsilon of the input dtype, as scikit-learn's ``log_loss``.  The Brier term
