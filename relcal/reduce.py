@@ -602,7 +602,7 @@ def _reduce_multiclass(
                 sq_total = _sum_squares(t)
         # per-sample outputs (or their sums), ignored samples left out
         kept = None if v is None else np.flatnonzero(v)
-        totals = None
+        totals = ignored = None
         if per_sample:
             assert conf is not None and correct is not None and y_out is not None
             out = slice(off, off + (hi - lo if kept is None else len(kept)))
@@ -627,39 +627,46 @@ def _reduce_multiclass(
             if brier_terms is not None:
                 assert sq is not None
                 put(brier_terms, sq)
+        elif s is not None:
+            # logits: sums over the kept samples without gathering them (the
+            # ignored ones masked: their p_y is already 0, their s counts as 1)
+            y_kept = y if kept is None else y[kept]
+            n_kept = hi - lo if kept is None else len(kept)
+            if sq_total is not None:
+                assert py is not None
+                sq_total += n_kept - 2.0 * float(py.sum())
+            nll_sum = None
+            if want_nll:
+                assert shifted is not None
+                s_k = s if v is None else np.where(v, s, 1.0)
+                d_k = shifted if v is None else np.where(v, shifted, 0.0)
+                nll_sum = _sum_log(s_k, n_classes) - float(d_k.sum())
+            totals = (
+                n_kept,
+                float((p_top if v is None else np.where(v, p_top, 0.0)).sum()),
+                int(np.count_nonzero(right if v is None else right & v)),
+                nll_sum,
+                sq_total,
+            )
+            if v is not None:
+                ignored = ~v  # into the top-label table's dropped bin
         else:
             y_kept = y
             if kept is not None:
                 p_top, right, y_kept = p_top[kept], right[kept], y[kept]
                 nl = None if nl is None else nl[kept]
                 sq = None if sq is None else sq[kept]
-                if sq_total is not None:
-                    assert py is not None
-                    py = py[kept]
-            if sq_total is not None:
-                assert py is not None
-                sq_total += len(py) - 2.0 * float(py.sum())
-            nll_sum = None
-            if want_nll:
-                if kind == "logits":  # log s − (z_y − m), as sums
-                    assert s is not None and shifted is not None
-                    s_k, d_k = (
-                        (s, shifted) if kept is None else (s[kept], shifted[kept])
-                    )
-                    nll_sum = _sum_log(s_k, n_classes) - float(d_k.sum())
-                else:
-                    assert nl is not None
-                    nll_sum = float(nl.sum())
+            assert nl is not None or not want_nll
             totals = (
                 len(p_top),
                 float(p_top.sum()),
                 int(np.count_nonzero(right)),
-                nll_sum,
-                sq_total if sq is None else float(sq.sum()),
+                None if nl is None else float(nl.sum()),
+                None if sq is None else float(sq.sum()),
             )
         top = None
         if toplabel_edges is not None:
-            top = _bin_sums(p_top, right, toplabel_edges)
+            top = _bin_sums(p_top, right, toplabel_edges, ignored)
         if classwise_edges is None:
             return top, None, totals
         return (
@@ -749,16 +756,22 @@ def _add_parts(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
 
 
 def _bin_sums(
-    conf: np.ndarray, correct: np.ndarray, edges: np.ndarray
+    conf: np.ndarray,
+    correct: np.ndarray,
+    edges: np.ndarray,
+    ignored: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-label (count, sum of confidence, correct) per bin of one chunk."""
+    """Top-label (count, sum of confidence, correct) per bin of one chunk; the
+    samples marked in ``ignored`` go to an extra bin that is dropped."""
     n_bins = len(edges) - 1
     idx = assign_bins(conf, edges)
+    if ignored is not None:
+        idx[ignored] = n_bins
     # count and correct from one integer bincount over (bin, correct) pairs
-    sum_conf = np.bincount(idx, weights=conf, minlength=n_bins)
+    sum_conf = np.bincount(idx, weights=conf, minlength=n_bins + 1)[:n_bins]
     idx *= 2
     idx += correct
-    pairs = np.bincount(idx, minlength=2 * n_bins)
+    pairs = np.bincount(idx, minlength=2 * n_bins + 2)[: 2 * n_bins]
     hits = pairs[1::2]
     return pairs[0::2] + hits, sum_conf, hits.astype(np.float64)
 
@@ -791,9 +804,13 @@ def _correct_slab(
 
 
 def _sum_squares(t: np.ndarray) -> float:
-    """Sum of the squares of a contiguous array, accumulated in float64."""
+    """Sum of the squares of a contiguous float64 array, as dot products of 8192
+    elements (2.5x faster than einsum; OpenBLAS threads longer ones itself)."""
     flat = t.reshape(-1)
-    return float(np.einsum("i,i->", flat, flat, dtype=np.float64))
+    whole = flat.size - flat.size % 8192
+    rows = flat[:whole].reshape(-1, 8192)
+    rest = flat[whole:]
+    return float(np.vecdot(rows, rows).sum()) + float(np.vecdot(rest, rest))
 
 
 def _classwise_chunk(
