@@ -515,6 +515,10 @@ def _reduce_multiclass(
         0.0 if classwise_edges is None else float(classwise_edges[1]) * (1 - 1e-6)
     )
     need_py = brier or want_nll
+    # a tie for the maximum needs a top probability of at most 1/2 (exactly, for
+    # logits: two entries exp(0) = 1; for probabilities, rows sum to 1 within
+    # validate.sum_tolerance, at most 1e-2)
+    tie_max = 0.5 if kind == "logits" else 0.51
 
     def work(
         sl: tuple[int | slice, ...], lo: int, hi: int, off: int
@@ -569,10 +573,15 @@ def _reduce_multiclass(
             s = None
             p_top = m1.astype(np.float64)
         if axis == 1:
-            right = np.argmax(z, axis=1) == ysafe
+            # the label is first maximal if its entry is a maximum, unless a
+            # tie (possible only when p_top <= 1/2) puts an earlier class first
+            right = hit
+            maybe = np.flatnonzero(hit & (p_top <= tie_max))
+            if len(maybe):
+                right[maybe] = np.argmax(z[maybe], axis=1) == ysafe[maybe]
         else:
             top = 1.0 if s is not None else m1  # the entries of t at a maximum
-            right = _correct_slab(z, t, top, hit, ysafe, p_top)
+            right = _correct_slab(z, t, top, hit, ysafe, p_top <= tie_max)
         if s is not None and (brier or classwise_edges is not None):
             # probabilities in place, ignored samples zeroed: nothing below
             # divides by s or masks them again
@@ -782,7 +791,7 @@ def _correct_slab(
     top: float | np.ndarray,
     hit: np.ndarray,
     y: np.ndarray,
-    p_top: np.ndarray,
+    may_tie: np.ndarray,
 ) -> np.ndarray:
     """Whether the first maximal class is the label, for a (C, pixels) slab,
     given ``hit``: whether the label's entry is a maximum (overwritten).
@@ -790,10 +799,11 @@ def _correct_slab(
     numpy's argmax along a non-last axis transposes the slab, so the label is
     tested directly.  A tie for the maximum means two entries of ``t`` equal to
     ``top`` (``exp(0) = 1`` for logits, the maximum itself for probabilities),
-    so a top probability of at most 1/2: only those pixels are counted, and
-    only the ones with two such entries are looked at class by class.
+    possible only where ``may_tie`` (a top probability of at most about 1/2):
+    only those pixels are counted, and only the ones with two such entries are
+    looked at class by class.
     """
-    maybe = np.flatnonzero(hit & (p_top <= 0.5))
+    maybe = np.flatnonzero(hit & may_tie)
     if len(maybe):
         at_top = np.take(t, maybe, axis=1) == (top if np.isscalar(top) else top[maybe])
         maybe = maybe[np.count_nonzero(at_top, axis=0) > 1]

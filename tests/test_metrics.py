@@ -270,3 +270,20 @@ def test_properties(c: int, n: int, seed: int, scale: float) -> None:
     # ECE is invariant to adding a constant to every logit of a row
     shifted = logits.astype(np.float64) + np.arange(n)[:, None]
     assert relcal.ece(shifted, labels) == pytest.approx(r.ece, abs=1e-9)
+
+
+@pytest.mark.parametrize("n_classes", [3, 100])  # class-first slabs; rows
+@pytest.mark.parametrize("seg", [False, True])
+def test_ties_above_one_half_in_probabilities_within_the_sum_tolerance(
+    n_classes: int, seg: bool
+) -> None:
+    # float16 rows may sum to 1 + 2 C eps (at most 1 + 1e-2): two tied maxima
+    # just above 1/2 are still a tie, and the first class is the prediction
+    top = 0.5024 if n_classes == 3 else 0.504
+    probs = np.zeros((40, n_classes), dtype=np.float16)
+    probs[:, 1] = probs[:, 2] = top
+    labels = np.tile([1, 2], 20)
+    if seg:
+        probs = probs.T.reshape(1, n_classes, 5, 8)
+        labels = labels.reshape(1, 5, 8)
+    assert relcal.evaluate(probs, labels, kind="probs").accuracy == 0.5
