@@ -685,6 +685,7 @@ def _reduce_multiclass(
                 axis,
                 ysafe,
                 flat_y,
+                py if s is not None else None,
                 v,
                 s is not None,
                 y_kept,
@@ -828,6 +829,7 @@ def _classwise_chunk(
     axis: int,
     y: np.ndarray,
     flat_y: np.ndarray,
+    py: np.ndarray | None,
     v: np.ndarray | None,
     zeroed: bool,
     y_kept: np.ndarray,
@@ -842,10 +844,11 @@ def _classwise_chunk(
     ``zeroed``, the ignored samples' entries are all 0 (else ``v`` masks them).
     Most class probabilities fall in the first bin (at most ``n_bins - 1`` per
     sample can exceed ``edges[1]``), so only those above it are binned one by
-    one; the first bin is the class total minus the rest.  ``y`` has a label
+    one; the first bin is the class total minus the rest.  The label's own
+    entries above it are binned once more, for the hits.  ``y`` has a label
     for every sample of the chunk (0 for the ignored ones), ``flat_y`` the flat
-    index of its entry in a contiguous ``t``; ``y_kept`` the labels of the kept
-    samples only.
+    index of its entry in ``t`` and ``py`` its value (None: gathered here);
+    ``y_kept`` the labels of the kept samples only.
     """
     sample_axis = 1 - axis
     masked = v is not None and not zeroed and not v.all()
@@ -860,20 +863,15 @@ def _classwise_chunk(
         col_sum -= np.sum(dropped, axis=sample_axis, dtype=np.float64)
         high &= v[:, None] if axis == 1 else v
     flat = np.flatnonzero(high)
-    if axis == 0 and t.flags.c_contiguous:
-        # flat = cls * width + sample, sorted by class.  The label's entries are
-        # marked in a mask of the slab's shape, so no sample index is needed,
-        # and the class enters the key slice by slice.
-        flat_t = t.reshape(-1)
+    contiguous = t.flags.c_contiguous
+    if axis == 0 and contiguous:
+        # flat = cls * width + sample, sorted by class: the class enters the
+        # key slice by slice, and no sample index is needed
         starts = np.searchsorted(flat, np.arange(n_classes + 1) * t.shape[1])
-        at_label = scratch(t.shape, np.dtype(bool), "label").reshape(-1)
-        at_label.fill(False)
-        at_label[flat_y] = True
-        vals = flat_t[flat].astype(np.float64, copy=False)
+        vals = t.reshape(-1)[flat].astype(np.float64, copy=False)
         key = assign_bins(vals, edges)
         for c in range(1, n_classes):
             key[starts[c] : starts[c + 1]] += c * n_bins
-        is_y = at_label[flat]
     else:
         if axis == 1:
             sample, cls = np.divmod(flat, n_classes)
@@ -884,21 +882,29 @@ def _classwise_chunk(
             sample = flat - cls * width
         vals = (
             t.reshape(-1)[flat]
-            if t.flags.c_contiguous
+            if contiguous
             else t[(sample, cls) if axis == 1 else (cls, sample)]
         )
         vals = vals.astype(np.float64, copy=False)
         key = cls * n_bins + assign_bins(vals, edges)
-        is_y = y[sample] == cls
     size = n_classes * n_bins
     sum_p = np.bincount(key, weights=vals, minlength=size).reshape(n_classes, n_bins)
-    # count and sum_y from one integer bincount over (class, bin, label == class)
-    key *= 2
-    key += is_y
-    pairs = np.bincount(key, minlength=2 * size)
-    hits = pairs[1::2]
-    count = (pairs[0::2] + hits).reshape(n_classes, n_bins)
-    sum_y = hits.reshape(n_classes, n_bins).astype(np.float64)
+    count = np.bincount(key, minlength=size).reshape(n_classes, n_bins)
+    # hits: the label's entries among those above the threshold (the same
+    # values, compared and binned the same way)
+    if py is None:
+        if contiguous:
+            py = t.reshape(-1)[flat_y]
+        else:
+            ar = np.arange(y.size)
+            py = t[ar, y] if axis == 1 else t[y, ar]
+    at_y = py > threshold
+    if masked:
+        at_y &= v
+    sel = np.flatnonzero(at_y)
+    hit_key = y[sel] * n_bins + assign_bins(py[sel].astype(np.float64), edges)
+    sum_y = np.bincount(hit_key, minlength=size).reshape(n_classes, n_bins)
+    sum_y = sum_y.astype(np.float64)
     count[:, 0] = n_valid - count[:, 1:].sum(axis=1)
     sum_p[:, 0] = col_sum - sum_p[:, 1:].sum(axis=1)
     sum_y[:, 0] = label_count - sum_y[:, 1:].sum(axis=1)
