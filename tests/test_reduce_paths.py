@@ -286,3 +286,41 @@ def test_totals_only_equal_the_per_sample_means(
     ev = relcal.evaluate(scores, y, kind=kind, ignore_index=IGNORE)
     assert ev.nll == pytest.approx(a.nll, rel=1e-12)
     assert ev.ece == pytest.approx(a.ece, rel=1e-12)
+
+
+@pytest.mark.parametrize("top_only", [False, True])
+@pytest.mark.parametrize("offset", [10.0, 600.0, 5000.0, -100.0, -5000.0])
+def test_row_path_exp_without_max_equals_shifted_exp(
+    top_only: bool, offset: float
+) -> None:
+    # Rows of many classes take exp(z) itself when the row maxima allow it in
+    # the work dtype (float32 top-only, float64 otherwise), else exp(z - m).
+    # Logits on a 1/64 grid stay exact after adding the offset, so every
+    # result must match the unshifted ones (softmax is shift-invariant).
+    logits, labels = awkward_logits(3000, 100, seed=5)
+    logits = np.round(logits * 64) / 64
+    assert np.all(np.isinf(logits) | (np.abs(logits) < 64))
+    ref = _reduce(logits, labels, ignore_index=IGNORE, top_only=top_only)
+    shifted = (logits + np.float32(offset)).astype(np.float32)
+    assert np.array_equal(shifted - np.float32(offset), logits)
+    got = _reduce(shifted, labels, ignore_index=IGNORE, top_only=top_only)
+    assert_same(ref, got, rtol=1e-5 if top_only else 1e-12)
+    assert rd._raw_exp_ok(np.max(logits, axis=1), np.dtype(np.float32), 100)
+    raw = rd._raw_exp_ok(
+        np.max(shifted, axis=1), np.dtype(np.float32 if top_only else np.float64), 100
+    )
+    assert raw == (offset == 10.0 or (offset in (600.0, -100.0) and not top_only))
+
+
+def test_raw_exp_limits() -> None:
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    # float32 exp overflows at 88.7 (row sums of up to C such terms) and leaves
+    # the normal range at -87.3; float64 at 709.8 and -708.4
+    assert rd._raw_exp_ok(np.array([-60.0, 75.0]), f32, 100)
+    assert not rd._raw_exp_ok(np.array([0.0, 76.0]), f32, 100)
+    assert not rd._raw_exp_ok(np.array([-61.0, 0.0]), f32, 100)
+    assert rd._raw_exp_ok(np.array([-600.0, 695.0]), f64, 100)
+    assert not rd._raw_exp_ok(np.array([0.0, 696.0]), f64, 100)
+    assert not rd._raw_exp_ok(np.array([-601.0, 0.0]), f64, 100)
+    assert np.isfinite(np.exp(np.float32(75.0)) * 100)
+    assert np.isfinite(np.exp(np.float64(695.0)) * 100)
