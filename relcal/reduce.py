@@ -632,7 +632,9 @@ def _reduce_multiclass(
             else:  # only the sum over kept samples (the others are 0 in t)
                 sq_total = _sum_squares(t)
         # per-sample outputs (or their sums), ignored samples left out
-        kept = None if v is None else np.flatnonzero(v)
+        # the kept samples' places (not needed for sums over logits)
+        gather = per_sample or s is None
+        kept = None if v is None or not gather else np.flatnonzero(v)
         totals = ignored = None
         if per_sample:
             assert conf is not None and correct is not None and y_out is not None
@@ -652,6 +654,7 @@ def _reduce_multiclass(
             if kept is not None:
                 put(y_out, y)
             y_kept = y_out[out]
+            label_count = np.bincount(y_kept, minlength=n_classes)
             if nll is not None:
                 assert nl is not None
                 put(nll, nl)
@@ -661,8 +664,9 @@ def _reduce_multiclass(
         elif s is not None:
             # logits: sums over the kept samples without gathering them (the
             # ignored ones masked: their p_y is already 0, their s counts as 1)
-            y_kept = y if kept is None else y[kept]
-            n_kept = hi - lo if kept is None else len(kept)
+            n_kept = hi - lo if v is None else int(np.count_nonzero(v))
+            label_count = np.bincount(ysafe, minlength=n_classes)
+            label_count[0] -= hi - lo - n_kept  # the ignored samples' stand-in
             if sq_total is not None:
                 assert py is not None
                 sq_total += n_kept - 2.0 * float(py.sum())
@@ -688,6 +692,7 @@ def _reduce_multiclass(
                 nl = None if nl is None else nl[kept]
                 sq = None if sq is None else sq[kept]
             assert nl is not None or not want_nll
+            label_count = np.bincount(y_kept, minlength=n_classes)
             totals = (
                 len(p_top),
                 float(p_top.sum()),
@@ -710,7 +715,7 @@ def _reduce_multiclass(
                 py if s is not None else None,
                 v,
                 s is not None,
-                y_kept,
+                label_count,
                 threshold,
                 classwise_edges,
                 n_classes,
@@ -863,7 +868,7 @@ def _classwise_chunk(
     py: np.ndarray | None,
     v: np.ndarray | None,
     zeroed: bool,
-    y_kept: np.ndarray,
+    label_count: np.ndarray,
     threshold: float,
     edges: np.ndarray,
     n_classes: int,
@@ -879,12 +884,11 @@ def _classwise_chunk(
     entries above it are binned once more, for the hits.  ``y`` has a label
     for every sample of the chunk (0 for the ignored ones), ``flat_y`` the flat
     index of its entry in ``t`` and ``py`` its value (None: gathered here);
-    ``y_kept`` the labels of the kept samples only.
+    ``label_count`` the kept samples per label.
     """
     sample_axis = 1 - axis
     masked = v is not None and not zeroed and not v.all()
-    n_valid = y_kept.size
-    label_count = np.bincount(y_kept, minlength=n_classes)
+    n_valid = int(label_count.sum())
     # class totals of p, in float64
     col_sum = np.sum(t, axis=sample_axis, dtype=np.float64)
     high = t > threshold  # a 0 (an ignored sample's) is never above it
