@@ -541,6 +541,7 @@ def _reduce_multiclass(
         flat_y = ar * n_classes + ysafe if axis == 1 else ysafe * (hi - lo) + ar
         m1 = m.reshape(-1)
         shifted = None  # z_y − m (logits)
+        hit: np.ndarray  # whether the label's entry is a maximum
         s: np.ndarray | None  # row sums of exp(z − m) (logits)
         if kind == "logits":
             t = scratch(z.shape, work_dtype)
@@ -565,6 +566,7 @@ def _reduce_multiclass(
             if not raw:
                 # z_y − m, exact (0 exactly when z_y is a maximum), before the exp
                 shifted = np.take(t.reshape(-1), flat_y)
+            assert shifted is not None
             if np.isneginf(shifted).any():
                 # -inf at the true class: probability 0, infinite NLL (an
                 # ignored sample's stand-in label 0 may be a masked class)
@@ -842,7 +844,9 @@ def _correct_slab(
     """
     maybe = np.flatnonzero(hit & may_tie)
     if len(maybe):
-        at_top = np.take(t, maybe, axis=1) == (top if np.isscalar(top) else top[maybe])
+        at_top = np.take(t, maybe, axis=1) == (
+            top if isinstance(top, float) else top[maybe]
+        )
         maybe = maybe[np.count_nonzero(at_top, axis=0) > 1]
     if len(maybe):
         first = np.argmax(z[:, maybe], axis=0)
@@ -890,7 +894,7 @@ def _classwise_chunk(
     masked = v is not None and not zeroed and not v.all()
     n_valid = int(label_count.sum())
     # class totals of p, in float64
-    col_sum = np.sum(t, axis=sample_axis, dtype=np.float64)
+    col_sum = np.asarray(np.sum(t, axis=sample_axis, dtype=np.float64))
     high = t > threshold  # a 0 (an ignored sample's) is never above it
     if masked:
         assert v is not None
@@ -935,6 +939,7 @@ def _classwise_chunk(
             py = t[ar, y] if axis == 1 else t[y, ar]
     at_y = py > threshold
     if masked:
+        assert v is not None
         at_y &= v
     sel = np.flatnonzero(at_y)
     hit_key = y[sel] * n_bins + assign_bins(py[sel].astype(np.float64), edges)
