@@ -545,48 +545,30 @@ def _reduce_multiclass(
         s: np.ndarray | None  # row sums of exp(z − m) (logits)
         if kind == "logits":
             t = scratch(z.shape, work_dtype)
-            raw = axis == 1 and _raw_exp_ok(m1, work_dtype, n_classes)
-            if raw:  # exp(z) itself: no subtraction pass over the rows
-                if z.dtype == work_dtype:
-                    np.exp(z, out=t)
-                else:
-                    np.copyto(t, z)
-                    np.exp(t, out=t)
-                zy = (
-                    np.take(z.reshape(-1), flat_y)
-                    if z.flags.c_contiguous
-                    else z[ar, ysafe]
-                )
-                shifted = zy.astype(work_dtype) - m1.astype(work_dtype)
-            elif z.dtype == work_dtype:
+            if z.dtype == work_dtype:
                 np.subtract(z, m, out=t)
             else:  # widen first: faster than a mixed-dtype subtract, same values
                 np.copyto(t, z)
                 np.subtract(t, m.astype(work_dtype), out=t)
-            if not raw:
-                # z_y − m, exact (0 exactly when z_y is a maximum), before the exp
-                shifted = np.take(t.reshape(-1), flat_y)
-            assert shifted is not None
+            # z_y − m, exact (0 exactly when z_y is a maximum), before the exp
+            shifted = np.take(t.reshape(-1), flat_y)
             if np.isneginf(shifted).any():
                 # -inf at the true class: probability 0, infinite NLL (an
                 # ignored sample's stand-in label 0 may be a masked class)
                 if v is None or (np.isneginf(shifted) & v).any():
                     raise _NonFinite
             hit = shifted == 0
-            if not raw:
-                np.exp(t, out=t)
+            # exp(z - m), never exp(z) / exp(m): the top entry is exactly 1, so
+            # p_top = 1/s is the correctly rounded softmax maximum (exactly 1.0
+            # where the others are below 2^-53 of it, as in torch and numpy);
+            # exp(m) * (1/s') would move such confidences by an ulp or two, and
+            # with them the count of confidences == 1.0 that bin rules disagree on
+            np.exp(t, out=t)
             if transpose:
                 s = np.asarray(np.sum(t, axis=0, dtype=np.float64))
             else:
                 s = np.asarray(np.sum(t, axis=axis), dtype=np.float64)
-            if raw:
-                # s = sum_j exp(z_j) = exp(m) * sum_j exp(z_j - m); one exp a row
-                t_top = np.exp(m1.astype(work_dtype)).astype(np.float64)
-                scale = np.reciprocal(s)  # turns t into probabilities
-                p_top = t_top * scale
-                s /= t_top  # sum_j exp(z_j - m), as below
-            else:
-                p_top = scale = np.reciprocal(s)
+            p_top = scale = np.reciprocal(s)
         else:
             if z.flags.c_contiguous:
                 zy = np.take(z.reshape(-1), flat_y)
@@ -764,15 +746,6 @@ def _reduce_multiclass(
         table,
         totals,
     )
-
-
-def _raw_exp_ok(m: np.ndarray, dtype: np.dtype, n_classes: int) -> bool:
-    """Whether ``exp(z)`` of rows with maxima ``m`` neither overflows (row sums
-    included) nor loses the entries within ~e^-18 of a row's maximum to
-    subnormals, in ``dtype`` (float32: exp overflows at 88.7, leaves the normal
-    range at -87.3; float64: 709.8 and -708.4)."""
-    hi, lo = (80.0, -60.0) if dtype.itemsize < 8 else (700.0, -600.0)
-    return bool(m.max() <= hi - math.log(n_classes) and m.min() >= lo)
 
 
 def _sum_log(s: np.ndarray, n_classes: int) -> float:

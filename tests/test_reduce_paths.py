@@ -288,39 +288,61 @@ def test_totals_only_equal_the_per_sample_means(
     assert ev.ece == pytest.approx(a.ece, rel=1e-12)
 
 
+@pytest.mark.parametrize("c", [3, 100])
+@pytest.mark.parametrize("seg", [False, True])
 @pytest.mark.parametrize("top_only", [False, True])
-@pytest.mark.parametrize("offset", [10.0, 600.0, 5000.0, -100.0, -5000.0])
-def test_row_path_exp_without_max_equals_shifted_exp(
-    top_only: bool, offset: float
+@pytest.mark.parametrize("value", [3.7, 0.3, -7.1, 41.9])
+def test_two_way_ties_at_every_value_go_to_the_first_class(
+    c: int, seg: bool, top_only: bool, value: float
 ) -> None:
-    # Rows of many classes take exp(z) itself when the row maxima allow it in
-    # the work dtype (float32 top-only, float64 otherwise), else exp(z - m).
-    # Logits on a 1/64 grid stay exact after adding the offset, so every
-    # result must match the unshifted ones (softmax is shift-invariant).
-    logits, labels = awkward_logits(3000, 100, seed=5)
-    logits = np.round(logits * 64) / 64
-    assert np.all(np.isinf(logits) | (np.abs(logits) < 64))
-    ref = _reduce(logits, labels, ignore_index=IGNORE, top_only=top_only)
-    shifted = (logits + np.float32(offset)).astype(np.float32)
-    assert np.array_equal(shifted - np.float32(offset), logits)
-    got = _reduce(shifted, labels, ignore_index=IGNORE, top_only=top_only)
-    assert_same(ref, got, rtol=1e-5 if top_only else 1e-12)
-    assert rd._raw_exp_ok(np.max(logits, axis=1), np.dtype(np.float32), 100)
-    raw = rd._raw_exp_ok(
-        np.max(shifted, axis=1), np.dtype(np.float32 if top_only else np.float64), 100
+    # two maxima and every other class masked: p_top is 1/2 up to rounding,
+    # whichever way exp is taken (of z - m, or of z with exp(m) divided out)
+    logits = np.full((64, c), -np.inf, dtype=np.float32)
+    logits[:, 1] = logits[:, 2] = value
+    labels = np.tile([1, 2], 32)
+    if seg:
+        logits = np.ascontiguousarray(logits.T).reshape(1, c, 8, 8)
+        labels = labels.reshape(1, 8, 8)
+    red = rd.reduce_scores(
+        logits,
+        labels,
+        kind="logits",
+        n_classes=c,
+        classwise_edges=None if top_only else EDGES,
+        brier=not top_only,
+        nll=not top_only,
+        toplabel_edges=EDGES,
     )
-    assert raw == (offset == 10.0 or (offset in (600.0, -100.0) and not top_only))
+    assert red.correct is not None
+    assert red.correct.tolist() == [True, False] * 32
+    np.testing.assert_allclose(red.confidence, 0.5, rtol=1e-6)
 
 
-def test_raw_exp_limits() -> None:
-    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
-    # float32 exp overflows at 88.7 (row sums of up to C such terms) and leaves
-    # the normal range at -87.3; float64 at 709.8 and -708.4
-    assert rd._raw_exp_ok(np.array([-60.0, 75.0]), f32, 100)
-    assert not rd._raw_exp_ok(np.array([0.0, 76.0]), f32, 100)
-    assert not rd._raw_exp_ok(np.array([-61.0, 0.0]), f32, 100)
-    assert rd._raw_exp_ok(np.array([-600.0, 695.0]), f64, 100)
-    assert not rd._raw_exp_ok(np.array([0.0, 696.0]), f64, 100)
-    assert not rd._raw_exp_ok(np.array([-601.0, 0.0]), f64, 100)
-    assert np.isfinite(np.exp(np.float32(75.0)) * 100)
-    assert np.isfinite(np.exp(np.float64(695.0)) * 100)
+@pytest.mark.parametrize("c", [3, 100])
+@pytest.mark.parametrize("seg", [False, True])
+@pytest.mark.parametrize("top_only", [False, True])
+def test_a_dominant_logit_gives_a_confidence_of_exactly_one(
+    c: int, seg: bool, top_only: bool
+) -> None:
+    # the others 60 below: p_top = 1 / (1 + (C - 1) e^-60) rounds to 1.0 in
+    # float32 and float64, as torch's and numpy's softmax give; bin rules
+    # disagree on 1.0, so the count of such confidences must not move by an ulp
+    top = np.linspace(-30, 40, 64).astype(np.float32)
+    logits = (top[:, None] - np.float32(60)) * np.ones((1, c), np.float32)
+    logits[:, 1] = top
+    labels = np.ones(64, dtype=np.int64)
+    if seg:
+        logits = np.ascontiguousarray(logits.T).reshape(1, c, 8, 8)
+        labels = labels.reshape(1, 8, 8)
+    red = rd.reduce_scores(
+        logits,
+        labels,
+        kind="logits",
+        n_classes=c,
+        classwise_edges=None if top_only else EDGES,
+        brier=not top_only,
+        nll=not top_only,
+        toplabel_edges=EDGES,
+    )
+    assert red.confidence is not None
+    assert np.all(red.confidence == 1.0)
