@@ -304,6 +304,7 @@ def reliability_table(
             brier=False,
             nll=False,
             toplabel_edges=uniform_edges(n_bins),
+            per_sample=False,  # the table is summed in the pass itself
         )
         assert red.table is not None
         return red.table
