@@ -288,22 +288,15 @@ def test_totals_only_equal_the_per_sample_means(
     assert ev.ece == pytest.approx(a.ece, rel=1e-12)
 
 
-@pytest.mark.parametrize("c", [3, 100])
-@pytest.mark.parametrize("seg", [False, True])
-@pytest.mark.parametrize("top_only", [False, True])
-@pytest.mark.parametrize("value", [3.7, 0.3, -7.1, 41.9])
-def test_two_way_ties_at_every_value_go_to_the_first_class(
-    c: int, seg: bool, top_only: bool, value: float
-) -> None:
-    # two maxima and every other class masked: p_top is 1/2 up to rounding,
-    # whichever way exp is taken (of z - m, or of z with exp(m) divided out)
-    logits = np.full((64, c), -np.inf, dtype=np.float32)
-    logits[:, 1] = logits[:, 2] = value
-    labels = np.tile([1, 2], 32)
+def reduce_rows_or_seg(
+    logits: np.ndarray, labels: np.ndarray, seg: bool, top_only: bool
+) -> rd.Reduced:
+    """(N, C) logits as they are, or as one (1, C, 8, N/8) segmentation map."""
+    c = logits.shape[1]
     if seg:
-        logits = np.ascontiguousarray(logits.T).reshape(1, c, 8, 8)
-        labels = labels.reshape(1, 8, 8)
-    red = rd.reduce_scores(
+        logits = np.ascontiguousarray(logits.T).reshape(1, c, 8, -1)
+        labels = labels.reshape(1, 8, -1)
+    return rd.reduce_scores(
         logits,
         labels,
         kind="logits",
@@ -313,6 +306,19 @@ def test_two_way_ties_at_every_value_go_to_the_first_class(
         nll=not top_only,
         toplabel_edges=EDGES,
     )
+
+
+@pytest.mark.parametrize("c", [3, 100])
+@pytest.mark.parametrize("seg", [False, True])
+@pytest.mark.parametrize("top_only", [False, True])
+@pytest.mark.parametrize("value", [3.7, 0.3, -7.1, 41.9])
+def test_two_way_ties_at_every_value_go_to_the_first_class(
+    c: int, seg: bool, top_only: bool, value: float
+) -> None:
+    # two maxima and every other class masked: p_top is exactly 1/2
+    logits = np.full((64, c), -np.inf, dtype=np.float32)
+    logits[:, 1] = logits[:, 2] = value
+    red = reduce_rows_or_seg(logits, np.tile([1, 2], 32), seg, top_only)
     assert red.correct is not None
     assert red.correct.tolist() == [True, False] * 32
     np.testing.assert_allclose(red.confidence, 0.5, rtol=1e-6)
@@ -330,19 +336,6 @@ def test_a_dominant_logit_gives_a_confidence_of_exactly_one(
     top = np.linspace(-30, 40, 64).astype(np.float32)
     logits = (top[:, None] - np.float32(60)) * np.ones((1, c), np.float32)
     logits[:, 1] = top
-    labels = np.ones(64, dtype=np.int64)
-    if seg:
-        logits = np.ascontiguousarray(logits.T).reshape(1, c, 8, 8)
-        labels = labels.reshape(1, 8, 8)
-    red = rd.reduce_scores(
-        logits,
-        labels,
-        kind="logits",
-        n_classes=c,
-        classwise_edges=None if top_only else EDGES,
-        brier=not top_only,
-        nll=not top_only,
-        toplabel_edges=EDGES,
-    )
+    red = reduce_rows_or_seg(logits, np.ones(64, dtype=np.int64), seg, top_only)
     assert red.confidence is not None
     assert np.all(red.confidence == 1.0)
