@@ -558,11 +558,12 @@ def _reduce_multiclass(
                 if v is None or (np.isneginf(shifted) & v).any():
                     raise _NonFinite
             hit = shifted == 0
-            # exp(z - m), never exp(z) / exp(m): the top entry is exactly 1, so
-            # p_top = 1/s is the correctly rounded softmax maximum (exactly 1.0
-            # where the others are below 2^-53 of it, as in torch and numpy);
-            # exp(m) * (1/s') would move such confidences by an ulp or two, and
-            # with them the count of confidences == 1.0 that bin rules disagree on
+            # exp(z - m), never exp(z) with exp(m) divided out: the top entry is
+            # exactly 1, so p_top = 1/s is the correctly rounded softmax maximum
+            # (exactly 1.0 where the others are below 2^-53 of it, as in torch
+            # and numpy); exp(m) / sum(exp(z)) moves such confidences by an ulp,
+            # and with them the count of confidences == 1.0 that bin rules
+            # disagree on (tests/test_reduce_paths.py, test_references.py)
             np.exp(t, out=t)
             if transpose:
                 s = np.asarray(np.sum(t, axis=0, dtype=np.float64))
@@ -615,8 +616,8 @@ def _reduce_multiclass(
                 sq += 1.0 - 2.0 * py
             else:  # only the sum over kept samples (the others are 0 in t)
                 sq_total = _sum_squares(t)
-        # per-sample outputs (or their sums), ignored samples left out
-        # the kept samples' places (not needed for sums over logits)
+        # per-sample outputs (or their sums), ignored samples left out; the
+        # kept samples' places are not needed for sums over logits
         gather = per_sample or s is None
         kept = None if v is None or not gather else np.flatnonzero(v)
         totals = ignored = None
