@@ -49,7 +49,7 @@ import numpy as np
 
 from relcal.binning import BinTable, assign_bins
 from relcal.errors import InputError
-from relcal.validate import nonfinite_error
+from relcal.validate import MAX_SUM_TOLERANCE, nonfinite_error
 
 _T = TypeVar("_T")
 
@@ -515,10 +515,10 @@ def _reduce_multiclass(
         0.0 if classwise_edges is None else float(classwise_edges[1]) * (1 - 1e-6)
     )
     need_py = brier or want_nll
-    # a tie for the maximum needs a top probability of at most 1/2 (exactly, for
-    # logits: two entries exp(0) = 1; for probabilities, rows sum to 1 within
-    # validate.sum_tolerance, at most 1e-2)
-    tie_max = 0.5 if kind == "logits" else 0.51
+    # a tie for the maximum needs a top probability of at most 1/2: exactly, for
+    # logits (two entries exp(0) = 1); for probabilities, whose rows sum to 1
+    # within validate.sum_tolerance, at most (1 + MAX_SUM_TOLERANCE) / 2
+    tie_max = 0.5 if kind == "logits" else 0.5 * (1 + 2 * MAX_SUM_TOLERANCE)
 
     def work(
         sl: tuple[int | slice, ...], lo: int, hi: int, off: int

@@ -32,10 +32,14 @@ _PEEK_ROWS = 256
 _PEEK_PIXELS = 16  # per spatial axis, for (N, C, *spatial) scores
 
 
+MAX_SUM_TOLERANCE = 1e-2
+
+
 def sum_tolerance(dtype: np.dtype, n_classes: int) -> float:
-    """How far a probability row's sum may stray from 1 (dtype- and C-aware)."""
+    """How far a probability row's sum may stray from 1 (dtype- and C-aware),
+    at most :data:`MAX_SUM_TOLERANCE`."""
     eps = float(np.finfo(dtype).eps) if np.issubdtype(dtype, np.floating) else 0.0
-    return float(min(1e-2, max(1e-4, 2.0 * n_classes * eps)))
+    return float(min(MAX_SUM_TOLERANCE, max(1e-4, 2.0 * n_classes * eps)))
 
 
 def check_float_scores(scores: np.ndarray, name: str = "scores") -> np.ndarray:
