@@ -49,11 +49,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 try:
     import relcal
+    import relcal.kernel
     import relcal.reduce
     import relcal.synth
 except ImportError:  # run as a file without PYTHONPATH: use the source tree
     sys.path.insert(0, str(REPO))
     import relcal
+    import relcal.kernel
     import relcal.reduce
     import relcal.synth
 
@@ -888,6 +890,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "relcal_threads": relcal.reduce.default_threads(),
+        "relcal_exp": relcal.kernel.status(),
         "torch_threads": torch_threads,
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "references": {k: (r.version if r.ok else r.status) for k, r in refs.items()},
@@ -900,6 +903,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(f"python {env['python']}, numpy {env['numpy']}, relcal {env['relcal']}")
+    print(f"relcal's float64 exp: {env['relcal_exp']} (relcal/kernel.py)")
     print(
         f"{env['cpu']}, {env['cpu_count']} cores; relcal threads"
         f" {env['relcal_threads']}, torch threads {torch_threads}, numpy_pass 1"

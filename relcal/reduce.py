@@ -47,6 +47,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from relcal import kernel
 from relcal.binning import BinTable, assign_bins
 from relcal.errors import InputError
 from relcal.validate import MAX_SUM_TOLERANCE, nonfinite_error
@@ -564,7 +565,7 @@ def _reduce_multiclass(
             # and numpy); exp(m) / sum(exp(z)) moves such confidences by an ulp,
             # and with them the count of confidences == 1.0 that bin rules
             # disagree on (tests/test_reduce_paths.py, test_references.py)
-            np.exp(t, out=t)
+            kernel.exp(t)  # libmvec's AVX2 exp where built, else numpy's
             if transpose:
                 s = np.asarray(np.sum(t, axis=0, dtype=np.float64))
             else:

@@ -76,6 +76,7 @@ from typing import Any
 
 import numpy as np
 
+from relcal import kernel
 from relcal.errors import InputError, UnsupportedMetricError
 from relcal.reduce import default_threads, scratch, shared_pool
 from relcal.validate import nonfinite_error, prepare
@@ -207,7 +208,7 @@ class _Pass:
             np.maximum(d, _FLOOR, out=d)
         e = scratch(z.shape, np.dtype(np.float64), "e")
         np.multiply(d, beta, out=e)
-        np.exp(e, out=e)
+        kernel.exp(e)
         self._sums(e, d, sums[:, lo:hi])
 
     def _chunk32(self, lo: int, hi: int, beta: float, sums: np.ndarray) -> None:
@@ -535,7 +536,7 @@ def softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise softmax in float64 (class axis 1)."""
     z = np.asarray(z, dtype=np.float64)
     e = z - np.max(z, axis=1, keepdims=True)
-    np.exp(e, out=e)
+    kernel.exp(e)
     e /= e.sum(axis=1, keepdims=True)
     return e
 
