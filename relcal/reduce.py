@@ -351,7 +351,7 @@ def _reduce_binary(
             if not np.isfinite(d).all() and _bad_binary_logits(scores[lo:hi]):
                 raise _NonFinite
             a = np.abs(d)
-            q = np.exp(-a)
+            q = kernel.exp(np.negative(a))
             c = 1.0 / (1.0 + q)
             up = d > 0
             right = up == y1
