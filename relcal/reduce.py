@@ -15,9 +15,11 @@ its first axis.  (N, C) scores with few classes are copied into the same
 class-first layout chunk by chunk (numpy reduces a short last axis row by row,
 ~10x slower); with many classes a chunk stays (rows, C).
 
-Numerics: scores stay in their dtype (float16 is widened to float32) for the
-elementwise work (``exp(z - max)``); every per-sample result and every
-accumulator is float64.  When Brier or class-wise sums are asked for, once
+Numerics: on logits, ``exp(z - max)`` is taken in float64 (through
+:mod:`relcal.kernel`: glibc's vector ``exp`` where it was built, else numpy's),
+or in the input's float32 (float16 widened) when only top-label quantities
+are asked for; probabilities stay in their dtype.  Every per-sample result and
+every accumulator is float64.  When Brier or class-wise sums are asked for, once
 the row sums ``s`` are known ``exp(z - m)`` is turned into probabilities in
 place (times ``1/s``, ignored samples times 0), so those read them with no
 further division or mask.  NLL is ``log(sum_j exp(z_j - m)) - (z_y - m)`` with
