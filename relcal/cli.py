@@ -6,7 +6,10 @@ usage or bad input (a one-line ``Error: ...`` on stderr, no traceback).
 
 from __future__ import annotations
 
+import ast
 import functools
+import re
+import shlex
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
@@ -26,12 +29,77 @@ class InputProblem(click.ClickException):
     exit_code = BAD_INPUT
 
 
+# Library messages name Python parameters (``scores_key=``,
+# ``channels_last=True``, ``kind="logits"``); the CLI names its flags.  This is
+# the one table between the two spellings: every option of input_options (and
+# any other option a library message may name) has an entry.
+PYTHON_TO_CLI: dict[str, str] = {
+    "labels": "--labels",
+    "scores_key": "--scores-key",
+    "labels_key": "--labels-key",
+    "label_col": "--label-col",
+    "score_cols": "--score-cols",
+    "kind": "--scores",
+    "ignore_index": "--ignore-index",
+    "channels_last": "--channels-last",
+}
+
+# a Python literal after ``name=``: a number, True/False/None, a quoted string
+# or a list of them
+_LITERAL = (
+    r"""True|False|None|-?\d+(?:\.\d+)?(?:e[-+]?\d+)?"""
+    r"""|'[^'\n]*'|"[^"\n]*"|\[[^\]\n]*\]"""
+)
+_PARAM = re.compile(
+    # a quoted user string (an opening quote, not an apostrophe) is skipped whole
+    r"""(?P<quoted>(?<!\w)'[^'\n]*'|(?<!\w)"[^"\n]*")"""
+    rf"|(?<![\w.=-])(?P<name>{'|'.join(sorted(PYTHON_TO_CLI, key=len, reverse=True))})"
+    rf"=(?P<value>{_LITERAL})?(?![\w=])"
+)
+
+
+def _flag(match: re.Match[str]) -> str:
+    if match.group("quoted") is not None:
+        return match.group(0)
+    flag = PYTHON_TO_CLI[match.group("name")]
+    raw = match.group("value")
+    if raw is None:
+        return flag
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return match.group(0)
+    if value is True:  # a flag such as --channels-last
+        return flag
+    if value is None or value is False:
+        return match.group(0)
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    return f"{flag} {shlex.quote(str(value))}"
+
+
+def cli_message(text: str) -> str:
+    """A library message in the CLI's words: ``scores_key=`` becomes
+    ``--scores-key``, ``ignore_index=255`` becomes ``--ignore-index 255``,
+    ``kind="logits"`` becomes ``--scores logits``.  Only the names of
+    :data:`PYTHON_TO_CLI` are rewritten, and never inside a quoted string."""
+    return _PARAM.sub(_flag, text)
+
+
+def error_line(err: RelcalError) -> str:
+    """The text after ``Error: `` for a library error: its file name as given,
+    then its message with Python parameters turned into flags."""
+    if err.source:
+        return f"{err.source}: {cli_message(err.message)}"
+    return cli_message(str(err))
+
+
 class RelcalGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except RelcalError as err:
-            raise InputProblem(str(err)) from None
+            raise InputProblem(error_line(err)) from None
 
 
 @dataclass(frozen=True)
@@ -714,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("Aborted!", err=True)
         return 1
     except RelcalError as err:
-        click.echo(f"Error: {err}", err=True)
+        click.echo(f"Error: {error_line(err)}", err=True)
         return BAD_INPUT
     return OK
 

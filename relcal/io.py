@@ -228,8 +228,8 @@ def _load_npz(
         raise FormatError("not a .npz archive (a single .npy array?)")
     with npz:
         keys = list(npz.files)
-        skey = _pick_key(keys, scores_key, SCORE_KEYS, "scores", "--scores-key")
-        lkey = _pick_key(keys, labels_key, LABEL_KEYS, "labels", "--labels-key")
+        skey = _pick_key(keys, scores_key, SCORE_KEYS, "scores", "scores_key=")
+        lkey = _pick_key(keys, labels_key, LABEL_KEYS, "labels", "labels_key=")
         scores = _read_npy_member(npz, skey)
         labels = _read_npy_member(npz, lkey)
         names = None
@@ -284,7 +284,7 @@ def _load_npy_pair(
     channels_last: bool,
 ) -> Predictions:
     if labels is None:
-        raise FormatError("a .npy scores file needs its labels: --labels LABELS.npy")
+        raise FormatError('a .npy scores file needs its labels: labels="LABELS.npy"')
     scores = _load_npy(p)
     lp = Path(labels)
     try:
@@ -324,14 +324,14 @@ def _from_arrays(
     if channels_last:
         if scores.ndim < 3:
             raise FormatError(
-                "--channels-last needs scores of shape (N, H, W, C); "
+                "channels_last=True needs scores of shape (N, H, W, C); "
                 f"got {scores.shape}"
             )
         labels = np.asarray(labels)
         if labels.shape != scores.shape[:-1]:
             raise ShapeError(
-                f"labels of shape {labels.shape} do not fit --channels-last scores"
-                f" of shape {scores.shape} (expected labels of shape"
+                f"labels of shape {labels.shape} do not fit channels_last=True"
+                f" scores of shape {scores.shape} (expected labels of shape"
                 f" {scores.shape[:-1]})"
             )
         # (N, *spatial, C) -> rows of pixels (N * H * W, C): a view, no copy
@@ -404,7 +404,7 @@ def _load_table(
     if label_col not in columns:
         raise FormatError(
             f"no label column {label_col!r}; the columns are: {', '.join(columns)};"
-            " name it with --label-col"
+            " name it with label_col="
         )
     cols, prefix = _score_columns(df, columns, label_col, score_cols)
     class_names = tuple(c[len(prefix) :] for c in cols)
@@ -454,7 +454,7 @@ def _score_columns(
                 f"no score column {missing[0]!r}; the columns are: {', '.join(columns)}"
             )
         if not score_cols:
-            raise FormatError("--score-cols names no column")
+            raise FormatError("score_cols= names no column")
         return list(score_cols), ""
     others = [c for c in columns if c != label_col]
     numeric = [c for c in others if df[c].dtype.kind in "fiub"]
@@ -464,7 +464,7 @@ def _score_columns(
             raise FormatError("the table has no score columns besides the labels")
         raise FormatError(
             f"no numeric score column; column {bad!r} holds"
-            f" {df[bad].dtype} values (name the score columns with --score-cols)"
+            f" {df[bad].dtype} values (name the score columns with score_cols=)"
         )
     non_numeric = [c for c in others if c not in numeric]
     if non_numeric:

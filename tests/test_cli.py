@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from unittest import mock
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -220,3 +221,102 @@ def test_check_startup_imports_neither_matplotlib_nor_pandas(npz: Path) -> None:
         env={**os.environ, "GITHUB_STEP_SUMMARY": ""},
     )
     assert out.stdout.strip().splitlines()[-1] == "HEAVY []"
+
+
+# --------------------------------------------------------------------------
+# library messages name Python parameters; the CLI names its flags
+
+
+def test_every_input_option_has_a_python_name() -> None:
+    """PYTHON_TO_CLI covers every option of input_options, and each Python
+    name is a parameter of relcal.io.load."""
+    import inspect
+
+    from relcal.cli import PYTHON_TO_CLI, input_options
+    from relcal.io import load
+
+    command = click_command_of(input_options)
+    flags = {opt for p in command.params for opt in p.opts if opt.startswith("--")}
+    assert flags, "input_options declares no option"
+    table = {flag: name for name, flag in PYTHON_TO_CLI.items()}
+    assert flags - set(table) == set()
+    params = inspect.signature(load).parameters
+    assert {table[f] for f in flags} - set(params) == set()
+
+
+def click_command_of(decorator: object) -> click.Command:
+    @click.command()
+    @decorator  # type: ignore[misc]
+    def command(**kwargs: object) -> None:
+        pass
+
+    return command
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "name it with scores_key= or labels_key=",
+            "name it with --scores-key or --labels-key",
+        ),
+        ("give channels_last=True", "give --channels-last"),
+        ("(ignore_index=255 drops them)", "(--ignore-index 255 drops them)"),
+        ('read with kind="logits"', "read with --scores logits"),
+        ('needs labels="LABELS.npy"', "needs --labels LABELS.npy"),
+        ('score_cols=["p a", "p_b"]', "--score-cols 'p a,p_b'"),
+        ('label_col="y_true"', "--label-col y_true"),
+        # user strings, unknown names and look-alikes are left alone
+        ("no array 'scores_key=' here", "no array 'scores_key=' here"),
+        ('no column "kind=1"', 'no column "kind=1"'),
+        ("allow_pickle=False", "allow_pickle=False"),
+        ("my_scores_key= x", "my_scores_key= x"),
+        ("labels=LABELS.npy", "labels=LABELS.npy"),
+        (
+            "the file's labels don't fit; labels_key=",
+            "the file's labels don't fit; --labels-key",
+        ),
+    ],
+)
+def test_cli_message(text: str, expected: str) -> None:
+    from relcal.cli import cli_message
+
+    assert cli_message(text) == expected
+
+
+def test_error_line_leaves_the_file_name_alone() -> None:
+    from relcal.cli import error_line
+    from relcal.errors import FormatError
+
+    err = FormatError("name it with label_col=", source="label_col=x.csv")
+    assert error_line(err) == "label_col=x.csv: name it with --label-col"
+
+
+def test_library_error_in_python_and_cli_spelling(tmp_path: Path) -> None:
+    """The same error: Python parameters through relcal.io.load, flags
+    through the command line (exit code 2, one line)."""
+    from relcal.errors import RelcalError
+    from relcal.io import load
+
+    path = tmp_path / "t.csv"
+    path.write_text("y,p0,p1\n0,0.2,0.8\n1,0.6,0.4\n")
+    msg = "no label column 'label'; the columns are: y, p0, p1; name it with {}"
+    with pytest.raises(RelcalError) as info:
+        load(path)
+    assert str(info.value) == f"{path}: " + msg.format("label_col=")
+    code, out, err = run(["metrics", str(path)])
+    assert (code, out) == (2, "")
+    assert err == f"Error: {path}: " + msg.format("--label-col") + "\n"
+
+    scores = tmp_path / "s.npy"
+    np.save(scores, np.zeros((3, 2)))
+    with pytest.raises(RelcalError) as info:
+        load(scores)
+    need = "a .npy scores file needs its labels: {}"
+    assert str(info.value) == f"{scores}: " + need.format('labels="LABELS.npy"')
+    assert main(["metrics", str(scores)]) == 2
+    code, out, err = run(["metrics", str(scores)])
+    assert (code, err) == (
+        2,
+        f"Error: {scores}: " + need.format("--labels LABELS.npy") + "\n",
+    )
