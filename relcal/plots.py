@@ -19,6 +19,7 @@ import io
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -110,18 +111,29 @@ def _bin_axes(ax: Any, edges: np.ndarray, xlabel: str) -> None:
         ax.set_xticks(np.round(np.linspace(0, 1, 6), 2))
 
 
+@dataclass(frozen=True)
+class ReliabilityArtists:
+    """What :func:`_reliability` drew (the display keeps them as attributes)."""
+
+    diagonal: Any  # Line2D
+    bars: Any  # BarContainer: accuracy of each non-empty bin
+    gap: Any  # BarContainer: from accuracy to mean confidence
+    points: Any  # PathCollection: (bin centre, mean confidence)
+    empty: Any  # BarContainer of the empty bins, or None
+
+
 def _reliability(
     ax: Any, table: BinTable, *, ylabel: str, color: str = BLUE, legend: bool = True
-) -> None:
+) -> ReliabilityArtists:
     """Accuracy bars per bin against the diagonal, the gap to mean confidence."""
     edges = table.edges
     lo, width = edges[:-1], np.diff(edges)
     filled = table.count > 0
     acc, conf = table.accuracy, table.mean_conf
-    ax.plot(
+    (diagonal,) = ax.plot(
         [0, 1], [0, 1], ls="--", lw=0.8, color="#444444", label="perfect calibration"
     )
-    ax.bar(
+    bars = ax.bar(
         lo[filled],
         acc[filled],
         width=width[filled],
@@ -132,7 +144,7 @@ def _reliability(
         label="accuracy (correct / count)",
     )
     # the gap: from the bar's top to the bin's mean confidence
-    ax.bar(
+    gap = ax.bar(
         lo[filled],
         (conf - acc)[filled],
         bottom=acc[filled],
@@ -145,7 +157,7 @@ def _reliability(
         linewidth=0.0,
         label="gap to mean confidence",
     )
-    ax.scatter(
+    points = ax.scatter(
         lo[filled] + width[filled] / 2,
         conf[filled],
         s=9,
@@ -154,9 +166,10 @@ def _reliability(
         label="mean confidence",
     )
     empty = ~filled
+    empty_bars = None
     if empty.any():
         # a light band along the bottom: "no data here", not "accuracy 0"
-        ax.bar(
+        empty_bars = ax.bar(
             lo[empty],
             np.full(int(empty.sum()), 0.05),
             width=width[empty],
@@ -172,12 +185,14 @@ def _reliability(
     ax.set_aspect("auto")
     if legend:
         ax.legend(loc="upper left", fontsize=7.0, handlelength=1.6)
+    return ReliabilityArtists(diagonal, bars, gap, points, empty_bars)
 
 
-def _counts(ax: Any, table: BinTable, *, log: bool = True) -> None:
+def _counts(ax: Any, table: BinTable, *, log: bool = True) -> Any:
+    """The strip of bin counts (log scale); returns its BarContainer."""
     edges = table.edges
     lo, width = edges[:-1], np.diff(edges)
-    ax.bar(
+    bars = ax.bar(
         lo,
         table.count,
         width=width,
@@ -197,6 +212,7 @@ def _counts(ax: Any, table: BinTable, *, log: bool = True) -> None:
     else:
         ax.yaxis.set_major_locator(_max_ticks(3))
     ax.set_ylabel("count")
+    return bars
 
 
 def _no_ticks() -> Any:
@@ -364,6 +380,23 @@ def classwise_grid_svg(tables: Sequence[BinTable], titles: Sequence[str]) -> str
         return _svg(fig)
 
 
+def _curve(ax: Any, table: BinTable, *, label: str | None, index: int = 0) -> Any:
+    """One model's curve: accuracy against mean confidence of the non-empty
+    bins (series ``index`` picks the colour and marker); returns the Line2D."""
+    markers = "osD^vP*X"
+    filled = table.count > 0
+    (line,) = ax.plot(
+        table.mean_conf[filled],
+        table.accuracy[filled],
+        marker=markers[index % len(markers)],
+        ms=3.5,
+        lw=1.2,
+        color=SERIES[index % len(SERIES)],
+        label=None if label is None else plain(label),
+    )
+    return line
+
+
 def compare_svg(
     tables: Sequence[BinTable],
     names: Sequence[str],
@@ -382,18 +415,8 @@ def compare_svg(
             color="#444444",
             label="perfect calibration",
         )
-        markers = "osD^vP*X"
         for i, (table, name) in enumerate(zip(tables, names, strict=True)):
-            filled = table.count > 0
-            ax.plot(
-                table.mean_conf[filled],
-                table.accuracy[filled],
-                marker=markers[i % len(markers)],
-                ms=3.5,
-                lw=1.2,
-                color=SERIES[i % len(SERIES)],
-                label=plain(name),
-            )
+            _curve(ax, table, label=name, index=i)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel(f"mean {xlabel} in bin")
