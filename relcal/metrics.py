@@ -64,12 +64,17 @@ METRIC_NAMES = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Results:
     """Every metric of one set of predictions, and the tables behind them.
 
     Metrics the input cannot give (NLL from top-label-only data, say) are None
-    and listed in ``unavailable`` with the reason.
+    and listed in ``unavailable`` with the reason.  ``class_names`` are those of
+    a loaded file (:func:`evaluate_predictions`), None from plain arrays.
+
+    In a notebook: ``repr`` is a few lines of numbers, ``_repr_html_`` a small
+    table of the metrics and the bins, and :meth:`to_dict` the document of
+    ``relcal metrics --json``.
     """
 
     n: int
@@ -90,9 +95,42 @@ class Results:
     classwise_per_class: np.ndarray | None = None
     classwise_bins: ClasswiseBins | None = None  # per-class tables (report)
     unavailable: dict[str, str] = field(default_factory=dict)
+    class_names: tuple[str, ...] | None = None
 
     def metric(self, name: str) -> float | None:
         return getattr(self, name)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        from relcal.render import format_repr
+
+        return format_repr(self)
+
+    def _repr_html_(self) -> str:
+        from relcal.report import results_html
+
+        return results_html(self)
+
+    def to_dict(self, predictions: Any = None) -> dict[str, Any]:
+        """The document of ``relcal metrics --json`` (format 1) as a dict.
+
+        Parameters
+        ----------
+        predictions : relcal.io.Predictions, optional
+            The loaded file these results are of: the ``"input"`` block is
+            then filled as the CLI fills it.  Without it (results of arrays)
+            ``"input"`` has the same keys, every one None.
+
+        Examples
+        --------
+        >>> d = evaluate([[2.0, 0.0], [0.0, 1.0]], [0, 0]).to_dict()
+        >>> d["kind"], d["n_samples"], d["metrics"]["accuracy"], d["input"]["path"]
+        ('relcal.metrics', 2, 0.5, None)
+        """
+        from relcal.render import array_source, results_to_dict, source_info
+
+        if predictions is None:
+            return results_to_dict(self, array_source())
+        return results_to_dict(self, source_info(predictions, self))
 
 
 def reduce_arrays(
@@ -127,6 +165,7 @@ def summarize(
     binning: str = "width",
     kind: str = "logits",
     unavailable: dict[str, str] | None = None,
+    class_names: Any = None,
 ) -> Results:
     """All metrics from a reduction (the kernel behind :func:`evaluate`)."""
     n_bins = check_n_bins(n_bins)
@@ -190,6 +229,7 @@ def summarize(
         classwise_per_class=cw_per_class,
         classwise_bins=reduced.classwise,
         unavailable=missing,
+        class_names=None if class_names is None else tuple(map(str, class_names)),
     )
 
 
@@ -548,6 +588,7 @@ def _reduce_predictions(
             binning=binning,
             kind="toplabel",
             unavailable=TOPLABEL_UNAVAILABLE,
+            class_names=predictions.class_names,
         )
     edges = uniform_edges(n_bins)
     red = reduce_scores(
@@ -560,4 +601,10 @@ def _reduce_predictions(
         toplabel_edges=edges if binning == "width" else None,
         per_sample=per_sample or binning != "width",
     )
-    return red, summarize(red, n_bins=n_bins, binning=binning, kind=predictions.kind)
+    return red, summarize(
+        red,
+        n_bins=n_bins,
+        binning=binning,
+        kind=predictions.kind,
+        class_names=predictions.class_names,
+    )

@@ -189,6 +189,51 @@ def _table_lines(table: BinTable, heads: tuple[str, str, str, str]) -> list[str]
     return out
 
 
+def format_repr(results: Results) -> str:
+    """``repr(Results)``: a header line and the metrics two to a line, no arrays.
+
+    >>> from relcal import evaluate
+    >>> print(format_repr(evaluate([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], [0, 1, 1])))
+    Results(3 samples, 2 classes, scores: probs, bins: 15 equal-width)
+      accuracy        0.6667   mean confidence 0.7667
+      ECE (L1)        0.3000   RMS-CE (L2)     0.3697
+      MCE (max)       0.6000   class-wise ECE  0.3000
+      NLL (nats)      0.4149   Brier (sum)     0.2733
+    """
+    strategy = "equal-width" if results.binning == "width" else "equal-mass"
+    head = (
+        f"Results({results.n} samples, {results.n_classes} classes,"
+        f" scores: {results.kind}, bins: {results.n_bins} {strategy})"
+    )
+    cells = []
+    for key, label in METRIC_LABELS:
+        value = _num(getattr(results, key, None))
+        cells.append(f"{label:<15} " + ("n/a" if value is None else f"{value:.4f}"))
+    rows = [
+        "   ".join(f"{c:<22}" for c in cells[i : i + 2]).rstrip()
+        for i in range(0, len(cells), 2)
+    ]
+    return "\n".join([head, *("  " + row for row in rows)])
+
+
+# the keys of the "input" block (:func:`source_info`); from arrays, all null
+INPUT_KEYS = (
+    "path",
+    "scores_from",
+    "labels_from",
+    "shape",
+    "dtype",
+    "class_names",
+    "ignore_index",
+    "n_ignored",
+)
+
+
+def array_source() -> dict[str, Any]:
+    """The "input" block of results computed from arrays: no file, every key null."""
+    return dict.fromkeys(INPUT_KEYS)
+
+
 def source_info(predictions: Any, results: Results) -> dict[str, Any]:
     """What the JSON says about the input file."""
     scores = predictions.scores

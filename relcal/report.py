@@ -569,8 +569,8 @@ def templates_dir() -> Path:
     raise FileNotFoundError("relcal's templates are missing from the installation")
 
 
-def render_html(report: ReportData) -> str:
-    """The report as one self-contained HTML page."""
+def _environment() -> Any:
+    """relcal's jinja2 environment: autoescape on, undefined names an error."""
     import jinja2
 
     env = jinja2.Environment(
@@ -583,9 +583,30 @@ def render_html(report: ReportData) -> str:
     )
     env.filters["num"] = _num_filter
     env.globals["zip"] = zip
-    template = env.get_template("report.html.j2")
+    return env
+
+
+def render_html(report: ReportData) -> str:
+    """The report as one self-contained HTML page."""
+    template = _environment().get_template("report.html.j2")
     return template.render(
         report=report, css=(templates_dir() / "report.css").read_text()
+    )
+
+
+def results_html(results: Results) -> str:
+    """``Results._repr_html_``: the metrics, the bin table and the classes with
+    the largest class-wise ECE terms, as one small HTML fragment (every string
+    escaped by the template; no script, no external resource)."""
+    from relcal.render import bins_to_list
+
+    template = _environment().get_template("results.html.j2")
+    return template.render(
+        results=results,
+        metrics=metric_rows(results),
+        bins=bins_to_list(results.table),
+        classes=select_classes(results, results.class_names, limit=6),
+        binning=_BINNING_NAME[results.binning],
     )
 
 
