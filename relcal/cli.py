@@ -39,6 +39,8 @@ PYTHON_TO_CLI: dict[str, str] = {
     "labels_key": "--labels-key",
     "label_col": "--label-col",
     "score_cols": "--score-cols",
+    "pred_col": "--pred-col",
+    "confidence_col": "--confidence-col",
     "kind": "--scores",
     "ignore_index": "--ignore-index",
     "channels_last": "--channels-last",
@@ -112,6 +114,8 @@ class LoadOptions:
     labels_key: str | None
     label_col: str
     score_cols: str | None
+    pred_col: str | None
+    confidence_col: str | None
     kind: str
     ignore_index: int | None
     channels_last: bool
@@ -126,6 +130,8 @@ class LoadOptions:
             labels_key=self.labels_key,
             label_col=self.label_col,
             score_cols=self.score_cols,
+            pred_col=self.pred_col,
+            confidence_col=self.confidence_col,
             kind=self.kind,
             ignore_index=self.ignore_index,
             channels_last=self.channels_last,
@@ -171,6 +177,17 @@ def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
             metavar="COLS",
             help="Score columns: comma-separated names, or one prefix"
             " such as logit_ (default: every other numeric column).",
+        ),
+        click.option(
+            "--pred-col",
+            metavar="NAME",
+            help="Predicted-class column of a top-label table (with"
+            " --confidence-col; default names: pred_label, confidence).",
+        ),
+        click.option(
+            "--confidence-col",
+            metavar="NAME",
+            help="Confidence column of a top-label table (with --pred-col).",
         ),
         click.option(
             "--scores",

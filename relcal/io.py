@@ -3,11 +3,12 @@
 Formats
 -------
 ``.npz``
-    Scores under ``logits``, ``probs``, ``probabilities`` or ``scores`` and labels
-    under ``labels``, ``targets``, ``y`` or ``y_true`` (``scores_key`` /
-    ``labels_key`` override); optional ``class_names`` (a unicode array).
-    Scores stored under ``probs``/``probabilities`` are declared probabilities
-    and must be ones.  Loaded with ``allow_pickle=False``: an object array is
+    Scores and labels under one of the keys :data:`SCORE_KEYS` and
+    :data:`LABEL_KEYS` (netcal's ``predictions`` / ``ground_truth`` among them;
+    ``scores_key`` / ``labels_key`` override); optional ``class_names`` (a
+    unicode array), against which labels stored as strings are matched.
+    Scores stored under :data:`PROB_KEYS` are declared probabilities and must
+    be ones.  Loaded with ``allow_pickle=False``: an object array is
     refused, never unpickled.
 ``.npy`` + ``labels=`` ``.npy``
     Memory-mapped (``mmap_mode="r"``), not copied.
@@ -16,16 +17,18 @@ Formats
     (``score_cols``: a list of names, or one prefix such as ``logit_``; default:
     every other numeric column).  Labels are class indices or class names that
     match the score columns' names (prefix removed); the names become the class
-    names.  A table with columns ``true_label, pred_label, confidence`` is a
-    *top-label* file: it gives accuracy, top-label ECE/RMS-CE/MCE and the bin
+    names.  A table with columns ``true_label, pred_label, confidence`` (or
+    the columns named by ``label_col``, ``pred_col`` and ``confidence_col``) is
+    a *top-label* file: it gives accuracy, top-label ECE/RMS-CE/MCE and the bin
     table, but not class-wise ECE, NLL or Brier.  pandas (and pyarrow for
     parquet) are imported only here, and only for these formats.
 
 Shapes: scores ``(N,)`` or ``(N, 1)`` are the positive-class score of a binary
-problem; ``(N, C)``; or segmentation maps ``(N, C, H, W)`` with labels
-``(N, H, W)`` (``channels_last=True`` for ``(N, H, W, C)``), where labels equal
-to ``ignore_index`` are dropped.  Labels may be one-hot rows for ``(N, C)``
-scores.  Scores keep their dtype (float16, float32, float64).
+problem; ``(N, C)`` (labels ``(N,)`` or ``(N, 1)``); or segmentation maps
+``(N, C, H, W)`` with labels ``(N, H, W)`` (``channels_last=True`` for
+``(N, H, W, C)``), where labels equal to ``ignore_index`` are dropped.
+Labels may be one-hot rows for ``(N, C)`` scores.  Scores keep their dtype
+(float16, float32, float64).
 """
 
 from __future__ import annotations
@@ -40,11 +43,36 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from relcal.errors import FormatError, RelcalError, ShapeError
-from relcal.validate import check_labels, prepare
+from relcal.validate import (
+    _where,
+    check_labels,
+    class_axis_last,
+    misfit_error,
+    prepare,
+)
 
-SCORE_KEYS = ("logits", "probs", "probabilities", "scores")
-PROB_KEYS = ("probs", "probabilities")
-LABEL_KEYS = ("labels", "targets", "y", "y_true")
+SCORE_KEYS = (
+    "logits",
+    "probs",
+    "probabilities",
+    "scores",
+    "predictions",
+    "y_prob",
+    "y_proba",
+    "y_pred_proba",
+)
+# keys that declare probabilities (an array under them must be one)
+PROB_KEYS = ("probs", "probabilities", "y_prob", "y_proba", "y_pred_proba")
+LABEL_KEYS = (
+    "labels",
+    "label",
+    "targets",
+    "target",
+    "y",
+    "y_true",
+    "y_test",
+    "ground_truth",
+)
 TOPLABEL_COLUMNS = ("true_label", "pred_label", "confidence")
 FORMATS = (".npz", ".npy", ".csv", ".parquet", ".pq")
 
@@ -97,6 +125,8 @@ def load(
     labels_key: str | None = None,
     label_col: str = "label",
     score_cols: list[str] | str | None = None,
+    pred_col: str | None = None,
+    confidence_col: str | None = None,
     kind: str = "auto",
     ignore_index: int | None = None,
     channels_last: bool = False,
@@ -139,6 +169,14 @@ def load(
             )
         if suffix == ".npy":
             return _load_npy_pair(p, name, labels, kind, ignore_index, channels_last)
+        if pred_col is not None or confidence_col is not None:
+            if score_cols is not None:
+                raise FormatError(
+                    "give score_cols= or pred_col= and confidence_col=, not both"
+                )
+            return _load_toplabel(
+                _read_table(p, suffix), name, label_col, pred_col, confidence_col
+            )
         return _load_table(p, name, suffix, label_col, score_cols, kind, ignore_index)
     except RelcalError as err:
         raise err.with_source(name) from None
@@ -178,32 +216,36 @@ def _head(p: Path) -> bytes:
         raise FormatError(f"cannot read the file ({_short(exc)})") from None
 
 
-def _pick_key(
-    keys: list[str],
-    wanted: str | None,
-    candidates: tuple[str, ...],
-    what: str,
-    option: str,
-) -> str:
-    listed = ", ".join(keys) if keys else "none"
-    if wanted is not None:
-        if wanted not in keys:
+def _pick_keys(
+    keys: list[str], scores_key: str | None, labels_key: str | None
+) -> tuple[str, str]:
+    """The scores' and the labels' keys; when either is missing or ambiguous,
+    one message that lists every key of the file and both options."""
+    listed = ", ".join(keys[:50]) if keys else "none"
+    if len(keys) > 50:
+        listed += f", ... ({len(keys) - 50} more)"
+    for wanted, what in ((scores_key, "scores"), (labels_key, "labels")):
+        if wanted is not None and wanted not in keys:
             raise FormatError(
                 f"no array {wanted!r} for the {what}; the file has: {listed}"
             )
-        return wanted
-    found = [k for k in candidates if k in keys]
-    if not found:
+    picked, problems = [], []
+    for wanted, candidates, what in (
+        (scores_key, SCORE_KEYS, "scores"),
+        (labels_key, LABEL_KEYS, "labels"),
+    ):
+        found = [wanted] if wanted is not None else [k for k in candidates if k in keys]
+        if not found:
+            problems.append(f"no {what} array (looked for {', '.join(candidates)})")
+        elif len(found) > 1:
+            problems.append(f"ambiguous {what} ({', '.join(found)})")
+        picked.append(found[0] if found else "")
+    if problems:
         raise FormatError(
-            f"no {what} array (looked for {', '.join(candidates)}); the file has:"
-            f" {listed}; name it with {option}"
+            f"{' and '.join(problems)}; the file has: {listed};"
+            " name the arrays with scores_key= and labels_key="
         )
-    if len(found) > 1:
-        raise FormatError(
-            f"ambiguous {what}: the file has {', '.join(found)}; "
-            f"choose one with {option}"
-        )
-    return found[0]
+    return picked[0], picked[1]
 
 
 def _load_npz(
@@ -228,8 +270,7 @@ def _load_npz(
         raise FormatError("not a .npz archive (a single .npy array?)")
     with npz:
         keys = list(npz.files)
-        skey = _pick_key(keys, scores_key, SCORE_KEYS, "scores", "scores_key=")
-        lkey = _pick_key(keys, labels_key, LABEL_KEYS, "labels", "labels_key=")
+        skey, lkey = _pick_keys(keys, scores_key, labels_key)
         scores = _read_npy_member(npz, skey)
         labels = _read_npy_member(npz, lkey)
         names = None
@@ -238,6 +279,14 @@ def _load_npz(
             if raw.dtype.kind not in "US" or raw.ndim != 1:
                 raise FormatError("'class_names' must be a 1-D array of strings")
             names = tuple(str(x) for x in raw.tolist())
+    if labels.dtype.kind in "US":  # class names, matched against class_names
+        if names is None:
+            raise FormatError(
+                f"array {lkey!r} holds strings (first: {str(labels.flat[0])!r}),"
+                " not class indices, and the file has no 'class_names' array to"
+                " match them against"
+            )
+        labels = names_to_indices(labels, names, f"array {lkey!r}")
     if kind == "auto" and skey in PROB_KEYS:
         kind = "probs"
     return _from_arrays(
@@ -321,22 +370,27 @@ def _from_arrays(
     class_names: tuple[str, ...] | None,
     origin: dict[str, str],
 ) -> Predictions:
+    labels = np.asarray(labels)
     if channels_last:
         if scores.ndim < 3:
             raise FormatError(
                 "channels_last=True needs scores of shape (N, H, W, C); "
                 f"got {scores.shape}"
             )
-        labels = np.asarray(labels)
         if labels.shape != scores.shape[:-1]:
             raise ShapeError(
                 f"labels of shape {labels.shape} do not fit channels_last=True"
                 f" scores of shape {scores.shape} (expected labels of shape"
                 f" {scores.shape[:-1]})"
             )
+        # checked in their own shape, so a message names the pixel (and
+        # suggests ignore_index= for a 255 map)
+        labels = check_labels(labels, scores.shape[-1], ignore_index=ignore_index)
         # (N, *spatial, C) -> rows of pixels (N * H * W, C): a view, no copy
         scores = scores.reshape(-1, scores.shape[-1])
         labels = labels.reshape(-1)
+    elif class_axis_last(scores, labels):
+        raise misfit_error(scores, labels, fix="give channels_last=True")
     s, y, k, c = prepare(scores, labels, kind=kind, ignore_index=ignore_index)
     if class_names is not None and len(class_names) != c:
         raise FormatError(
@@ -400,11 +454,14 @@ def _load_table(
     if len(df) == 0:
         raise FormatError("the table has no rows")
     if score_cols is None and all(c in columns for c in TOPLABEL_COLUMNS):
-        return _load_toplabel(df, name)
+        return _load_toplabel(df, name, *TOPLABEL_COLUMNS)
     if label_col not in columns:
+        hint = ""
+        if score_cols is None and len(columns) == 3 and _toplabel_pair(df, columns):
+            hint = " (and, for a top-label table, pred_col= and confidence_col=)"
         raise FormatError(
             f"no label column {label_col!r}; the columns are: {', '.join(columns)};"
-            " name it with label_col="
+            f" name it with label_col={hint}"
         )
     cols, prefix = _score_columns(df, columns, label_col, score_cols)
     class_names = tuple(c[len(prefix) :] for c in cols)
@@ -420,16 +477,46 @@ def _load_table(
     if len(cols) == 1:  # the positive-class score of a binary problem
         scores = scores[:, 0]
         names = None
-    return _from_arrays(
-        scores,
-        labels,
-        name,
-        kind,
-        ignore_index,
-        False,
-        names,
-        {"scores": ",".join(cols), "labels": label_col},
-    )
+    try:
+        return _from_arrays(
+            scores,
+            labels,
+            name,
+            kind,
+            ignore_index,
+            False,
+            names,
+            {"scores": ",".join(cols), "labels": label_col},
+        )
+    except RelcalError as err:
+        pair = _toplabel_pair(df, cols) if score_cols is None else None
+        if pair is None:
+            raise
+        raise type(err)(
+            f"{err.message}; if the table is top-label (true class, predicted"
+            f" class, confidence), read it with pred_col={pair[0]!r} and"
+            f" confidence_col={pair[1]!r}"
+        ) from None
+
+
+def _toplabel_pair(df: Any, cols: list[str]) -> tuple[str, str] | None:
+    """(predicted-class column, confidence column) when ``cols`` look like the
+    columns of a top-label table besides the label (or with it, for three
+    columns): class indices, and one column of fractions in [0, 1]."""
+    import pandas as pd
+
+    whole, fractions = [], []
+    for c in cols:
+        v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
+        if not np.isfinite(v).all() or v.min() < 0:
+            return None
+        if (v == np.round(v)).all():
+            whole.append(c)
+        elif v.max() <= 1:
+            fractions.append(c)
+    if len(fractions) != 1 or len(whole) != len(cols) - 1:
+        return None
+    return whole[-1], fractions[0]
 
 
 def _score_columns(
@@ -478,36 +565,87 @@ def _score_columns(
 def _table_labels(series: Any, class_names: tuple[str, ...], col: str) -> np.ndarray:
     if series.dtype.kind in "fiub":
         return series.to_numpy()
-    values = series.astype(str).to_numpy()
-    lookup = {n: i for i, n in enumerate(class_names)}
-    idx = np.array([lookup.get(v, -1) for v in np.unique(values)])
-    uniq, inverse = np.unique(values, return_inverse=True)
-    missing = uniq[idx < 0]
-    if len(missing):
-        row = int(np.flatnonzero(values == missing[0])[0])
-        raise FormatError(
-            f"column {col!r}: unknown class name {missing[0]!r} at row {row}"
-            f" (classes: {', '.join(class_names[:10])}"
-            f"{', ...' if len(class_names) > 10 else ''})"
+    values = np.asarray(series.astype(str).to_numpy(), dtype=str)
+    return names_to_indices(values, class_names, f"column {col!r}")
+
+
+def names_to_indices(
+    values: np.ndarray, class_names: Sequence[str], what: str
+) -> np.ndarray:
+    """Class indices of labels given as class names (vectorised: one sort of
+    the names, one binary search per label); an unknown name is an error
+    naming it, where it is, and the classes."""
+    values = np.asarray(values).astype(str)
+    names = np.asarray(class_names, dtype=str)
+    order = np.argsort(names, kind="stable")
+    ordered = names[order]
+    pos = np.searchsorted(ordered, values)
+    known = pos < len(names)
+    known[known] = ordered[pos[known]] == values[known]
+    if not known.all():
+        unknown = np.unique(values[~known])
+        first = int(np.flatnonzero(~known.ravel())[0])
+        shown = ", ".join(repr(str(v)) for v in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        where = _where(values.shape, first)
+        classes = ", ".join(class_names[:10]) + (", ..." if len(names) > 10 else "")
+        if len(unknown) == 1:
+            problem = f"unknown class name {shown} at {where} ("
+        else:
+            first_name = str(values.flat[first])
+            problem = (
+                f"unknown class names {shown}{more} (first: {first_name!r} at {where}; "
+            )
+        raise FormatError(f"{what}: {problem}classes: {classes or 'none'})")
+    return order[pos].astype(np.int64)
+
+
+def _load_toplabel(
+    df: Any,
+    name: str,
+    label_col: str,
+    pred_col: str | None,
+    confidence_col: str | None,
+) -> Predictions:
+    """A top-label table: the true class, the predicted class and its
+    confidence, one row per sample."""
+    if pred_col is None or confidence_col is None:
+        given, other = (
+            ("pred_col", "confidence_col")
+            if confidence_col is None
+            else ("confidence_col", "pred_col")
         )
-    return idx[inverse].astype(np.int64)
-
-
-def _load_toplabel(df: Any, name: str) -> Predictions:
-    true = _numeric_column(df, "true_label")
-    pred = _numeric_column(df, "pred_label")
-    conf = _numeric_column(df, "confidence").astype(np.float64)
+        raise FormatError(f"{given}= makes a top-label table, which needs {other}= too")
+    columns = [str(c) for c in df.columns]
+    df.columns = columns
+    if label_col == "label" and "label" not in columns and "true_label" in columns:
+        label_col = "true_label"
+    for col, option in (
+        (label_col, "label_col"),
+        (pred_col, "pred_col"),
+        (confidence_col, "confidence_col"),
+    ):
+        if col not in columns:
+            raise FormatError(
+                f"no column {col!r} for {option}=; the columns are: "
+                f"{', '.join(columns)}"
+            )
+    if len(df) == 0:
+        raise FormatError("the table has no rows")
+    true = _numeric_column(df, label_col)
+    pred = _numeric_column(df, pred_col)
+    conf = _numeric_column(df, confidence_col).astype(np.float64)
     n_classes = int(max(np.max(true), np.max(pred))) + 1 if len(true) else 0
-    labels = check_labels(true, max(n_classes, 1), name="true_label")
-    predicted = check_labels(pred, max(n_classes, 1), name="pred_label")
+    labels = check_labels(true, max(n_classes, 1), name=label_col)
+    predicted = check_labels(pred, max(n_classes, 1), name=pred_col)
     if not np.isfinite(conf).all():
         row = int(np.flatnonzero(~np.isfinite(conf))[0])
-        raise FormatError(f"column 'confidence': non-finite value at row {row}")
+        raise FormatError(f"column {confidence_col!r}: non-finite value at row {row}")
     out = (conf < 0) | (conf > 1)
     if out.any():
         row = int(np.flatnonzero(out)[0])
         raise FormatError(
-            f"column 'confidence': {int(out.sum())} values outside [0, 1]"
+            f"column {confidence_col!r}: {int(out.sum())} values outside [0, 1]"
             f" (first: {conf[row]:.6g} at row {row})"
         )
     return Predictions(
@@ -519,7 +657,7 @@ def _load_toplabel(df: Any, name: str) -> Predictions:
         source=name,
         confidence=conf,
         predicted=predicted,
-        origin={"scores": "pred_label,confidence", "labels": "true_label"},
+        origin={"scores": f"{pred_col},{confidence_col}", "labels": label_col},
     )
 
 

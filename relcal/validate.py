@@ -105,8 +105,23 @@ def check_labels(
         raise InputError(
             f"{name}: {len(bad_idx)} values outside [0, {n_classes - 1}]"
             f" (first: {out.ravel()[first]} at {_where(labels.shape, first)})"
+            + _ignore_hint(out, valid, ignore_index)
         )
     return out
+
+
+def _ignore_hint(
+    labels: np.ndarray, valid: np.ndarray, ignore_index: int | None
+) -> str:
+    """For segmentation-shaped labels whose out-of-range values are all one
+    value (255, -1, -100: an "ignore" label), the option that drops them."""
+    if ignore_index is not None or labels.ndim < 2:
+        return ""
+    bad = labels[~valid]
+    value = int(bad[0])
+    if not (bad == value).all():
+        return ""
+    return f"; if {value} marks labels to ignore, give ignore_index={value}"
 
 
 def _where(shape: tuple[int, ...], flat_index: int) -> str:
@@ -138,13 +153,34 @@ def check_shapes(scores: np.ndarray, labels: np.ndarray) -> int:
             raise ShapeError(
                 f"length mismatch: {scores.shape[0]} score rows but {_describe(labels)}"
             )
-        raise ShapeError(
-            f"labels of shape {labels.shape} do not fit scores of shape {scores.shape}"
-            f" (expected labels of shape {expected})"
-        )
+        raise misfit_error(scores, labels)
     if scores.shape[1] < 2:
         raise ShapeError(f"scores: need at least 2 classes, got shape {scores.shape}")
     return int(scores.shape[1])
+
+
+def class_axis_last(scores: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether labels fit ``(N, *spatial, C)`` scores but not ``(N, C, *spatial)``."""
+    if scores.ndim < 3 or labels.shape != scores.shape[:-1]:
+        return False
+    return labels.shape != (scores.shape[0],) + scores.shape[2:]
+
+
+def misfit_error(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    fix: str = "move it to axis 1 (np.moveaxis(scores, -1, 1))",
+) -> ShapeError:
+    """Labels that do not fit ``(N, C, *spatial)`` scores; when the class axis
+    looks last, the message says ``fix``."""
+    expected = (scores.shape[0],) + scores.shape[2:]
+    hint = (
+        f"; the class axis looks last: {fix}" if class_axis_last(scores, labels) else ""
+    )
+    return ShapeError(
+        f"labels of shape {labels.shape} do not fit scores of shape {scores.shape}"
+        f" (expected labels of shape {expected}){hint}"
+    )
 
 
 def _describe(labels: np.ndarray) -> str:
@@ -169,6 +205,19 @@ def labels_from_onehot(onehot: np.ndarray, name: str = "labels") -> np.ndarray:
             f" elsewhere (first at row {int(bad[0])})"
         )
     return np.argmax(ones, axis=1).astype(np.int64)
+
+
+def squeeze_labels(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Labels with a class axis of length 1 without it: ``(N, 1)`` for ``(N,)``
+    or ``(N, C)`` scores, ``(N, 1, *spatial)`` for ``(N, C, *spatial)``
+    scores (a view, no copy)."""
+    if labels.ndim < 2 or labels.shape[1] != 1 or labels.shape[0] != scores.shape[0]:
+        return labels
+    if scores.ndim <= 2 and labels.ndim == 2:
+        return labels[:, 0]
+    if scores.ndim >= 3 and labels.shape[2:] == scores.shape[2:]:
+        return labels[:, 0]
+    return labels
 
 
 def detect_kind(scores: np.ndarray, declared: str = "auto") -> ScoresKind:
@@ -276,14 +325,16 @@ def prepare(
 ) -> tuple[np.ndarray, np.ndarray, ScoresKind, int]:
     """Validate arrays for the metrics: (scores, int labels, kind, n_classes).
 
-    ``labels`` may be class indices (integers, or floats holding whole numbers)
-    or one-hot rows of the same shape as 2-D ``scores``.  The scores are not
+    ``labels`` may be class indices (integers, or floats holding whole numbers),
+    with or without a class axis of length 1 (``(N, 1)``), or one-hot rows of
+    the same shape as 2-D ``scores``.  The scores are not
     copied (a memory-mapped array stays memory-mapped).
     """
     s = check_float_scores(np.asarray(scores))
     y = np.asarray(labels)
     if y.ndim == 2 and s.ndim == 2 and y.shape == s.shape and s.shape[1] > 1:
         y = labels_from_onehot(y)
+    y = squeeze_labels(s, y)
     if y.size == 0:
         raise ShapeError(f"labels: empty array of shape {y.shape}")
     n_classes = check_shapes(s, y)

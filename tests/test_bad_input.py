@@ -357,7 +357,12 @@ CASES = [
         "fractional-label", fractional_label, "not whole numbers (first: 1.5 at row 6)"
     ),
     Case("nan-label", nan_label, "labels: 1 values are NaN or infinite"),
-    Case("string-labels", string_labels, "must be integer class indices"),
+    Case(
+        "string-labels",
+        string_labels,
+        "array 'labels' holds strings (first: 'a'), not class indices, and the"
+        " file has no 'class_names' array to match them against",
+    ),
     Case("length-mismatch", length_mismatch, "length mismatch: 12 score rows but 10"),
     Case("empty-arrays", empty_arrays, "empty array of shape (0, 3)"),
     Case("zero-classes", zero_classes, "empty array of shape (6, 0)"),
@@ -381,7 +386,9 @@ CASES = [
         "no array 'gt' for the labels; the file has: logits, labels",
     ),
     Case(
-        "ambiguous-keys", ambiguous_keys, "ambiguous scores: the file has logits, probs"
+        "ambiguous-keys",
+        ambiguous_keys,
+        "ambiguous scores (logits, probs); the file has: logits, probs, labels",
     ),
     Case("declared-probs-not-summing", declared_probs_not_summing, "do not sum to 1"),
     Case("probs-key-negative", probs_key_negative, "negative values"),

@@ -495,3 +495,337 @@ def test_real_toplabel_csv() -> None:
     assert p.confidence.min() >= 0 and p.confidence.max() <= 1
     r = evaluate_predictions(p)
     assert {"nll", "brier", "classwise_ece"} <= set(r.unavailable)
+
+
+# --------------------------------------------------------------------------
+# inputs as users have them: keys, (N, 1) labels, names, renamed top-label
+# columns, and messages that name the fix (Python spelling through the
+# library, flag spelling through the CLI)
+
+
+def cli_json(args: list[str], capsys: pytest.CaptureFixture) -> dict:
+    import json
+
+    from relcal.cli import main
+
+    assert main(["metrics", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def cli_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
+    """The one stderr line of a failing `relcal metrics`, exit code 2."""
+    from relcal.cli import main
+
+    assert main(["metrics", *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("Error: ")
+    return err[len("Error: ") : -1]
+
+
+def library_error(path: Path, **options: object) -> str:
+    with pytest.raises(RelcalError) as info:
+        relcal.load(path, **options)
+    return str(info.value)
+
+
+def assert_reference(r: relcal.Results, logits: np.ndarray, labels: np.ndarray) -> None:
+    """Every metric equals the float64 numpy reference of test_metrics."""
+    from .test_metrics import reference
+
+    ref = reference(logits, labels)
+    for key, value in ref.items():
+        assert getattr(r, key) == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+@pytest.mark.parametrize(
+    ("skey", "lkey"),
+    [
+        ("predictions", "ground_truth"),  # netcal's example records
+        ("y_prob", "y_true"),
+        ("y_pred_proba", "targets"),
+        ("y_proba", "y_test"),
+        ("scores", "target"),
+        ("probs", "label"),
+    ],
+)
+def test_npz_more_keys_load_with_no_option(
+    tmp_path: Path, skey: str, lkey: str, capsys: pytest.CaptureFixture
+) -> None:
+    logits, labels = make(400, 5, seed=11)
+    probs = softmax(logits)
+    path = tmp_path / "records.npz"
+    np.savez(path, **{skey: probs, lkey: labels})
+    p = relcal.load(path)
+    assert p.origin == {"scores": skey, "labels": lkey} and p.kind == "probs"
+    r = evaluate_predictions(p)
+    assert_reference(r, np.log(probs), labels)
+    np.savez(tmp_path / "canonical.npz", probs=probs, labels=labels)
+    assert_same_results(
+        r, evaluate_predictions(relcal.load(tmp_path / "canonical.npz"))
+    )
+    doc = cli_json([str(path)], capsys)
+    assert doc["input"]["scores_from"] == skey and doc["input"]["labels_from"] == lkey
+    assert doc["metrics"]["ece"] == pytest.approx(r.ece, rel=1e-12)
+    assert doc["metrics"]["accuracy"] == pytest.approx(
+        np.mean(probs.argmax(1) == labels)
+    )
+
+
+LOOKED_FOR_SCORES = (
+    "logits, probs, probabilities, scores, predictions, y_prob, y_proba, y_pred_proba"
+)
+LOOKED_FOR_LABELS = "labels, label, targets, target, y, y_true, y_test, ground_truth"
+
+
+def test_npz_missing_keys_one_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Both keys missing: one message with every key and both options."""
+    logits, labels = make()
+    path = tmp_path / "odd.npz"
+    np.savez(path, out=logits, gt=labels, ids=np.arange(60))
+    message = (
+        f"{path}: no scores array (looked for {LOOKED_FOR_SCORES}) and no labels"
+        f" array (looked for {LOOKED_FOR_LABELS}); the file has: out, gt, ids;"
+        " name the arrays with {} and {}"
+    )
+    assert library_error(path) == message.format("scores_key=", "labels_key=")
+    assert cli_error([str(path)], capsys) == message.format(
+        "--scores-key", "--labels-key"
+    )
+    # one run with both options then works
+    p = relcal.load(path, scores_key="out", labels_key="gt")
+    assert_reference(evaluate_predictions(p), logits, labels)
+    # one key found, the other not: still both options in the one message
+    np.savez(path, predictions=logits, truth=labels)
+    assert library_error(path) == (
+        f"{path}: no labels array (looked for {LOOKED_FOR_LABELS}); the file has:"
+        " predictions, truth; name the arrays with scores_key= and labels_key="
+    )
+
+
+@pytest.mark.parametrize(
+    "case", ["multiclass", "binary-1d", "binary-n1", "segmentation"]
+)
+def test_labels_with_a_class_axis_of_one(
+    tmp_path: Path, case: str, capsys: pytest.CaptureFixture
+) -> None:
+    """Labels (N, 1) (and (N, 1, H, W)) read as (N,) (and (N, H, W))."""
+    rng = np.random.default_rng(21)
+    if case == "segmentation":
+        scores = rng.normal(size=(3, 4, 5, 6))
+        labels = rng.integers(0, 4, (3, 5, 6))
+        column = labels[:, None]
+    else:
+        c = 5 if case == "multiclass" else 2
+        logits, labels = make(300, c, seed=21)
+        scores = {
+            "multiclass": logits,
+            "binary-1d": softmax(logits)[:, 1],
+            "binary-n1": softmax(logits)[:, 1:],
+        }[case]
+        column = labels[:, None]
+    np.savez(tmp_path / "flat.npz", scores=scores, labels=labels)
+    np.savez(tmp_path / "column.npz", scores=scores, labels=column)
+    p = relcal.load(tmp_path / "column.npz")
+    np.testing.assert_array_equal(p.labels, labels)
+    r = evaluate_predictions(p)
+    assert_same_results(r, evaluate_predictions(relcal.load(tmp_path / "flat.npz")))
+    assert_same_results(relcal.evaluate(scores, column), r)
+    if case == "multiclass":
+        assert_reference(r, scores, labels)
+    doc = cli_json([str(tmp_path / "column.npz")], capsys)
+    assert doc["metrics"]["ece"] == pytest.approx(r.ece, rel=1e-12)
+    assert doc["n_samples"] == labels.size
+
+
+def test_npz_string_labels_matched_against_class_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    logits, labels = make(200, 4, seed=3)
+    names = np.array(["cat", "dog", "emu", "yak"])
+    path = tmp_path / "named.npz"
+    np.savez(path, logits=logits, labels=names[labels], class_names=names)
+    p = relcal.load(path)
+    np.testing.assert_array_equal(p.labels, labels)
+    assert p.class_names == ("cat", "dog", "emu", "yak")
+    assert_reference(evaluate_predictions(p), logits, labels)
+    # unknown names: listed, with the first one's row and the classes
+    bad = names[labels].astype("<U4")
+    bad[[5, 9, 40]] = ["gnu", "ant", "gnu"]
+    np.savez(path, logits=logits, labels=bad, class_names=names)
+    message = (
+        f"{path}: array 'labels': unknown class names 'ant', 'gnu' (first: 'gnu'"
+        " at row 5; classes: cat, dog, emu, yak)"
+    )
+    assert library_error(path) == message
+    assert cli_error([str(path)], capsys) == message
+    # strings without class_names
+    np.savez(path, logits=logits, labels=names[labels])
+    message = (
+        f"{path}: array 'labels' holds strings (first: '{names[labels[0]]}'), not"
+        " class indices, and the file has no 'class_names' array to match them"
+        " against"
+    )
+    assert library_error(path) == message
+    assert cli_error([str(path)], capsys) == message
+
+
+def toplabel_data(seed: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, 6, 852)
+    pred = np.where(rng.random(852) < 0.6, true, rng.integers(0, 6, 852))
+    return true, pred, rng.uniform(0.3, 1.0, 852)
+
+
+def test_toplabel_table_with_other_column_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    true, pred, conf = toplabel_data()
+    renamed = tmp_path / "top.csv"
+    pd.DataFrame({"y_true": true, "y_pred": pred, "conf": conf}).to_csv(
+        renamed, index=False
+    )
+    p = relcal.load(
+        renamed, label_col="y_true", pred_col="y_pred", confidence_col="conf"
+    )
+    assert p.kind == "toplabel" and p.n_classes == 6
+    assert p.origin == {"scores": "y_pred,conf", "labels": "y_true"}
+    r = evaluate_predictions(p, n_bins=15)
+    # float64 numpy: accuracy, and the ECE of (lo, hi] equal-width bins
+    b = np.clip(np.ceil(conf * 15).astype(int) - 1, 0, 14)
+    ece = sum(
+        abs(np.mean(true[b == k] == pred[b == k]) - conf[b == k].mean())
+        * np.mean(b == k)
+        for k in range(15)
+        if (b == k).any()
+    )
+    assert r.accuracy == pytest.approx(np.mean(true == pred), rel=1e-15)
+    assert r.ece == pytest.approx(ece, rel=1e-12)
+    canonical = tmp_path / "canonical.csv"
+    pd.DataFrame({"true_label": true, "pred_label": pred, "confidence": conf}).to_csv(
+        canonical, index=False
+    )
+    assert r.ece == evaluate_predictions(relcal.load(canonical), n_bins=15).ece
+    flags = [
+        "--label-col",
+        "y_true",
+        "--pred-col",
+        "y_pred",
+        "--confidence-col",
+        "conf",
+    ]
+    doc = cli_json([str(renamed), *flags], capsys)
+    assert doc["scores"] == "toplabel"
+    assert doc["metrics"]["ece"] == pytest.approx(ece, rel=1e-12)
+
+
+def test_toplabel_table_read_the_usual_way_names_the_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    true, pred, conf = toplabel_data()
+    path = tmp_path / "top.csv"
+    pd.DataFrame({"y_true": true, "y_pred": pred, "conf": conf}).to_csv(
+        path, index=False
+    )
+    bad = np.flatnonzero(true > 1)
+    message = (
+        f"{path}: labels: {len(bad)} values outside [0, 1] (first: {true[bad[0]]} at"
+        f" row {bad[0]}); if the table is top-label (true class, predicted class,"
+        " confidence), read it with {}"
+    )
+    assert library_error(path, label_col="y_true") == message.format(
+        "pred_col='y_pred' and confidence_col='conf'"
+    )
+    assert cli_error([str(path), "--label-col", "y_true"], capsys) == message.format(
+        "--pred-col y_pred and --confidence-col conf"
+    )
+    message = (
+        f"{path}: no label column 'label'; the columns are: y_true, y_pred, conf;"
+        " name it with {} (and, for a top-label table, {} and {})"
+    )
+    assert library_error(path) == message.format(
+        "label_col=", "pred_col=", "confidence_col="
+    )
+    assert cli_error([str(path)], capsys) == message.format(
+        "--label-col", "--pred-col", "--confidence-col"
+    )
+    # one of the two options alone; a column that is not there
+    assert library_error(path, pred_col="y_pred") == (
+        f"{path}: pred_col= makes a top-label table, which needs confidence_col= too"
+    )
+    assert cli_error([str(path), "--confidence-col", "conf"], capsys) == (
+        f"{path}: --confidence-col makes a top-label table, which needs --pred-col too"
+    )
+    assert library_error(
+        path, label_col="y_true", pred_col="p", confidence_col="conf"
+    ) == (f"{path}: no column 'p' for pred_col=; the columns are: y_true, y_pred, conf")
+
+
+def test_segmentation_255_without_ignore_index_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    logits, labels = seg_data(9)  # (3, 5, 6, 7), about 20 % of labels 255
+    n_bad = int((labels == 255).sum())
+    first = np.argwhere(labels == 255)[0]
+    where = f"index ({first[0]}, {first[1]}, {first[2]})"
+    path = tmp_path / "seg.npz"
+    message = (
+        f"{path}: labels: {n_bad} values outside [0, 4] (first: 255 at {where});"
+        " if 255 marks labels to ignore, give {}"
+    )
+    np.savez(path, logits=logits, labels=labels)
+    assert library_error(path) == message.format("ignore_index=255")
+    assert cli_error([str(path)], capsys) == message.format("--ignore-index 255")
+    # the same map channels-last (checked before its pixels become rows)
+    np.savez(path, logits=np.moveaxis(logits, 1, -1), labels=labels)
+    assert library_error(path, channels_last=True) == message.format("ignore_index=255")
+    assert cli_error([str(path), "--channels-last"], capsys) == message.format(
+        "--ignore-index 255"
+    )
+    # the option named makes it load, with the float64 reference numbers
+    p = relcal.load(path, channels_last=True, ignore_index=255)
+    keep = labels.reshape(-1) != 255
+    rows = np.moveaxis(logits, 1, -1).reshape(-1, 5)
+    assert_reference(evaluate_predictions(p), rows[keep], labels.reshape(-1)[keep])
+    # two different values out of range, or a classification file: no guess
+    labels[0, 0, 0], labels[0, 0, 1] = 7, 255
+    np.savez(path, logits=logits, labels=labels)
+    assert "ignore_index" not in library_error(path)
+    z, y = make()
+    y[3] = 255
+    np.savez(path, logits=z, labels=y)
+    assert (
+        library_error(path)
+        == f"{path}: labels: 1 values outside [0, 3] (first: 255 at row 3)"
+    )
+
+
+def test_channels_last_map_without_the_option_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    rng = np.random.default_rng(4)
+    nhwc = rng.normal(size=(2, 6, 7, 5)).astype(np.float32)
+    labels = rng.integers(0, 5, (2, 6, 7))
+    path = tmp_path / "seg.npz"
+    np.savez(path, logits=nhwc, labels=labels)
+    message = (
+        f"{path}: labels of shape (2, 6, 7) do not fit scores of shape (2, 6, 7, 5)"
+        " (expected labels of shape (2, 7, 5)); the class axis looks last: give {}"
+    )
+    assert library_error(path) == message.format("channels_last=True")
+    assert cli_error([str(path)], capsys) == message.format("--channels-last")
+    # arrays in memory: the message says how to move the axis
+    with pytest.raises(RelcalError) as info:
+        relcal.evaluate(nhwc, labels)
+    assert str(info.value) == (
+        "labels of shape (2, 6, 7) do not fit scores of shape (2, 6, 7, 5)"
+        " (expected labels of shape (2, 7, 5)); the class axis looks last: move it"
+        " to axis 1 (np.moveaxis(scores, -1, 1))"
+    )
+    p = relcal.load(path, channels_last=True)
+    assert_reference(
+        evaluate_predictions(p),
+        nhwc.reshape(-1, 5).astype(np.float64),
+        labels.reshape(-1),
+    )
