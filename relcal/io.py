@@ -477,16 +477,10 @@ def _load_table(
     if len(cols) == 1:  # the positive-class score of a binary problem
         scores = scores[:, 0]
         names = None
+    origin = {"scores": ",".join(cols), "labels": label_col}
     try:
         return _from_arrays(
-            scores,
-            labels,
-            name,
-            kind,
-            ignore_index,
-            False,
-            names,
-            {"scores": ",".join(cols), "labels": label_col},
+            scores, labels, name, kind, ignore_index, False, names, origin
         )
     except RelcalError as err:
         pair = _toplabel_pair(df, cols) if score_cols is None else None

@@ -671,21 +671,23 @@ def test_npz_string_labels_matched_against_class_names(
     assert cli_error([str(path)], capsys) == message
 
 
-def toplabel_data(seed: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
+def toplabel_data(tmp: Path) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
+    """A top-label table with other column names: y_true, y_pred, conf."""
+    rng = np.random.default_rng(8)
     true = rng.integers(0, 6, 852)
     pred = np.where(rng.random(852) < 0.6, true, rng.integers(0, 6, 852))
-    return true, pred, rng.uniform(0.3, 1.0, 852)
+    conf = rng.uniform(0.3, 1.0, 852)
+    path = tmp / "top.csv"
+    pd.DataFrame({"y_true": true, "y_pred": pred, "conf": conf}).to_csv(
+        path, index=False
+    )
+    return path, true, pred, conf
 
 
 def test_toplabel_table_with_other_column_names(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    true, pred, conf = toplabel_data()
-    renamed = tmp_path / "top.csv"
-    pd.DataFrame({"y_true": true, "y_pred": pred, "conf": conf}).to_csv(
-        renamed, index=False
-    )
+    renamed, true, pred, conf = toplabel_data(tmp_path)
     p = relcal.load(
         renamed, label_col="y_true", pred_col="y_pred", confidence_col="conf"
     )
@@ -723,11 +725,7 @@ def test_toplabel_table_with_other_column_names(
 def test_toplabel_table_read_the_usual_way_names_the_options(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    true, pred, conf = toplabel_data()
-    path = tmp_path / "top.csv"
-    pd.DataFrame({"y_true": true, "y_pred": pred, "conf": conf}).to_csv(
-        path, index=False
-    )
+    path, true, _, _ = toplabel_data(tmp_path)
     bad = np.flatnonzero(true > 1)
     message = (
         f"{path}: labels: {len(bad)} values outside [0, 1] (first: {true[bad[0]]} at"
