@@ -11,6 +11,9 @@ class-wise ECE, NLL, Brier, the binned correctness table) and reports it.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from relcal.binning import BinTable, bin_table, calibration_errors, make_edges
 from relcal.errors import RelcalError, RelcalWarning
 from relcal.metrics import (
@@ -28,12 +31,17 @@ from relcal.metrics import (
     rms_calibration_error,
 )
 
+if TYPE_CHECKING:
+    from relcal.display import ReliabilityDisplay
+    from relcal.io import load
+
 __version__ = "0.1.0"
 
 __all__ = [
     "BinTable",
     "RelcalError",
     "RelcalWarning",
+    "ReliabilityDisplay",
     "Results",
     "__version__",
     "accuracy",
@@ -54,8 +62,22 @@ __all__ = [
 ]
 
 
-def load(*args, **kwargs):  # type: ignore[no-untyped-def]
-    """Load saved predictions from a file (see :func:`relcal.io.load`)."""
-    from relcal.io import load as _load
+# Exported lazily (PEP 562), so that ``import relcal`` reads no file-format code
+# and no matplotlib: ``relcal.load`` *is* :func:`relcal.io.load` (its
+# signature and docstring cannot drift), imported on first use.
+_LAZY = {
+    "load": "relcal.io",
+    "ReliabilityDisplay": "relcal.display",
+}
 
-    return _load(*args, **kwargs)
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'relcal' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
