@@ -272,8 +272,9 @@ def metrics(
     """Calibration metrics and the binned correctness table of FILE.
 
     Prints accuracy, top-label ECE, RMS calibration error, MCE, class-wise
-    ECE, NLL and Brier score, then per bin: count, correct, incorrect, mean
-    confidence, accuracy and gap.  Bins are right-closed (lo, hi].
+    ECE, NLL and Brier score (for two classes also the positive-class ECE,
+    RMS-CE and MCE of P(class 1)), then per bin: count, correct, incorrect,
+    mean confidence, accuracy and gap.  Bins are right-closed (lo, hi].
     """
     from relcal.metrics import evaluate_predictions
     from relcal.render import format_text, results_to_dict, source_info, to_json

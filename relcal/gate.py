@@ -9,7 +9,8 @@ Checks
 A check compares one metric with a limit:
 
 - ``max-<metric>``: the metric must not exceed the limit (ECE, RMS-CE, MCE,
-  class-wise ECE, NLL, Brier); ``min-accuracy``: accuracy must reach it;
+  class-wise ECE, NLL, Brier, and for two classes the positive-class ECE,
+  RMS-CE and MCE); ``min-accuracy``: accuracy must reach it;
 - ``max-<metric>-increase`` (and ``max-accuracy-decrease``): against a
   baseline, the new value minus the baseline's (for accuracy, the baseline's
   minus the new) must not exceed the limit.
@@ -69,6 +70,12 @@ CHECKS: dict[str, tuple[str, str]] = {
     "max-nll-increase": ("nll", "increase"),
     "max-brier-increase": ("brier", "increase"),
     "max-accuracy-decrease": ("accuracy", "decrease"),
+    "max-positive-class-ece": ("positive_class_ece", "max"),
+    "max-positive-class-rms-ce": ("positive_class_rms_ce", "max"),
+    "max-positive-class-mce": ("positive_class_mce", "max"),
+    "max-positive-class-ece-increase": ("positive_class_ece", "increase"),
+    "max-positive-class-rms-ce-increase": ("positive_class_rms_ce", "increase"),
+    "max-positive-class-mce-increase": ("positive_class_mce", "increase"),
 }
 # settings a config file may hold besides the thresholds
 SETTINGS = ("confidence", "bootstrap", "seed", "bins", "binning")
@@ -80,6 +87,9 @@ METRIC_NAMES = {
     "classwise_ece": "class-wise ECE",
     "nll": "NLL",
     "brier": "Brier",
+    "positive_class_ece": "the positive-class ECE (two classes)",
+    "positive_class_rms_ce": "the positive-class RMS-CE (two classes)",
+    "positive_class_mce": "the positive-class MCE (two classes)",
 }
 
 

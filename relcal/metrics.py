@@ -23,6 +23,16 @@ Conventions (the README's "Conventions" table says the same)
 - **Positive-class curve** (two classes): per bin of P(class 1), the mean
   predicted probability and the observed frequency of class 1, as
   scikit-learn's ``calibration_curve``.
+- **Positive-class ECE / RMS-CE / MCE** (two classes): the three norms above on
+  that curve's bins, sum_b (n_b / N) |freq_b - mean P(1)_b| and so on: what
+  torchmetrics' ``binary_calibration_error`` (``norm="l1"``, ``"l2"``,
+  ``"max"``), netcal's ECE on 1-D input, uncertainty-calibration's
+  ``get_calibration_error`` on 1-D input and relplot's ``smECE`` measure (the
+  top-label ``ece`` of a binary problem bins max(p, 1 - p) against
+  correctness instead).  None for C != 2.  Equal to torchmetrics' convention
+  recomputed in float64 except for a P(class 1) exactly on an interior edge
+  (torchmetrics' bins are ``[lo, hi)``) or exactly 1.0 (torchmetrics gives it
+  an extra bin).
 - All accumulations are float64, whatever the input dtype.
 
 References
@@ -61,16 +71,22 @@ METRIC_NAMES = (
     "classwise_ece",
     "nll",
     "brier",
+    "positive_class_ece",
+    "positive_class_rms_ce",
+    "positive_class_mce",
 )
+# the positive-class metrics, and what each means (for messages)
+POSITIVE_METRICS = ("positive_class_ece", "positive_class_rms_ce", "positive_class_mce")
 
 
 @dataclass(frozen=True, repr=False)
 class Results:
     """Every metric of one set of predictions, and the tables behind them.
 
-    Metrics the input cannot give (NLL from top-label-only data, say) are None
-    and listed in ``unavailable`` with the reason.  ``class_names`` are those of
-    a loaded file (:func:`evaluate_predictions`), None from plain arrays.
+    Metrics the input cannot give (NLL from top-label-only data, the
+    positive-class errors of more than two classes) are None and listed in
+    ``unavailable`` with the reason.  ``class_names`` are those of a loaded
+    file (:func:`evaluate_predictions`), None from plain arrays.
 
     In a notebook: ``repr`` is a few lines of numbers, ``_repr_html_`` a small
     table of the metrics and the bins, and :meth:`to_dict` the document of
@@ -96,6 +112,9 @@ class Results:
     classwise_bins: ClasswiseBins | None = None  # per-class tables (report)
     unavailable: dict[str, str] = field(default_factory=dict)
     class_names: tuple[str, ...] | None = None
+    positive_class_ece: float | None = None  # two classes only
+    positive_class_rms_ce: float | None = None
+    positive_class_mce: float | None = None
 
     def metric(self, name: str) -> float | None:
         return getattr(self, name)  # type: ignore[no-any-return]
@@ -210,6 +229,12 @@ def summarize(
             assert reduced.labels is not None
             positive_table = bin_table(pos, reduced.labels == 1, pos_edges)
     missing = dict(unavailable or {})
+    pos_errors: tuple[float | None, ...] = (None, None, None)
+    if positive_table is not None:
+        pos_errors = calibration_errors(positive_table)
+    elif reduced.n_classes != 2:
+        why = f"needs two classes; the input has {reduced.n_classes}"
+        missing.update({key: why for key in POSITIVE_METRICS})
     return Results(
         n=reduced.n,
         n_classes=reduced.n_classes,
@@ -230,6 +255,9 @@ def summarize(
         classwise_bins=reduced.classwise,
         unavailable=missing,
         class_names=None if class_names is None else tuple(map(str, class_names)),
+        positive_class_ece=pos_errors[0],
+        positive_class_rms_ce=pos_errors[1],
+        positive_class_mce=pos_errors[2],
     )
 
 
@@ -522,6 +550,94 @@ def positive_class_table(
     return bin_table(pos, red.labels == 1, make_edges(pos, n_bins, binning))
 
 
+def positive_class_ece(
+    scores: object,
+    labels: object,
+    *,
+    kind: str = "auto",
+    n_bins: int = 15,
+    binning: str = "width",
+) -> float:
+    """Binary problems: calibration error of P(class 1) against the frequency of 1.
+
+    ECE (L1) = sum_b (n_b / N) |freq_b - mean P(1)_b| over the bins of
+    P(class 1) (:func:`positive_class_table`; right-closed, 0 in the first
+    bin, 1.0 in the last).  This is the binary calibration error of
+    torchmetrics' ``binary_calibration_error``, netcal's ``ECE`` on 1-D input,
+    and uncertainty-calibration's and relplot's binary measures; relcal's
+    :func:`ece` of a binary problem is top-label instead (max(p, 1 - p)
+    against correctness).  Equal to torchmetrics' convention computed in
+    float64 unless some P(class 1) is exactly on an interior edge (torchmetrics
+    bins ``[lo, hi)``) or exactly 1.0 (torchmetrics gives it an extra bin).
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_samples,) or (n_samples, 2)
+        P(class 1) or its logit, or the two classes' probabilities or logits.
+    labels : array-like of shape (n_samples,)
+        0 or 1.
+    kind : {"auto", "logits", "probs"}, default="auto"
+    n_bins : int, default=15
+    binning : {"width", "mass"}, default="width"
+
+    Examples
+    --------
+    >>> p1 = [0.25, 0.25, 0.55, 0.75, 0.75]
+    >>> round(positive_class_ece(p1, [0, 0, 1, 1, 1], n_bins=2), 4)
+    0.29
+    """
+    return _positive_errors(scores, labels, kind, n_bins, binning)[0]
+
+
+def positive_class_rms_ce(
+    scores: object,
+    labels: object,
+    *,
+    kind: str = "auto",
+    n_bins: int = 15,
+    binning: str = "width",
+) -> float:
+    """Binary problems: RMS calibration error of P(class 1), L2:
+    sqrt(sum_b (n_b / N) (freq_b - mean P(1)_b)^2) (torchmetrics' ``norm="l2"``).
+
+    Examples
+    --------
+    >>> p1 = [0.25, 0.25, 0.55, 0.75, 0.75]
+    >>> round(positive_class_rms_ce(p1, [0, 0, 1, 1, 1], n_bins=2), 4)
+    0.2918
+    """
+    return _positive_errors(scores, labels, kind, n_bins, binning)[1]
+
+
+def positive_class_mce(
+    scores: object,
+    labels: object,
+    *,
+    kind: str = "auto",
+    n_bins: int = 15,
+    binning: str = "width",
+) -> float:
+    """Binary problems: the largest |freq_b - mean P(1)_b| over the non-empty bins
+    of P(class 1) (torchmetrics' ``norm="max"``).
+
+    Examples
+    --------
+    >>> p1 = [0.25, 0.25, 0.55, 0.75, 0.75]
+    >>> round(positive_class_mce(p1, [0, 0, 1, 1, 1], n_bins=2), 4)
+    0.3167
+    """
+    return _positive_errors(scores, labels, kind, n_bins, binning)[2]
+
+
+def _positive_errors(
+    scores: object, labels: object, kind: str, n_bins: int, binning: str
+) -> tuple[float, float, float]:
+    table = positive_class_table(
+        scores, labels, kind=kind, n_bins=n_bins, binning=binning
+    )
+    return calibration_errors(table)
+
+
 TOPLABEL_UNAVAILABLE = {
     "classwise_ece": (
         "needs every class's scores; a top-label file has only the top one"
@@ -530,6 +646,10 @@ TOPLABEL_UNAVAILABLE = {
         "needs the probability of the true class; a top-label file has only the top one"
     ),
     "brier": "needs every class's scores; a top-label file has only the top one",
+    **{
+        key: "needs P(class 1); a top-label file has only the top class's score"
+        for key in POSITIVE_METRICS
+    },
 }
 
 

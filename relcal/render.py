@@ -17,7 +17,7 @@ import numpy as np
 
 from relcal import __version__
 from relcal.binning import BinTable
-from relcal.metrics import Results
+from relcal.metrics import POSITIVE_METRICS, Results
 
 FORMAT = 1
 
@@ -35,6 +35,17 @@ CONVENTIONS = {
     ),
     "nll": "mean -log p(true class) in nats, from log-softmax",
     "brier": "mean over samples of sum over classes (p_c - [y == c])^2, in [0, 2]",
+    "positive_class_ece": (
+        "two classes: L1 over bins of P(class 1): sum_b n_b/N |freq_b(class 1) -"
+        " mean P(class 1)_b| (torchmetrics' binary_calibration_error); null for"
+        " more classes"
+    ),
+    "positive_class_rms_ce": (
+        "two classes: L2: sqrt(sum_b n_b/N (freq_b(class 1) - mean P(class 1)_b)^2)"
+    ),
+    "positive_class_mce": (
+        "two classes: max over non-empty bins of |freq_b(class 1) - mean P(class 1)_b|"
+    ),
     "gap": "mean confidence - accuracy (positive: over-confident)",
     "accumulation": "float64",
 }
@@ -48,7 +59,19 @@ METRIC_LABELS = (
     ("classwise_ece", "class-wise ECE"),
     ("nll", "NLL (nats)"),
     ("brier", "Brier (sum)"),
+    ("positive_class_ece", "P(1) ECE (L1)"),
+    ("positive_class_rms_ce", "P(1) RMS-CE (L2)"),
+    ("positive_class_mce", "P(1) MCE (max)"),
 )
+POSITIVE_KEYS = frozenset(POSITIVE_METRICS)
+
+
+def shown_metrics(n_classes: int) -> tuple[tuple[str, str], ...]:
+    """The (key, label) rows a reader sees: the positive-class errors only for
+    two classes (for more they do not exist; the JSON has them as null)."""
+    if n_classes == 2:
+        return METRIC_LABELS
+    return tuple((k, label) for k, label in METRIC_LABELS if k not in POSITIVE_KEYS)
 
 
 def _num(x: Any) -> float | None:
@@ -139,7 +162,7 @@ def format_text(results: Results, source: dict[str, Any]) -> str:
     strategy = "equal-width" if results.binning == "width" else "equal-mass"
     lines.append(f"bins: {results.n_bins} {strategy}, {BIN_RULE}")
     lines.append("")
-    for key, label in METRIC_LABELS:
+    for key, label in shown_metrics(results.n_classes):
         value = getattr(results, key)
         if value is None:
             why = results.unavailable.get(key, "not computed")
@@ -337,7 +360,7 @@ def format_temperature(doc: dict[str, Any]) -> str:
         cols.append((f"{cf['k']}-fold cross-fitted", cf["after"]))
     lines.append("")
     lines.append("  " + " " * 16 + "".join(f"{name:>22}" for name, _ in cols))
-    for key, label in METRIC_LABELS:
+    for key, label in shown_metrics(doc["fitted_on"]["n_classes"]):
         vals = [c.get(key) for _, c in cols]
         cells = "".join("n/a".rjust(22) if v is None else f"{v:22.4f}" for v in vals)
         lines.append(f"  {label:<16}{cells}")

@@ -206,8 +206,11 @@ def _fmt(value: float | None, key: str) -> str:
     return f"{value:.4f}"
 
 
-def metric_rows(results: Results) -> list[MetricRow]:
-    from relcal.render import CONVENTIONS, METRIC_LABELS
+def metric_rows(results: Results, *, positive: bool | None = None) -> list[MetricRow]:
+    """The metrics table of one model.  The positive-class rows are there for
+    two classes (``positive=None``), or when ``positive`` says so (a report
+    comparing a binary model with others keeps its columns aligned)."""
+    from relcal.render import CONVENTIONS, METRIC_LABELS, shown_metrics
 
     conv = {
         "accuracy": "fraction of samples whose top class is the label",
@@ -218,9 +221,16 @@ def metric_rows(results: Results) -> list[MetricRow]:
         "classwise_ece": CONVENTIONS["classwise_ece"],
         "nll": CONVENTIONS["nll"],
         "brier": CONVENTIONS["brier"],
+        "positive_class_ece": CONVENTIONS["positive_class_ece"],
+        "positive_class_rms_ce": CONVENTIONS["positive_class_rms_ce"],
+        "positive_class_mce": CONVENTIONS["positive_class_mce"],
     }
+    if positive is None:
+        labels = shown_metrics(results.n_classes)
+    else:
+        labels = METRIC_LABELS if positive else shown_metrics(0)
     rows = []
-    for key, label in METRIC_LABELS:
+    for key, label in labels:
         value = getattr(results, key)
         value = None if value is None or not np.isfinite(value) else float(value)
         text = _fmt(value, key)
@@ -419,6 +429,9 @@ def build_report(
                 ensemble_of=[m.name for m in models],
             )
         )
+    if any(m.results.n_classes == 2 for m in models):
+        for m in models:  # the summary table's columns: the same for every model
+            m.metrics = metric_rows(m.results, positive=True)
     comparison = None
     if len(models) > 1:
         comparison = Figure(
@@ -461,7 +474,7 @@ def add_scaling(
     sha256); without it, T is fitted here on the data shown (in-sample).
     """
     from relcal import plots
-    from relcal.metrics import evaluate
+    from relcal.metrics import POSITIVE_METRICS, evaluate
     from relcal.temperature import fit_prepared, scale_logits
 
     if t_doc is None:
@@ -488,7 +501,9 @@ def add_scaling(
         source=source,
         in_sample=in_sample,
         after=after,
-        metrics=metric_rows(after),
+        metrics=metric_rows(
+            after, positive=any(r.key in POSITIVE_METRICS for r in model.metrics)
+        ),
         figures=[
             Figure(
                 f"{model.anchor}-scaling-compare",

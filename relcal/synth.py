@@ -169,3 +169,61 @@ def population_ece(amplitude: float, *, n_bins: int = 15) -> float:
         part = 0.5 * (hi - lo) * np.sum(weights * toplabel_gap(x, amplitude) * density)
         total += abs(part)
     return float(total)
+
+
+# --------------------------------------------------------------------------
+# binary P(class 1), with values on bin edges on request
+
+
+def make_binary(
+    n_samples: int,
+    *,
+    seed: int = 0,
+    power: float = 1.3,
+    edge_bins: tuple[int, ...] = (),
+    edge_fraction: float = 0.0,
+    ends_fraction: float = 0.0,
+    dtype: type = np.float32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """P(class 1) of a binary problem and labels drawn from a miscalibrated model.
+
+    P(class 1) is arcsine-distributed, ``(1 - cos(pi U)) / 2`` with U uniform
+    (much mass near 0 and 1, as trained models have), and the label is 1 with
+    probability ``p ** power`` (``power > 1``: P(class 1) too high).  To test
+    bin-edge rules, a fraction ``edge_fraction`` of the rows is set exactly to
+    an edge ``k / m`` in ``dtype`` (every ``m`` in ``edge_bins``, k = 0..m) or to
+    one of its two neighbours in ``dtype``, and a fraction ``ends_fraction``
+    to exactly 0.0 or 1.0; their labels are drawn the same way.
+
+    Returns
+    -------
+    p1 : ndarray of shape (n_samples,), ``dtype``
+    labels : ndarray of int64, shape (n_samples,)
+
+    Examples
+    --------
+    >>> p1, y = make_binary(6, seed=1, edge_bins=(4,), edge_fraction=0.5)
+    >>> p1.dtype.name, y.dtype.name, bool(((p1 >= 0) & (p1 <= 1)).all())
+    ('float32', 'int64', True)
+    """
+    rng = np.random.default_rng(seed)
+    p = ((1.0 - np.cos(np.pi * rng.random(n_samples))) / 2.0).astype(dtype)
+    if edge_bins and edge_fraction > 0:
+        grid = np.unique(
+            np.concatenate(
+                [np.arange(m + 1, dtype=np.float64) / m for m in edge_bins]
+            ).astype(dtype)
+        )
+        grid = np.unique(
+            np.concatenate(
+                [grid, np.nextafter(grid, dtype(0)), np.nextafter(grid, dtype(1))]
+            )
+        )
+        rows = np.flatnonzero(rng.random(n_samples) < edge_fraction)
+        p[rows] = grid[rng.integers(0, len(grid), size=len(rows))]
+    if ends_fraction > 0:
+        rows = np.flatnonzero(rng.random(n_samples) < ends_fraction)
+        p[rows] = (rng.random(len(rows)) < 0.5).astype(dtype)
+    q = p.astype(np.float64) ** power
+    labels = (rng.random(n_samples) < q).astype(np.int64)
+    return p, labels

@@ -134,7 +134,16 @@ def test_metrics_json_document(npz: Path) -> None:
         assert b["correct"] + b["incorrect"] == b["count"]
         if b["count"] == 0:
             assert b["accuracy"] is None and b["gap"] is None
-    assert doc["positive_class"] is None and doc["unavailable"] == {}
+    assert doc["positive_class"] is None
+    # the positive-class errors exist for two classes only: null, with the reason
+    why = "needs two classes; the input has 4"
+    for key in ("positive_class_ece", "positive_class_rms_ce", "positive_class_mce"):
+        assert doc["metrics"][key] is None
+    assert doc["unavailable"] == {
+        "positive_class_ece": why,
+        "positive_class_rms_ce": why,
+        "positive_class_mce": why,
+    }
     assert "NaN" not in out and "Infinity" not in out
 
 
