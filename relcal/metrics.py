@@ -550,6 +550,9 @@ def positive_class_table(
     return bin_table(pos, red.labels == 1, make_edges(pos, n_bins, binning))
 
 
+NORMS = ("l1", "l2", "max")
+
+
 def positive_class_ece(
     scores: object,
     labels: object,
@@ -557,18 +560,28 @@ def positive_class_ece(
     kind: str = "auto",
     n_bins: int = 15,
     binning: str = "width",
+    norm: str = "l1",
 ) -> float:
     """Binary problems: calibration error of P(class 1) against the frequency of 1.
 
-    ECE (L1) = sum_b (n_b / N) |freq_b - mean P(1)_b| over the bins of
-    P(class 1) (:func:`positive_class_table`; right-closed, 0 in the first
-    bin, 1.0 in the last).  This is the binary calibration error of
-    torchmetrics' ``binary_calibration_error``, netcal's ``ECE`` on 1-D input,
-    and uncertainty-calibration's and relplot's binary measures; relcal's
-    :func:`ece` of a binary problem is top-label instead (max(p, 1 - p)
-    against correctness).  Equal to torchmetrics' convention computed in
-    float64 unless some P(class 1) is exactly on an interior edge (torchmetrics
-    bins ``[lo, hi)``) or exactly 1.0 (torchmetrics gives it an extra bin).
+    Over the bins of P(class 1) (:func:`positive_class_table`; right-closed, 0
+    in the first bin, 1.0 in the last), with freq_b the fraction of class 1
+    and p_b the mean P(class 1) of bin b:
+
+    - ``norm="l1"``: ECE = sum_b (n_b / N) |freq_b - p_b|
+      (``Results.positive_class_ece``);
+    - ``norm="l2"``: RMS-CE = sqrt(sum_b (n_b / N) (freq_b - p_b)^2)
+      (``Results.positive_class_rms_ce``);
+    - ``norm="max"``: MCE = max over non-empty bins of |freq_b - p_b|
+      (``Results.positive_class_mce``).
+
+    This is torchmetrics' ``binary_calibration_error(preds, target, norm=...)``,
+    netcal's ``ECE`` on 1-D input, relplot's ``binnedECE`` and
+    uncertainty-calibration's ``get_ece`` of P(class 1); relcal's :func:`ece` of
+    a binary problem is top-label instead (max(p, 1 - p) against correctness).
+    Equal to torchmetrics' convention computed in float64 unless some P(class
+    1) is exactly on an interior edge (torchmetrics bins ``[lo, hi)``) or
+    exactly 1.0 (torchmetrics gives it an extra bin).
 
     Parameters
     ----------
@@ -579,63 +592,24 @@ def positive_class_ece(
     kind : {"auto", "logits", "probs"}, default="auto"
     n_bins : int, default=15
     binning : {"width", "mass"}, default="width"
+    norm : {"l1", "l2", "max"}, default="l1"
 
     Examples
     --------
-    >>> p1 = [0.25, 0.25, 0.55, 0.75, 0.75]
-    >>> round(positive_class_ece(p1, [0, 0, 1, 1, 1], n_bins=2), 4)
-    0.29
+    torchmetrics' docstring example, with its numbers:
+
+    >>> p1, y = [0.25, 0.25, 0.55, 0.75, 0.75], [0, 0, 1, 1, 1]
+    >>> [round(positive_class_ece(p1, y, n_bins=2, norm=m), 4) for m in NORMS]
+    [0.29, 0.2918, 0.3167]
     """
-    return _positive_errors(scores, labels, kind, n_bins, binning)[0]
-
-
-def positive_class_rms_ce(
-    scores: object,
-    labels: object,
-    *,
-    kind: str = "auto",
-    n_bins: int = 15,
-    binning: str = "width",
-) -> float:
-    """Binary problems: RMS calibration error of P(class 1), L2:
-    sqrt(sum_b (n_b / N) (freq_b - mean P(1)_b)^2) (torchmetrics' ``norm="l2"``).
-
-    Examples
-    --------
-    >>> p1 = [0.25, 0.25, 0.55, 0.75, 0.75]
-    >>> round(positive_class_rms_ce(p1, [0, 0, 1, 1, 1], n_bins=2), 4)
-    0.2918
-    """
-    return _positive_errors(scores, labels, kind, n_bins, binning)[1]
-
-
-def positive_class_mce(
-    scores: object,
-    labels: object,
-    *,
-    kind: str = "auto",
-    n_bins: int = 15,
-    binning: str = "width",
-) -> float:
-    """Binary problems: the largest |freq_b - mean P(1)_b| over the non-empty bins
-    of P(class 1) (torchmetrics' ``norm="max"``).
-
-    Examples
-    --------
-    >>> p1 = [0.25, 0.25, 0.55, 0.75, 0.75]
-    >>> round(positive_class_mce(p1, [0, 0, 1, 1, 1], n_bins=2), 4)
-    0.3167
-    """
-    return _positive_errors(scores, labels, kind, n_bins, binning)[2]
-
-
-def _positive_errors(
-    scores: object, labels: object, kind: str, n_bins: int, binning: str
-) -> tuple[float, float, float]:
+    if norm not in NORMS:
+        raise InputError(
+            f"norm must be one of {', '.join(NORMS)}. Got {norm!r} instead"
+        )
     table = positive_class_table(
         scores, labels, kind=kind, n_bins=n_bins, binning=binning
     )
-    return calibration_errors(table)
+    return calibration_errors(table)[NORMS.index(norm)]
 
 
 TOPLABEL_UNAVAILABLE = {

@@ -13,11 +13,7 @@ from click.testing import CliRunner
 
 import relcal
 from relcal.cli import cli
-from relcal.metrics import (
-    positive_class_ece,
-    positive_class_mce,
-    positive_class_rms_ce,
-)
+from relcal.metrics import positive_class_ece
 from relcal.synth import make_logits
 
 KEYS = ("positive_class_ece", "positive_class_rms_ce", "positive_class_mce")
@@ -72,11 +68,9 @@ def test_equals_float64_reference_on_probabilities(n_bins: int) -> None:
     assert got.positive_class_ece == pytest.approx(want[0], abs=1e-12)
     assert got.positive_class_rms_ce == pytest.approx(want[1], abs=1e-12)
     assert got.positive_class_mce == pytest.approx(want[2], abs=1e-12)
-    assert positive_class_ece(p1, y, n_bins=n_bins) == pytest.approx(want[0], abs=1e-12)
-    assert positive_class_rms_ce(p1, y, n_bins=n_bins) == pytest.approx(
-        want[1], abs=1e-12
-    )
-    assert positive_class_mce(p1, y, n_bins=n_bins) == pytest.approx(want[2], abs=1e-12)
+    for norm, value in zip(("l1", "l2", "max"), want, strict=True):
+        got_norm = positive_class_ece(p1, y, n_bins=n_bins, norm=norm)
+        assert got_norm == pytest.approx(value, abs=1e-12)
 
 
 def test_logits_and_two_columns_give_the_same_value(binary) -> None:
@@ -114,6 +108,12 @@ def test_more_classes_are_none_with_the_reason() -> None:
     assert str(err.value) == (
         "the positive-class curve needs two classes. Got 3 instead"
     )
+
+
+def test_unknown_norm_is_an_error() -> None:
+    with pytest.raises(relcal.RelcalError) as err:
+        positive_class_ece([0.2, 0.9], [0, 1], norm="l3")
+    assert str(err.value) == "norm must be one of l1, l2, max. Got 'l3' instead"
 
 
 def test_mass_binning_uses_the_positive_class_table() -> None:
