@@ -218,10 +218,12 @@ def format_repr(results: Results) -> str:
     >>> from relcal import evaluate
     >>> print(format_repr(evaluate([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], [0, 1, 1])))
     Results(3 samples, 2 classes, scores: probs, bins: 15 equal-width)
-      accuracy        0.6667   mean confidence 0.7667
-      ECE (L1)        0.3000   RMS-CE (L2)     0.3697
-      MCE (max)       0.6000   class-wise ECE  0.3000
-      NLL (nats)      0.4149   Brier (sum)     0.2733
+      accuracy         0.6667   mean confidence  0.7667
+      ECE (L1)         0.3000   RMS-CE (L2)      0.3697
+      MCE (max)        0.6000   class-wise ECE   0.3000
+      NLL (nats)       0.4149   Brier (sum)      0.2733
+      P(1) ECE (L1)    0.3000   P(1) RMS-CE (L2) 0.3697
+      P(1) MCE (max)   0.6000
     """
     strategy = "equal-width" if results.binning == "width" else "equal-mass"
     head = (
@@ -229,11 +231,11 @@ def format_repr(results: Results) -> str:
         f" scores: {results.kind}, bins: {results.n_bins} {strategy})"
     )
     cells = []
-    for key, label in METRIC_LABELS:
+    for key, label in shown_metrics(results.n_classes):
         value = _num(getattr(results, key, None))
-        cells.append(f"{label:<15} " + ("n/a" if value is None else f"{value:.4f}"))
+        cells.append(f"{label:<16} " + ("n/a" if value is None else f"{value:.4f}"))
     rows = [
-        "   ".join(f"{c:<22}" for c in cells[i : i + 2]).rstrip()
+        "   ".join(f"{c:<23}" for c in cells[i : i + 2]).rstrip()
         for i in range(0, len(cells), 2)
     ]
     return "\n".join([head, *("  " + row for row in rows)])

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import relcal
 from relcal.cli import cli
 from relcal.metrics import evaluate_predictions
-from relcal.render import METRIC_LABELS
+from relcal.render import shown_metrics
 from relcal.synth import make_logits, make_toplabel
 
 NAMES = ["cat", "<script>alert(1)</script>", "a&b", "yak"]
@@ -44,8 +44,9 @@ def test_repr_is_a_few_lines_of_formatted_numbers() -> None:
         "Results(5000 samples, 10 classes, scores: logits, bins: 20 equal-mass)"
     )
     assert 3 <= len(lines) <= 8 and max(map(len, lines)) <= 90
-    for key, label in METRIC_LABELS:
+    for key, label in shown_metrics(r.n_classes):
         assert re.search(rf"{re.escape(label)} +{getattr(r, key):.4f}\b", text), key
+    assert "P(1)" not in text  # the positive-class errors: two classes only
     assert "[" not in text and "array" not in text and "BinTable" not in text
     assert str(r) == text
 
