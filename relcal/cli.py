@@ -44,6 +44,9 @@ PYTHON_TO_CLI: dict[str, str] = {
     "kind": "--scores",
     "ignore_index": "--ignore-index",
     "channels_last": "--channels-last",
+    # options of single commands, named by library messages
+    "with_ensemble": "--ensemble",  # report
+    "k": "--cv",  # fit-temperature (relcal.temperature.cross_fit)
 }
 
 # a Python literal after ``name=``: a number, True/False/None, a quoted string

@@ -164,20 +164,21 @@ def ensemble(predictions: Sequence[Any]) -> Any:
     for other in predictions[1:]:
         if other.n_classes != first.n_classes:
             raise ShapeError(
-                f"--ensemble: {other.source} has {other.n_classes} classes and "
+                f"with_ensemble=True: {other.source} has {other.n_classes} classes and "
                 f"{first.source} has {first.n_classes}"
             )
         if other.labels.shape != first.labels.shape or not np.array_equal(
             other.labels, first.labels
         ):
             raise ShapeError(
-                f"--ensemble: {other.source} and {first.source} do not hold the same "
+                f"with_ensemble=True: {other.source} and {first.source} do not hold"
+                " the same "
                 "samples in the same order (their labels differ)"
             )
         p = class_probabilities(other)
         if p.shape != total.shape:
             raise ShapeError(
-                f"--ensemble: {other.source} has scores of shape {p.shape}, "
+                f"with_ensemble=True: {other.source} has scores of shape {p.shape}, "
                 f"{first.source} {total.shape}"
             )
         total += p
@@ -417,7 +418,7 @@ def build_report(
         )
     if with_ensemble:
         if len(preds) < 2:
-            raise InputError("--ensemble needs at least two input files")
+            raise InputError("with_ensemble=True needs at least two input files")
         ens = ensemble(preds)
         results = evaluate_predictions(ens, n_bins=n_bins, binning=binning)
         models.append(

@@ -604,9 +604,9 @@ def cross_fit(
     ``k`` near-equal parts.  Returns the scaled logits (in z's row order) and
     the k temperatures."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-        raise InputError(f"--cv needs an integer of at least 2. Got {k!r} instead")
+        raise InputError(f"k= needs an integer of at least 2. Got {k!r} instead")
     if k > len(y):
-        raise InputError(f"--cv {k}: more folds than the {len(y)} samples")
+        raise InputError(f"k={k}: more folds than the {len(y)} samples")
     order = np.random.default_rng(seed).permutation(len(y))
     folds = np.array_split(order, k)
     out = np.empty(z.shape, dtype=z.dtype if z.dtype == np.float32 else np.float64)

@@ -329,3 +329,35 @@ def test_library_error_in_python_and_cli_spelling(tmp_path: Path) -> None:
         2,
         f"Error: {scores}: " + need.format("--labels LABELS.npy") + "\n",
     )
+
+
+def test_single_command_options_in_python_and_cli_spelling(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """report's --ensemble and fit-temperature's --cv: the library names
+    with_ensemble= and k=, the CLI its flags."""
+    from relcal.errors import RelcalError
+    from relcal.io import load
+    from relcal.report import build_report
+    from relcal.temperature import cross_fit
+
+    logits, labels = make_logits(5, 3, seed=2)
+    path = tmp_path / "five.npz"
+    np.savez(path, logits=logits, labels=labels)
+    with pytest.raises(RelcalError) as info:
+        build_report([load(path)], with_ensemble=True)
+    assert str(info.value) == "with_ensemble=True needs at least two input files"
+    out = tmp_path / "r.html"
+    assert main(["report", str(path), "--ensemble", "-o", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "Error: --ensemble needs at least two input files\n"
+    )
+    with pytest.raises(RelcalError) as info:
+        cross_fit(logits, labels, 10)
+    assert str(info.value) == "k=10: more folds than the 5 samples"
+    t = tmp_path / "t.json"
+    assert main(["fit-temperature", str(path), "--cv", "10", "-o", str(t)]) == 2
+    assert capsys.readouterr().err == (
+        f"Error: {path}: --cv 10: more folds than the 5 samples\n"
+    )
+    assert not out.exists() and not t.exists()
