@@ -41,6 +41,11 @@ class ShapeError(RelcalError):
     """The input's arrays have shapes that do not fit together."""
 
 
+class ScoresKindError(InputError):
+    """Scores that are neither clearly probabilities nor clearly logits: every
+    value in [0, 1], but the rows do not sum to 1 (``kind="auto"``)."""
+
+
 class FormatError(RelcalError):
     """A file cannot be read, or does not hold what relcal needs."""
 

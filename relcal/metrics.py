@@ -495,7 +495,7 @@ def nll(
 
     Examples
     --------
-    >>> round(nll([[0.0, 0.0]], [1]), 6)  # log 2
+    >>> round(nll([[0.0, 0.0]], [1], kind="logits"), 6)  # log 2
     0.693147
     """
     red = _toplabel(scores, labels, kind, ignore_index, nll=True)

@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from relcal.errors import InputError, ShapeError
+from relcal.errors import InputError, ScoresKindError, ShapeError
 
 ScoresKind = Literal["logits", "probs"]
 KINDS = ("auto", "logits", "probs")
@@ -225,10 +225,24 @@ def detect_kind(scores: np.ndarray, declared: str = "auto") -> ScoresKind:
 
     With ``declared="auto"``: probabilities when every value is in [0, 1] and,
     for ``(N, C, ...)`` scores, every row sums to 1 within
-    :func:`sum_tolerance`; logits otherwise.  One-dimensional scores (the
+    :func:`sum_tolerance`; logits when a value is outside [0, 1].  Scores
+    ``(N, C, ...)`` whose values are all in [0, 1] but whose rows do not sum
+    to 1 are neither (a table of several binary forecasts, one per column,
+    looks like this) and raise :class:`relcal.errors.ScoresKindError`: read
+    as logits they would give nonsense silently.  One-dimensional scores (the
     positive class of a binary problem) are probabilities when every value is
     in [0, 1].  With ``declared="probs"``, scores that are not probabilities are
     an error; ``declared="logits"`` is taken as stated.
+
+    Examples
+    --------
+    >>> detect_kind(np.array([[0.2, 0.8], [0.5, 0.5]]))
+    'probs'
+    >>> try:
+    ...     detect_kind(np.array([[0.9, 0.8], [0.1, 0.3]]))
+    ... except ScoresKindError as err:
+    ...     print(err)  # doctest: +ELLIPSIS
+    scores: every value is in [0, 1] but 2 of 2 rows do not sum to 1 within ...
     """
     if declared not in KINDS:
         raise InputError(
@@ -244,27 +258,34 @@ def detect_kind(scores: np.ndarray, declared: str = "auto") -> ScoresKind:
         with np.errstate(invalid="ignore"):
             if peek.min() < 0 or peek.max() > 1:
                 return "logits"
-        problem = _probability_problem(scores)
+        problem, in_range = _probability_problem(scores)
+        if problem and in_range:
+            raise ScoresKindError(
+                f"scores: every value is in [0, 1] but {problem}: not probabilities"
+                f' of {scores.shape[1]} classes; to read them as logits, give'
+                ' kind="logits"'
+            )
         return "logits" if problem else "probs"
-    problem = _probability_problem(scores)
+    problem, _ = _probability_problem(scores)
     if problem:
         raise InputError(f"scores declared as probabilities, but {problem}")
     return "probs"
 
 
-def _probability_problem(scores: np.ndarray) -> str | None:
-    """Why ``scores`` are not probabilities, or None if they are."""
+def _probability_problem(scores: np.ndarray) -> tuple[str | None, bool]:
+    """Why ``scores`` are not probabilities (None if they are), and whether
+    every value is in [0, 1] (only the row sums are wrong)."""
     with np.errstate(invalid="ignore"):
         lo = scores.min()
         hi = scores.max()
     if not np.isfinite(lo) or not np.isfinite(hi):
-        return "they hold NaN or infinite values"
+        return "they hold NaN or infinite values", False
     if lo < 0:
-        return f"they hold negative values (min {float(lo):.6g})"
+        return f"they hold negative values (min {float(lo):.6g})", False
     if hi > 1:
-        return f"they hold values above 1 (max {float(hi):.6g})"
+        return f"they hold values above 1 (max {float(hi):.6g})", False
     if scores.ndim == 1 or scores.shape[1] == 1:
-        return None
+        return None, True
     sums = np.sum(scores, axis=1, dtype=np.float64)
     tol = sum_tolerance(scores.dtype, scores.shape[1])
     off = np.abs(sums - 1.0) > tol
@@ -272,11 +293,12 @@ def _probability_problem(scores: np.ndarray) -> str | None:
         flat = np.flatnonzero(off.ravel())
         first = int(flat[0])
         where = _where(sums.shape, first)
+        what = "rows" if sums.ndim == 1 else "score vectors"
         return (
-            f"{len(flat)} rows do not sum to 1 within {tol:g}"
+            f"{len(flat)} of {sums.size} {what} do not sum to 1 within {tol:g}"
             f" (first: {float(sums.ravel()[first]):.6g} at {where})"
-        )
-    return None
+        ), True
+    return None, True
 
 
 def nonfinite_error(

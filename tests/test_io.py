@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import relcal
-from relcal.errors import RelcalError
+from relcal.errors import RelcalError, ScoresKindError
 from relcal.io import Predictions
 from relcal.metrics import evaluate_predictions
 
@@ -123,10 +123,11 @@ def test_npz_class_names(tmp_path: Path) -> None:
 def test_npz_probs_key_declares_probabilities(tmp_path: Path, key: str) -> None:
     logits, labels = make()
     path = tmp_path / "p.npz"
-    # values in [0, 1] that do not sum to 1: logits under "scores"...
+    # values in [0, 1] that do not sum to 1: logits only when declared so
+    # under "scores"...
     almost = softmax(logits) * 0.9
     np.savez(path, scores=almost, labels=labels)
-    assert relcal.load(path).kind == "logits"
+    assert relcal.load(path, kind="logits").kind == "logits"
     # ...but an error under a probabilities key, which declares them
     np.savez(path, **{key: almost}, labels=labels)
     with pytest.raises(
@@ -330,11 +331,20 @@ def test_kind_overrides(tmp_path: Path) -> None:
     )
 
 
-def test_values_in_unit_interval_not_summing_to_one_are_logits(tmp_path: Path) -> None:
+def test_values_in_unit_interval_not_summing_to_one_are_refused(tmp_path: Path) -> None:
+    # neither probabilities nor clearly logits: never silently read as logits
     _, labels = make()
     scores = np.random.default_rng(1).random((60, 4))
     np.savez(tmp_path / "s.npz", scores=scores, labels=labels)
-    assert relcal.load(tmp_path / "s.npz").kind == "logits"
+    sums = scores.sum(axis=1)
+    with pytest.raises(ScoresKindError) as info:
+        relcal.load(tmp_path / "s.npz")
+    assert str(info.value) == (
+        f"{tmp_path / 's.npz'}: scores: every value is in [0, 1] but 60 of 60 rows"
+        f" do not sum to 1 within 0.0001 (first: {sums[0]:.6g} at row 0): not"
+        ' probabilities of 4 classes; to read them as logits, give kind="logits"'
+    )
+    assert relcal.load(tmp_path / "s.npz", kind="logits").kind == "logits"
 
 
 # --------------------------------------------------------------------------

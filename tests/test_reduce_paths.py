@@ -230,7 +230,7 @@ def test_minus_inf_in_an_ignored_binary_sample_is_fine() -> None:
     logits = np.array([[0.0, 1.0], [-np.inf, 2.0], [1.0, 0.5]], dtype=np.float32)
     labels = np.array([1, IGNORE, 0])
     r = relcal.evaluate(logits, labels, ignore_index=IGNORE)
-    ref = relcal.evaluate(logits[[0, 2]], labels[[0, 2]])
+    ref = relcal.evaluate(logits[[0, 2]], labels[[0, 2]], kind="logits")
     assert r.n == 2
     assert r.nll == pytest.approx(ref.nll, abs=1e-12)
     assert r.brier == pytest.approx(ref.brier, abs=1e-12)

@@ -228,7 +228,7 @@ def test_labels_unrelated_to_large_logits_cap_t_at_its_upper_bound() -> None:
 def test_constant_logits_have_no_effect() -> None:
     z = np.zeros((50, 4))
     y = np.arange(50) % 4
-    fit = fit_temperature(z, y)
+    fit = fit_temperature(z, y, kind="logits")
     assert fit.status == "no effect"
     assert fit.temperature == 1.0
 
