@@ -43,7 +43,21 @@ class ShapeError(RelcalError):
 
 class ScoresKindError(InputError):
     """Scores that are neither clearly probabilities nor clearly logits: every
-    value in [0, 1], but the rows do not sum to 1 (``kind="auto"``)."""
+    value in [0, 1], but the rows do not sum to 1 (``kind="auto"``).
+
+    ``problem`` says which rows do not sum to 1, so that a loader can say the
+    same in its own words (a table names its columns)."""
+
+    def __init__(
+        self, message: str, *, source: str | None = None, problem: str = ""
+    ) -> None:
+        self.problem = problem
+        super().__init__(message, source=source)
+
+    def with_source(self, source: str) -> RelcalError:
+        if self.source is not None:
+            return self
+        return ScoresKindError(self.message, source=source, problem=self.problem)
 
 
 class FormatError(RelcalError):

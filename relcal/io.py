@@ -15,13 +15,20 @@ Formats
 ``.csv``, ``.parquet``
     A label column (``label_col``, default ``label``) and score columns
     (``score_cols``: a list of names, or one prefix such as ``logit_``; default:
-    every other numeric column).  Labels are class indices or class names that
-    match the score columns' names (prefix removed); the names become the class
-    names.  A table with columns ``true_label, pred_label, confidence`` (or
-    the columns named by ``label_col``, ``pred_col`` and ``confidence_col``) is
-    a *top-label* file: it gives accuracy, top-label ECE/RMS-CE/MCE and the bin
-    table, but not class-wise ECE, NLL or Brier.  pandas (and pyarrow for
-    parquet) are imported only here, and only for these formats.
+    every other numeric column; columns none of whose values is a number, such
+    as dates or ids, are left out, with a note in ``Predictions.notes``).
+    Labels are class indices or class names that match the score columns'
+    names (prefix removed); the names become the class names.  A table with
+    columns ``true_label, pred_label, confidence`` (or the columns named by
+    ``label_col``, ``pred_col`` and ``confidence_col``) is a *top-label* file:
+    it gives accuracy, top-label ECE/RMS-CE/MCE and the bin table, but not
+    class-wise ECE, NLL or Brier.  ``models=["a", "b"]`` reads each named
+    column as one binary model's P(class 1) (or logit) against the label
+    column, and gives one :class:`Predictions` per model.  A missing label or
+    score (an empty cell, NaN) is an error, or with ``missing="drop"`` its row
+    is dropped and counted (``Predictions.n_dropped``); missing values in other
+    columns do not matter.  pandas (and pyarrow for parquet) are imported only
+    here, and only for these formats.
 
 Shapes: scores ``(N,)`` or ``(N, 1)`` are the positive-class score of a binary
 problem; ``(N, C)`` (labels ``(N,)`` or ``(N, 1)``); or segmentation maps
@@ -33,16 +40,17 @@ Labels may be one-hot rows for ``(N, C)`` scores.  Scores keep their dtype
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, overload
 
 import numpy as np
 
-from relcal.errors import FormatError, RelcalError, ShapeError
+from relcal.errors import FormatError, RelcalError, ScoresKindError, ShapeError
 from relcal.validate import (
     _where,
     check_labels,
@@ -75,6 +83,8 @@ LABEL_KEYS = (
 )
 TOPLABEL_COLUMNS = ("true_label", "pred_label", "confidence")
 FORMATS = (".npz", ".npy", ".csv", ".parquet", ".pq")
+TABLES = (".csv", ".parquet", ".pq")
+MISSING = ("error", "drop")
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,15 @@ class Predictions:
     ignore_index : int or None
     origin : dict
         Which keys or columns held the scores and labels.
+    model : str or None
+        The column holding this model's scores, when the table was loaded with
+        ``models=`` (one binary model per column); None otherwise.
+    n_dropped : int
+        Rows of the file left out because their label or a score was missing
+        (``missing="drop"``); 0 otherwise.
+    notes : tuple of str
+        What the loader decided without being told (e.g. non-numeric columns
+        left out of the default score columns), one line each, for the user.
     """
 
     scores: np.ndarray | None
@@ -110,11 +129,52 @@ class Predictions:
     predicted: np.ndarray | None = None
     ignore_index: int | None = None
     origin: dict[str, str] = field(default_factory=dict)
+    model: str | None = None
+    n_dropped: int = 0
+    notes: tuple[str, ...] = ()
 
     @property
     def n_samples(self) -> int:
         """Number of samples (pixels for segmentation), ignored ones included."""
         return int(self.labels.size)
+
+
+@overload
+def load(
+    path: str | os.PathLike[str],
+    *,
+    labels: str | os.PathLike[str] | None = ...,
+    scores_key: str | None = ...,
+    labels_key: str | None = ...,
+    label_col: str = ...,
+    score_cols: list[str] | str | None = ...,
+    pred_col: str | None = ...,
+    confidence_col: str | None = ...,
+    kind: str = ...,
+    ignore_index: int | None = ...,
+    channels_last: bool = ...,
+    models: None = ...,
+    missing: str = ...,
+) -> Predictions: ...
+
+
+@overload
+def load(
+    path: str | os.PathLike[str],
+    *,
+    labels: str | os.PathLike[str] | None = ...,
+    scores_key: str | None = ...,
+    labels_key: str | None = ...,
+    label_col: str = ...,
+    score_cols: list[str] | str | None = ...,
+    pred_col: str | None = ...,
+    confidence_col: str | None = ...,
+    kind: str = ...,
+    ignore_index: int | None = ...,
+    channels_last: bool = ...,
+    models: Sequence[str] | str,
+    missing: str = ...,
+) -> list[Predictions]: ...
 
 
 def load(
@@ -130,11 +190,22 @@ def load(
     kind: str = "auto",
     ignore_index: int | None = None,
     channels_last: bool = False,
-) -> Predictions:
+    models: Sequence[str] | str | None = None,
+    missing: str = "error",
+) -> Predictions | list[Predictions]:
     """Load and validate saved predictions.
 
     Every problem with the file raises :class:`relcal.errors.RelcalError` whose
     message starts with the file name.
+
+    With ``models`` (a list of column names of a .csv/.parquet table, or one
+    comma-separated string), each column is one binary model's probability
+    (or logit) of class 1 against ``label_col``, and a list of
+    :class:`Predictions` is returned, one per column in that order, named by
+    ``Predictions.model``.  ``missing="drop"`` (tables only) drops the rows
+    whose label or score is missing (with ``models``, a row missing any of
+    them, so that every model holds the same rows) and counts them in
+    ``Predictions.n_dropped``; the default ``"error"`` refuses them.
 
     Examples
     --------
@@ -145,10 +216,23 @@ def load(
     >>> p = load(os.path.join(d, "p.npz"))
     >>> p.kind, p.n_classes, p.origin["scores"]
     ('logits', 3, 'logits')
+
+    Several forecasters in one table, one column each:
+
+    >>> with open(os.path.join(d, "f.csv"), "w") as f:
+    ...     _ = f.write("day,a,b,y\\nmon,0.9,0.6,1\\ntue,,0.3,0\\nwed,0.2,0.4,0\\n")
+    >>> a, b = load(os.path.join(d, "f.csv"), models=["a", "b"], label_col="y",
+    ...             missing="drop")
+    >>> a.model, b.model, a.n_samples, a.n_dropped
+    ('a', 'b', 2, 1)
     """
     p = Path(path)
     name = str(path)
     try:
+        if missing not in MISSING:
+            raise FormatError(
+                f'missing= must be "error" or "drop". Got {missing!r} instead'
+            )
         if not p.exists():
             raise FormatError("no such file")
         if p.is_dir():
@@ -163,23 +247,41 @@ def load(
             raise FormatError(
                 "a separate labels file goes with a .npy scores file only"
             )
+        if suffix not in TABLES:
+            _table_only(models, missing)
         if suffix == ".npz":
             return _load_npz(
                 p, name, scores_key, labels_key, kind, ignore_index, channels_last
             )
         if suffix == ".npy":
             return _load_npy_pair(p, name, labels, kind, ignore_index, channels_last)
+        df = _read_table(p, suffix)
+        read = TableRead(label_col, score_cols, kind, ignore_index, missing)
+        if models is not None:
+            return _load_models(df, name, read, models)
         if pred_col is not None or confidence_col is not None:
             if score_cols is not None:
                 raise FormatError(
                     "give score_cols= or pred_col= and confidence_col=, not both"
                 )
             return _load_toplabel(
-                _read_table(p, suffix), name, label_col, pred_col, confidence_col
+                df, name, label_col, pred_col, confidence_col, missing
             )
-        return _load_table(p, name, suffix, label_col, score_cols, kind, ignore_index)
+        return _load_table(df, name, read)
     except RelcalError as err:
         raise err.with_source(name) from None
+
+
+def _table_only(models: object, missing: str) -> None:
+    if models is not None:
+        raise FormatError(
+            "models= names columns of a table; this file is not a .csv/.parquet"
+        )
+    if missing != "error":
+        raise FormatError(
+            f"missing={json.dumps(missing)} applies to .csv/.parquet tables; an"
+            " array file holds no missing values (NaN scores are an error)"
+        )
 
 
 # --------------------------------------------------------------------------
@@ -405,19 +507,37 @@ def _from_arrays(
 # tables
 
 
+@dataclass(frozen=True)
+class TableRead:
+    """How to read a .csv/.parquet table: the table options of :func:`load`."""
+
+    label_col: str
+    score_cols: list[str] | str | None
+    kind: str
+    ignore_index: int | None
+    missing: str
+
+
 def _read_table(p: Path, suffix: str) -> Any:
     import pandas as pd
 
     try:
         if suffix == ".csv":
-            return pd.read_csv(p)
-        return pd.read_parquet(p)
+            df = pd.read_csv(p)
+        else:
+            df = pd.read_parquet(p)
     except ImportError as exc:
         raise FormatError(f"reading {suffix} needs pyarrow ({_short(exc)})") from None
     except pd.errors.EmptyDataError:
         raise FormatError("the file is empty") from None
     except Exception as exc:  # parser and arrow errors have many types
         raise FormatError(f"cannot read the {suffix} file ({_short(exc)})") from None
+    # rows are named by their position in the file, also after dropping some
+    df = df.reset_index(drop=True)
+    df.columns = [str(c) for c in df.columns]
+    if len(df) == 0:
+        raise FormatError("the table has no rows")
+    return df
 
 
 def _numeric_column(df: Any, col: str) -> np.ndarray:
@@ -425,13 +545,17 @@ def _numeric_column(df: Any, col: str) -> np.ndarray:
 
     series = df[col]
     if series.isna().any():
-        row = int(np.flatnonzero(series.isna().to_numpy())[0])
-        raise FormatError(f"column {col!r}: missing value at row {row}")
+        row = int(series.index[np.flatnonzero(series.isna().to_numpy())[0]])
+        raise FormatError(
+            f'column {col!r}: missing value at row {row} (missing="drop" drops'
+            " such rows)"
+        )
     values = pd.to_numeric(series, errors="coerce")
     if values.isna().any():
-        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        pos = int(np.flatnonzero(values.isna().to_numpy())[0])
         raise FormatError(
-            f"column {col!r}: non-numeric value {series.iloc[row]!r} at row {row}"
+            f"column {col!r}: non-numeric value {series.iloc[pos]!r} at row"
+            f" {int(series.index[pos])}"
         )
     arr = values.to_numpy()
     if arr.dtype.kind == "b":
@@ -439,58 +563,158 @@ def _numeric_column(df: Any, col: str) -> np.ndarray:
     return arr
 
 
-def _load_table(
-    p: Path,
-    name: str,
-    suffix: str,
-    label_col: str,
-    score_cols: list[str] | str | None,
-    kind: str,
-    ignore_index: int | None,
-) -> Predictions:
-    df = _read_table(p, suffix)
-    columns = [str(c) for c in df.columns]
-    df.columns = columns
-    if len(df) == 0:
-        raise FormatError("the table has no rows")
-    if score_cols is None and all(c in columns for c in TOPLABEL_COLUMNS):
-        return _load_toplabel(df, name, *TOPLABEL_COLUMNS)
+def _drop_missing(
+    df: Any, cols: list[str], label_col: str, missing: str
+) -> tuple[Any, int]:
+    """The rows whose label and scores are all present, and how many were not.
+
+    With ``missing="error"`` a missing one is an error naming the first."""
+    holes = df[cols].isna().to_numpy()
+    rows = holes.any(axis=1)
+    n = int(rows.sum())
+    if not n:
+        return df, 0
+    if missing == "error":
+        first = int(np.flatnonzero(rows)[0])
+        col = cols[int(np.argmax(holes[first]))]
+        what = "label" if col == label_col else "value"
+        raise FormatError(
+            f"column {col!r}: missing {what} at row {int(df.index[first])}"
+            f" ({n} {'row has' if n == 1 else 'rows have'} a missing label or score;"
+            ' missing="drop" drops them)'
+        )
+    if n == len(df):
+        raise FormatError(f"every one of the {n} rows has a missing label or score")
+    return df[~rows], n
+
+
+def _need_label(columns: list[str], label_col: str, hint: str = "") -> None:
     if label_col not in columns:
-        hint = ""
-        if score_cols is None and len(columns) == 3 and _toplabel_pair(df, columns):
-            hint = " (and, for a top-label table, pred_col= and confidence_col=)"
         raise FormatError(
             f"no label column {label_col!r}; the columns are: {', '.join(columns)};"
             f" name it with label_col={hint}"
         )
-    cols, prefix = _score_columns(df, columns, label_col, score_cols)
+
+
+def _load_table(df: Any, name: str, read: TableRead) -> Predictions:
+    columns = list(df.columns)
+    if read.score_cols is None and all(c in columns for c in TOPLABEL_COLUMNS):
+        return _load_toplabel(df, name, *TOPLABEL_COLUMNS, read.missing)
+    hint = ""
+    if read.label_col not in columns and read.score_cols is None:
+        if len(columns) == 3 and _toplabel_pair(df, columns):
+            hint = " (and, for a top-label table, pred_col= and confidence_col=)"
+    _need_label(columns, read.label_col, hint)
+    cols, prefix, notes = _score_columns(df, columns, read.label_col, read.score_cols)
+    df, n_dropped = _drop_missing(
+        df, [*cols, read.label_col], read.label_col, read.missing
+    )
     class_names = tuple(c[len(prefix) :] for c in cols)
     scores = np.column_stack([_numeric_column(df, c) for c in cols])
     if scores.dtype.kind != "f":
         scores = scores.astype(np.float64)
-    raw_labels = df[label_col]
-    if raw_labels.isna().any():
-        row = int(np.flatnonzero(raw_labels.isna().to_numpy())[0])
-        raise FormatError(f"column {label_col!r}: missing label at row {row}")
-    labels = _table_labels(raw_labels, class_names, label_col)
+    labels = _table_labels(df[read.label_col], class_names, read.label_col)
     names: tuple[str, ...] | None = class_names
     if len(cols) == 1:  # the positive-class score of a binary problem
         scores = scores[:, 0]
         names = None
-    origin = {"scores": ",".join(cols), "labels": label_col}
+    origin = {"scores": ",".join(cols), "labels": read.label_col}
     try:
-        return _from_arrays(
-            scores, labels, name, kind, ignore_index, False, names, origin
+        pred = _from_arrays(
+            scores, labels, name, read.kind, read.ignore_index, False, names, origin
         )
     except RelcalError as err:
-        pair = _toplabel_pair(df, cols) if score_cols is None else None
-        if pair is None:
-            raise
-        raise type(err)(
-            f"{err.message}; if the table is top-label (true class, predicted"
-            f" class, confidence), read it with pred_col={pair[0]!r} and"
-            f" confidence_col={pair[1]!r}"
-        ) from None
+        raise _table_error(err, df, cols, read.score_cols) from None
+    return replace(pred, n_dropped=n_dropped, notes=notes)
+
+
+def _table_error(
+    err: RelcalError, df: Any, cols: list[str], score_cols: object
+) -> RelcalError:
+    """An error in a table's scores, with the readings that would fit: one
+    model per column, or a top-label table."""
+    if isinstance(err, ScoresKindError):
+        err = _several_models_error(err, cols)
+    pair = _toplabel_pair(df, cols) if score_cols is None else None
+    if pair is None:
+        return err
+    return type(err)(
+        f"{err.message}; if the table is top-label (true class, predicted"
+        f" class, confidence), read it with pred_col={pair[0]!r} and"
+        f" confidence_col={pair[1]!r}"
+    )
+
+
+def _several_models_error(err: ScoresKindError, cols: list[str]) -> FormatError:
+    """Columns of values in [0, 1] whose rows do not sum to 1: one forecast per
+    column, or logits?  Both readings, in the options that choose them."""
+    listed = ", ".join(cols)
+    return FormatError(
+        f"score columns {listed}: every value is in [0, 1] but {err.problem}: not"
+        f" probabilities of {len(cols)} classes. One binary model per column:"
+        f" models={json.dumps(cols, ensure_ascii=False)}; logits of"
+        f' {len(cols)} classes: kind="logits"'
+    )
+
+
+def _load_models(
+    df: Any, name: str, read: TableRead, models: Sequence[str] | str
+) -> list[Predictions]:
+    """One binary model per column: a list of :class:`Predictions`, all on
+    the same rows (a row missing any of their scores is dropped for all)."""
+    columns = list(df.columns)
+    if read.score_cols is not None:
+        raise FormatError("give score_cols= or models=, not both")
+    cols = _model_columns(models, columns, read.label_col)
+    _need_label(columns, read.label_col)
+    df, n_dropped = _drop_missing(
+        df, [*cols, read.label_col], read.label_col, read.missing
+    )
+    labels = _table_labels(df[read.label_col], ("0", "1"), read.label_col)
+    out = []
+    for col in cols:
+        scores = _numeric_column(df, col).astype(np.float64)
+        bad = ~np.isfinite(scores)
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            raise FormatError(
+                f"column {col!r}: {int(bad.sum())} infinite values (first:"
+                f" {scores[pos]} at row {int(df.index[pos])})"
+            )
+        origin = {"scores": col, "labels": read.label_col}
+        try:
+            pred = _from_arrays(
+                scores, labels, name, read.kind, read.ignore_index, False, None, origin
+            )
+        except RelcalError as err:
+            raise type(err)(f"column {col!r}: {err.message}") from None
+        out.append(replace(pred, model=col, n_dropped=n_dropped))
+    return out
+
+
+def _model_columns(
+    models: Sequence[str] | str, columns: list[str], label_col: str
+) -> list[str]:
+    if isinstance(models, str):
+        cols = [c.strip() for c in models.split(",") if c.strip()]
+    else:
+        cols = [str(c) for c in models]
+    if not cols:
+        raise FormatError("models= names no column")
+    unknown = [c for c in cols if c not in columns]
+    if unknown:
+        raise FormatError(
+            f"models=: no column {unknown[0]!r}; the columns are: {', '.join(columns)}"
+        )
+    if label_col in cols:
+        raise FormatError(
+            f"models=: {label_col!r} is the label column; name the labels with"
+            " label_col="
+        )
+    twice = [c for i, c in enumerate(cols) if c in cols[:i]]
+    if twice:
+        raise FormatError(f"models=: column {twice[0]!r} is named twice")
+    return cols
 
 
 def _toplabel_pair(df: Any, cols: list[str]) -> tuple[str, str] | None:
@@ -515,7 +739,8 @@ def _toplabel_pair(df: Any, cols: list[str]) -> tuple[str, str] | None:
 
 def _score_columns(
     df: Any, columns: list[str], label_col: str, score_cols: list[str] | str | None
-) -> tuple[list[str], str]:
+) -> tuple[list[str], str, tuple[str, ...]]:
+    """The score columns, the prefix of their names, and notes for the user."""
     if isinstance(score_cols, str):
         parts = [c.strip() for c in score_cols.split(",") if c.strip()]
         if len(parts) == 1 and parts[0] not in columns:
@@ -526,7 +751,7 @@ def _score_columns(
                     f"no column named or starting with {prefix!r}; the columns are:"
                     f" {', '.join(columns)}"
                 )
-            return cols, prefix
+            return cols, prefix, ()
         score_cols = parts
     if score_cols is not None:
         missing = [c for c in score_cols if c not in columns]
@@ -536,9 +761,22 @@ def _score_columns(
             )
         if not score_cols:
             raise FormatError("score_cols= names no column")
-        return list(score_cols), ""
+        return list(score_cols), "", ()
+    return _default_score_columns(df, columns, label_col)
+
+
+def _default_score_columns(
+    df: Any, columns: list[str], label_col: str
+) -> tuple[list[str], str, tuple[str, ...]]:
+    """Every numeric column but the labels.  A column none of whose values is
+    a number (dates, ids, names) is left out, with a note; one where only some
+    are is a score column with a bad value, an error."""
     others = [c for c in columns if c != label_col]
     numeric = [c for c in others if df[c].dtype.kind in "fiub"]
+    text = [c for c in others if c not in numeric and not _some_numbers(df[c])]
+    mixed = [c for c in others if c not in numeric and c not in text]
+    if mixed:
+        _numeric_column(df, mixed[0])  # raises with the first bad value
     if not numeric:
         bad = others[0] if others else None
         if bad is None:
@@ -547,13 +785,28 @@ def _score_columns(
             f"no numeric score column; column {bad!r} holds"
             f" {df[bad].dtype} values (name the score columns with score_cols=)"
         )
-    non_numeric = [c for c in others if c not in numeric]
-    if non_numeric:
-        _numeric_column(df, non_numeric[0])  # raises with the first bad value
+    notes: tuple[str, ...] = ()
+    if text:
+        word = "column" if len(text) == 1 else "columns"
+        listed = ", ".join(repr(c) for c in text)
+        notes = (f"left out non-numeric {word} {listed} from the scores",)
     prefix = os.path.commonprefix(numeric) if len(numeric) > 1 else ""
     if prefix and not prefix.endswith("_"):
         prefix = prefix[: prefix.rfind("_") + 1] if "_" in prefix else ""
-    return numeric, prefix
+    return numeric, prefix, notes
+
+
+def _some_numbers(series: Any) -> bool:
+    """Whether a non-numeric column holds some numbers (as text)."""
+    import pandas as pd
+
+    if series.dtype.kind != "O":  # datetimes, timedeltas: never scores
+        return False
+    try:
+        parsed = pd.to_numeric(series.astype(object), errors="coerce")
+    except (TypeError, ValueError):
+        return False
+    return bool(parsed.notna().any())
 
 
 def _table_labels(series: Any, class_names: tuple[str, ...], col: str) -> np.ndarray:
@@ -600,6 +853,7 @@ def _load_toplabel(
     label_col: str,
     pred_col: str | None,
     confidence_col: str | None,
+    missing: str = "error",
 ) -> Predictions:
     """A top-label table: the true class, the predicted class and its
     confidence, one row per sample."""
@@ -626,6 +880,9 @@ def _load_toplabel(
             )
     if len(df) == 0:
         raise FormatError("the table has no rows")
+    df, n_dropped = _drop_missing(
+        df, [label_col, pred_col, confidence_col], label_col, missing
+    )
     true = _numeric_column(df, label_col)
     pred = _numeric_column(df, pred_col)
     conf = _numeric_column(df, confidence_col).astype(np.float64)
@@ -652,6 +909,7 @@ def _load_toplabel(
         confidence=conf,
         predicted=predicted,
         origin={"scores": f"{pred_col},{confidence_col}", "labels": label_col},
+        n_dropped=n_dropped,
     )
 
 

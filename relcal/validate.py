@@ -262,8 +262,9 @@ def detect_kind(scores: np.ndarray, declared: str = "auto") -> ScoresKind:
         if problem and in_range:
             raise ScoresKindError(
                 f"scores: every value is in [0, 1] but {problem}: not probabilities"
-                f' of {scores.shape[1]} classes; to read them as logits, give'
-                ' kind="logits"'
+                f" of {scores.shape[1]} classes; to read them as logits, give"
+                ' kind="logits"',
+                problem=problem,
             )
         return "logits" if problem else "probs"
     problem, _ = _probability_problem(scores)
