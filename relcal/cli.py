@@ -44,6 +44,8 @@ PYTHON_TO_CLI: dict[str, str] = {
     "kind": "--scores",
     "ignore_index": "--ignore-index",
     "channels_last": "--channels-last",
+    "models": "--models",
+    "missing": "--missing",
     # options of single commands, named by library messages
     "with_ensemble": "--ensemble",  # report
     "k": "--cv",  # fit-temperature (relcal.temperature.cross_fit)
@@ -122,11 +124,15 @@ class LoadOptions:
     kind: str
     ignore_index: int | None
     channels_last: bool
+    models: str | None
+    missing: str
 
-    def one(self, path: str) -> Any:
+    def each(self, path: str) -> list[Any]:
+        """Every model of one file: the file's, or one per --models column.
+        The loader's notes are printed here, the one place."""
         from relcal.io import load
 
-        return load(
+        loaded = load(
             path,
             labels=self.labels_path,
             scores_key=self.scores_key,
@@ -138,10 +144,29 @@ class LoadOptions:
             kind=self.kind,
             ignore_index=self.ignore_index,
             channels_last=self.channels_last,
+            models=self.models,
+            missing=self.missing,
         )
+        preds = loaded if isinstance(loaded, list) else [loaded]
+        for note in preds[0].notes:
+            click.echo(f"note: {preds[0].source}: {cli_message(note)}", err=True)
+        return preds
 
-    def all(self, paths: Iterable[str]) -> list[Any]:
-        return [self.one(p) for p in paths]
+    def one(self, path: str) -> Any:
+        """The one model of a file, for commands that take one model."""
+        preds = self.each(path)
+        if len(preds) > 1:
+            command = click.get_current_context().info_name
+            raise RelcalError(
+                f"relcal {command} takes one model; --models names {len(preds)}"
+                f" columns ({', '.join(p.model for p in preds)}): give one",
+                source=path,
+            )
+        return preds[0]
+
+    def all(self, paths: Iterable[str]) -> list[tuple[str, Any]]:
+        """(file, model) for every model of every file."""
+        return [(path, p) for path in paths for p in self.each(path)]
 
 
 LOAD_FIELDS = tuple(f.name for f in fields(LoadOptions))
@@ -212,6 +237,20 @@ def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
             is_flag=True,
             help="Segmentation scores are (N, H, W, C), not (N, C, H, W).",
         ),
+        click.option(
+            "--models",
+            metavar="COL,COL,...",
+            help="Table columns that are each one binary model's P(class 1)"
+            " (or logit) against the label column; one model per column.",
+        ),
+        click.option(
+            "--missing",
+            type=click.Choice(["error", "drop"]),
+            default="error",
+            show_default=True,
+            help="A table row with a missing label or score: an error, or drop"
+            " the row (counted in every output).",
+        ),
     ]
 
     @functools.wraps(f)
@@ -280,15 +319,24 @@ def metrics(
     mean confidence, accuracy and gap.  Bins are right-closed (lo, hi].
     """
     from relcal.metrics import evaluate_predictions
-    from relcal.render import format_text, results_to_dict, source_info, to_json
+    from relcal.render import (
+        format_text,
+        models_to_dict,
+        results_to_dict,
+        source_info,
+        to_json,
+    )
 
-    preds = load.one(file)
-    results = evaluate_predictions(preds, n_bins=n_bins, binning=binning)
-    source = source_info(preds, results)
+    done = []
+    for preds in load.each(file):
+        results = evaluate_predictions(preds, n_bins=n_bins, binning=binning)
+        done.append((results, source_info(preds, results)))
     if as_json:
-        click.echo(to_json(results_to_dict(results, source)), nl=False)
+        docs = [results_to_dict(r, s) for r, s in done]
+        doc = docs[0] if len(docs) == 1 else models_to_dict(docs)
+        click.echo(to_json(doc), nl=False)
     else:
-        click.echo(format_text(results, source), nl=False)
+        click.echo("\n".join(format_text(r, s) for r, s in done), nl=False)
 
 
 @cli.command()
@@ -360,8 +408,9 @@ def report(
     if json_out is not None and json_out.resolve() == out.resolve():
         raise click.UsageError("--json and --output name the same file")
     t_doc = None if temperature_path is None else read_temperature(temperature_path)
-    preds = load.all(files)
-    hashes = [_sha256(f) for f in files]
+    loaded = load.all(files)
+    preds = [p for _, p in loaded]
+    hashes = [_sha256(f) for f, _ in loaded]
     if t_doc is not None:
         for p in preds:
             _check_classes(t_doc, p, temperature_path or "")
@@ -372,7 +421,7 @@ def report(
         title=title,
         with_ensemble=ensemble,
         sha256=hashes,
-        labels_sha256=[_sha256(load.labels_path) for _ in files],
+        labels_sha256=[_sha256(load.labels_path) for _ in preds],
     )
     if t_doc is not None or fit_in_sample:
         for model, p in zip(data.models, preds, strict=False):
@@ -693,7 +742,7 @@ def check(
     from relcal.gate import settings_from
     from relcal.io import read_check_config
     from relcal.render import to_json
-    from relcal.render_check import check_to_dict, format_check
+    from relcal.render_check import checks_to_dict, format_checks
 
     table, config = read_check_config(config_path)
     options = {
@@ -707,14 +756,14 @@ def check(
     settings = settings_from(table, options, source=config or "")
     inputs: list[str | None] = [file, baseline, load.labels_path, config_path]
     outputs = _check_outputs(junit_path, markdown_path, inputs)
-    new, old = _measure_check_inputs(file, baseline, load, settings)
-    result = judge(new, settings, baseline=old)
-    _write_check_outputs(result, config, outputs)
+    measured = _measure_check_inputs(file, baseline, load, settings)
+    results = [judge(new, settings, baseline=old) for new, old in measured]
+    _write_check_outputs(results, config, outputs)
     if as_json:
-        click.echo(to_json(check_to_dict(result, config)), nl=False)
+        click.echo(to_json(checks_to_dict(results, config)), nl=False)
     else:
-        click.echo(format_check(result, config), nl=False)
-    ctx.exit(result.exit_code)
+        click.echo(format_checks(results, config), nl=False)
+    ctx.exit(max(r.exit_code for r in results))
 
 
 def _check_outputs(
@@ -748,12 +797,19 @@ def _check_outputs(
 
 def _measure_check_inputs(
     file: str, baseline: str | None, load: LoadOptions, settings: Any
-) -> tuple[Any, Any]:
+) -> list[tuple[Any, Any]]:
+    """(new, baseline) for each model of FILE (several with --models)."""
     from relcal.gate import measure, measured_from_json
     from relcal.io import read_metrics_json
 
-    preds = load.one(file)
-    new = measure(preds, n_bins=settings.n_bins, binning=settings.binning)
+    models = load.each(file)
+    if baseline is not None and len(models) > 1:
+        raise RelcalError(
+            f"--baseline compares one model; --models names {len(models)} columns:"
+            " check them one at a time",
+            source=file,
+        )
+    new = [measure(p, n_bins=settings.n_bins, binning=settings.binning) for p in models]
     old = None
     if baseline is not None:
         if baseline.lower().endswith(".json"):
@@ -761,19 +817,19 @@ def _measure_check_inputs(
         else:
             base = load.one(baseline)
             old = measure(base, n_bins=settings.n_bins, binning=settings.binning)
-    return new, old
+    return [(m, old) for m in new]
 
 
 def _write_check_outputs(
-    result: Any, config: str | None, outputs: dict[str, Any]
+    results: list[Any], config: str | None, outputs: dict[str, Any]
 ) -> None:
     from relcal.io import write_atomic
     from relcal.render_check import junit_xml, markdown
 
     files = {}
     if outputs["junit"] is not None:
-        files[outputs["junit"]] = junit_xml(result)
-    md = markdown(result, config)
+        files[outputs["junit"]] = junit_xml(results)
+    md = "\n".join(markdown(r, config) for r in results)
     if outputs["markdown"] is not None:
         files[outputs["markdown"]] = md
     if files:

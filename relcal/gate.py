@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -227,14 +227,21 @@ class Measured:
     samples: Samples | None = None
     labels: np.ndarray | None = None  # as in the file, to compare baselines
     results: Results | None = None
+    model: str | None = None  # the table column of this model (models=)
+    n_dropped: int = 0  # rows dropped for a missing label or score
 
 
 def measure(predictions: Any, *, n_bins: int = 15, binning: str = "width") -> Measured:
     """Reduce loaded predictions (:class:`relcal.io.Predictions`) once: every
     metric, and the per-sample arrays the bootstrap resamples."""
     reduced, results = reduce_predictions(predictions, n_bins=n_bins, binning=binning)
-    return measured_from_reduced(
+    m = measured_from_reduced(
         reduced, results, predictions.source, labels=np.asarray(predictions.labels)
+    )
+    return replace(
+        m,
+        model=getattr(predictions, "model", None),
+        n_dropped=int(getattr(predictions, "n_dropped", 0)),
     )
 
 

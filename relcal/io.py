@@ -258,6 +258,10 @@ def load(
         df = _read_table(p, suffix)
         read = TableRead(label_col, score_cols, kind, ignore_index, missing)
         if models is not None:
+            if pred_col is not None or confidence_col is not None:
+                raise FormatError(
+                    "give models= or pred_col= and confidence_col=, not both"
+                )
             return _load_models(df, name, read, models)
         if pred_col is not None or confidence_col is not None:
             if score_cols is not None:
@@ -624,8 +628,19 @@ def _load_table(df: Any, name: str, read: TableRead) -> Predictions:
             scores, labels, name, read.kind, read.ignore_index, False, names, origin
         )
     except RelcalError as err:
-        raise _table_error(err, df, cols, read.score_cols) from None
+        table_err = _table_error(err, df, cols, read.score_cols)
+        raise _renumbered(table_err, n_dropped) from None
     return replace(pred, n_dropped=n_dropped, notes=notes)
+
+
+def _renumbered(err: RelcalError, n_dropped: int) -> RelcalError:
+    """An error found in the arrays of the rows kept: its row numbers are not
+    the file's when rows were dropped, and it says so."""
+    if not n_dropped or " row " not in err.message:
+        return err
+    return type(err)(
+        f"{err.message} (row numbers count the rows kept after dropping {n_dropped})"
+    )
 
 
 def _table_error(
@@ -687,7 +702,8 @@ def _load_models(
                 scores, labels, name, read.kind, read.ignore_index, False, None, origin
             )
         except RelcalError as err:
-            raise type(err)(f"column {col!r}: {err.message}") from None
+            named = type(err)(f"column {col!r}: {err.message}")
+            raise _renumbered(named, n_dropped) from None
         out.append(replace(pred, model=col, n_dropped=n_dropped))
     return out
 

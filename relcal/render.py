@@ -142,6 +142,17 @@ def results_to_dict(results: Results, source: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def models_to_dict(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``relcal metrics --json`` document of several models (``--models``
+    with more than one column): one :func:`results_to_dict` document each."""
+    return {
+        "format": FORMAT,
+        "kind": "relcal.metrics.models",
+        "relcal_version": __version__,
+        "models": docs,
+    }
+
+
 def to_json(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
@@ -154,10 +165,15 @@ def _fmt(x: float | None, width: int = 9, digits: int = 4) -> str:
 
 def format_text(results: Results, source: dict[str, Any]) -> str:
     """The readable summary and bin table printed by ``relcal metrics``."""
-    lines = [f"relcal {__version__}: {source['path']}"]
+    head = f"relcal {__version__}: {source['path']}"
+    if source.get("model") is not None:
+        head += f", model {source['model']}"
+    lines = [head]
     what = f"{results.n} samples, {results.n_classes} classes, scores: {results.kind}"
     if source.get("n_ignored"):
         what += f" ({source['n_ignored']} ignored)"
+    if source.get("n_dropped"):
+        what += f" ({dropped_text(source['n_dropped'])})"
     lines.append(what)
     strategy = "equal-width" if results.binning == "width" else "equal-mass"
     lines.append(f"bins: {results.n_bins} {strategy}, {BIN_RULE}")
@@ -251,12 +267,19 @@ INPUT_KEYS = (
     "class_names",
     "ignore_index",
     "n_ignored",
+    "model",
+    "n_dropped",
 )
 
 
 def array_source() -> dict[str, Any]:
     """The "input" block of results computed from arrays: no file, every key null."""
     return dict.fromkeys(INPUT_KEYS)
+
+
+def dropped_text(n: int) -> str:
+    """``3 rows dropped: a missing label or score`` (``missing="drop"``)."""
+    return f"{n} {'row' if n == 1 else 'rows'} dropped: a missing label or score"
 
 
 def source_info(predictions: Any, results: Results) -> dict[str, Any]:
@@ -273,6 +296,8 @@ def source_info(predictions: Any, results: Results) -> dict[str, Any]:
         else list(predictions.class_names),
         "ignore_index": predictions.ignore_index,
         "n_ignored": int(predictions.n_samples - results.n),
+        "model": getattr(predictions, "model", None),
+        "n_dropped": int(getattr(predictions, "n_dropped", 0)),
     }
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from relcal import __version__
 from relcal.gate import Check, GateResult
+from relcal.render import dropped_text
 
 FORMAT = 1
 
@@ -80,10 +81,19 @@ def check_line(c: Check) -> str:
 
 def summary_line(g: GateResult) -> str:
     n = len(g.checks)
-    what = f"{g.new.source}, {g.new.n} samples"
+    what = f"{input_text(g)}, {g.new.n} samples"
+    if g.new.n_dropped:
+        what += f", {dropped_text(g.new.n_dropped)}"
     if g.passed:
         return f"relcal check: all {n} checks passed ({what})"
     return f"relcal check: {g.n_failed} of {n} checks failed ({what})"
+
+
+def input_text(g: GateResult) -> str:
+    """The file, and the model when the file holds several (``models=``)."""
+    if g.new.model is None:
+        return g.new.source
+    return f"{g.new.source}, model {g.new.model}"
 
 
 def method_line(g: GateResult) -> str:
@@ -169,6 +179,8 @@ def check_to_dict(g: GateResult, config: str | None) -> dict[str, Any]:
             "path": g.new.source,
             "n_samples": g.new.n,
             "n_classes": g.new.n_classes,
+            "model": g.new.model,
+            "n_dropped": g.new.n_dropped,
         },
         "baseline": baseline,
         "binning": {"n_bins": s.n_bins, "strategy": s.binning},
@@ -194,21 +206,71 @@ def check_to_dict(g: GateResult, config: str | None) -> dict[str, Any]:
     }
 
 
-def junit_xml(g: GateResult) -> str:
-    """JUnit XML: one ``<testcase>`` per check, a ``<failure>`` for each failed one."""
+def models_line(results: list[GateResult]) -> str:
+    """The last line for several models: how many failed, and which."""
+    failed = [g.new.model or g.new.source for g in results if not g.passed]
+    if not failed:
+        return f"relcal check: all {len(results)} models passed"
+    return (
+        f"relcal check: {len(failed)} of {len(results)} models failed"
+        f" ({', '.join(failed)})"
+    )
+
+
+def format_checks(results: list[GateResult], config: str | None) -> str:
+    """The text printed by ``relcal check``: one model's, or each model's one
+    after the other and a last line naming the models that failed."""
+    if len(results) == 1:
+        return format_check(results[0], config)
+    parts = [format_check(g, config) for g in results]
+    return "\n".join(parts) + "\n" + models_line(results) + "\n"
+
+
+def checks_to_dict(results: list[GateResult], config: str | None) -> dict[str, Any]:
+    """The ``relcal check --json`` document: one model's (``"relcal.check"``),
+    or for several models (``"relcal.check.models"``) one such document each."""
+    if len(results) == 1:
+        return check_to_dict(results[0], config)
+    failed = [g.new.model for g in results if not g.passed]
+    return {
+        "format": FORMAT,
+        "kind": "relcal.check.models",
+        "relcal_version": __version__,
+        "passed": not failed,
+        "exit_code": max(g.exit_code for g in results),
+        "n_failed": len(failed),
+        "failed_models": failed,
+        "models": [check_to_dict(g, config) for g in results],
+    }
+
+
+def junit_xml(g: GateResult | list[GateResult]) -> str:
+    """JUnit XML: one ``<testcase>`` per check, a ``<failure>`` for each failed
+    one; one ``<testsuite>`` per model."""
     import xml.etree.ElementTree as ET
 
+    results = g if isinstance(g, list) else [g]
     suites = ET.Element(
         "testsuites",
         name="relcal check",
-        tests=str(len(g.checks)),
-        failures=str(g.n_failed),
+        tests=str(sum(len(r.checks) for r in results)),
+        failures=str(sum(r.n_failed for r in results)),
         errors="0",
     )
+    for r in results:
+        _junit_suite(suites, r)
+    ET.indent(suites)
+    body = ET.tostring(suites, encoding="unicode")
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + body + "\n"
+
+
+def _junit_suite(suites: Any, g: GateResult) -> None:
+    import xml.etree.ElementTree as ET
+
     suite = ET.SubElement(
         suites,
         "testsuite",
-        name="relcal check",
+        name="relcal check" if g.new.model is None else f"relcal check {g.new.model}",
         tests=str(len(g.checks)),
         failures=str(g.n_failed),
         errors="0",
@@ -217,17 +279,20 @@ def junit_xml(g: GateResult) -> str:
     )
     props = ET.SubElement(suite, "properties")
     for name, value in (
-        ("input", g.new.source),
+        ("input", input_text(g)),
         ("baseline", "" if g.baseline is None else g.baseline.source),
         ("method", method_line(g)),
         ("relcal_version", __version__),
     ):
         ET.SubElement(props, "property", name=name, value=value)
+    if g.new.n_dropped:
+        ET.SubElement(props, "property", name="n_dropped", value=str(g.new.n_dropped))
+    model = "" if g.new.model is None else f".{g.new.model}"
     for c in g.checks:
         case = ET.SubElement(
             suite,
             "testcase",
-            classname=f"relcal.check.{g.new.source}",
+            classname=f"relcal.check.{g.new.source}{model}",
             name=f"{c.name} {_f(c.threshold.limit)}",
             time="0",
         )
@@ -238,9 +303,6 @@ def junit_xml(g: GateResult) -> str:
             failure.text = check_line(c)
         out = ET.SubElement(case, "system-out")
         out.text = check_line(c)
-    ET.indent(suites)
-    body = ET.tostring(suites, encoding="unicode")
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + body + "\n"
 
 
 def _md(text: str) -> str:
@@ -256,7 +318,11 @@ def markdown(g: GateResult, config: str | None) -> str:
     lines = [
         f"### relcal check: {status}",
         "",
-        f"`{_md(g.new.source)}`: {g.new.n} samples, {g.new.n_classes} classes. "
+        f"`{_md(g.new.source)}`"
+        + (f", model `{_md(g.new.model)}`" if g.new.model is not None else "")
+        + f": {g.new.n} samples"
+        + (f" ({dropped_text(g.new.n_dropped)})" if g.new.n_dropped else "")
+        + f", {g.new.n_classes} classes. "
         f"{_md(method_line(g))}."
         + (f" Baseline: `{_md(g.baseline.source)}`." if g.baseline else "")
         + (f" Config: `{_md(config)}`." if config else ""),

@@ -183,7 +183,7 @@ def ensemble(predictions: Sequence[Any]) -> Any:
             )
         total += p
     total /= len(predictions)
-    names = [Path(p.source).name for p in predictions]
+    names = [model_name(p) for p in predictions]
     return Predictions(
         scores=total,
         labels=first.labels,
@@ -193,7 +193,16 @@ def ensemble(predictions: Sequence[Any]) -> Any:
         source="ensemble of " + ", ".join(names),
         ignore_index=first.ignore_index,
         origin={"scores": "mean of the models' probabilities"},
+        n_dropped=getattr(first, "n_dropped", 0),
     )
+
+
+def model_name(predictions: Any) -> str:
+    """A model's name: its table column (``models=``), else its file's name."""
+    model = getattr(predictions, "model", None)
+    if model is not None:
+        return str(model)
+    return Path(predictions.source.split(" + ")[0]).name
 
 
 # -- building ------------------------------------------------------------------
@@ -317,11 +326,7 @@ def model_report(
     from relcal import plots
     from relcal.render import bins_to_list, source_info
 
-    name = (
-        predictions.source
-        if ensemble_of
-        else Path(predictions.source.split(" + ")[0]).name
-    )
+    name = predictions.source if ensemble_of else model_name(predictions)
     source = source_info(predictions, results)
     source["sha256"] = sha256
     source["labels_sha256"] = labels_sha256
