@@ -567,6 +567,7 @@ def calibrate(
     `relcal metrics` reads it back as logits.
     """
     from relcal.io import check_output, read_temperature, write_npz_atomic
+    from relcal.render import dropped_text
     from relcal.temperature import scale_logits, softmax
 
     out = check_output(output, [file, load.labels_path, temperature_path])
@@ -584,7 +585,8 @@ def calibrate(
             "temperature": doc["temperature"],
         },
     )
-    click.echo(f"wrote {out} (T = {doc['temperature']:.6g})", err=True)
+    dropped = f", {dropped_text(preds.n_dropped)}" if preds.n_dropped else ""
+    click.echo(f"wrote {out} (T = {doc['temperature']:.6g}{dropped})", err=True)
 
 
 def _check_classes(doc: dict[str, Any], preds: Any, path: str) -> None:

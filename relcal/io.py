@@ -617,7 +617,7 @@ def _load_table(df: Any, name: str, read: TableRead) -> Predictions:
     scores = np.column_stack([_numeric_column(df, c) for c in cols])
     if scores.dtype.kind != "f":
         scores = scores.astype(np.float64)
-    labels = _table_labels(df[read.label_col], class_names, read.label_col)
+    labels = _table_labels(df[read.label_col], class_names, read.label_col, n_dropped)
     names: tuple[str, ...] | None = class_names
     if len(cols) == 1:  # the positive-class score of a binary problem
         scores = scores[:, 0]
@@ -685,7 +685,7 @@ def _load_models(
     df, n_dropped = _drop_missing(
         df, [*cols, read.label_col], read.label_col, read.missing
     )
-    labels = _table_labels(df[read.label_col], ("0", "1"), read.label_col)
+    labels = _binary_labels(df[read.label_col], read, n_dropped)
     out = []
     for col in cols:
         scores = _numeric_column(df, col).astype(np.float64)
@@ -825,11 +825,27 @@ def _some_numbers(series: Any) -> bool:
     return bool(parsed.notna().any())
 
 
-def _table_labels(series: Any, class_names: tuple[str, ...], col: str) -> np.ndarray:
+def _table_labels(
+    series: Any, class_names: tuple[str, ...], col: str, n_dropped: int = 0
+) -> np.ndarray:
     if series.dtype.kind in "fiub":
         return series.to_numpy()
     values = np.asarray(series.astype(str).to_numpy(), dtype=str)
-    return names_to_indices(values, class_names, f"column {col!r}")
+    try:
+        return names_to_indices(values, class_names, f"column {col!r}")
+    except RelcalError as err:
+        raise _renumbered(err, n_dropped) from None
+
+
+def _binary_labels(series: Any, read: TableRead, n_dropped: int) -> np.ndarray:
+    """The labels of binary models (``models=``), checked once for them all."""
+    labels = _table_labels(series, ("0", "1"), read.label_col, n_dropped)
+    try:
+        return check_labels(
+            labels, 2, ignore_index=read.ignore_index, name=f"column {read.label_col!r}"
+        )
+    except RelcalError as err:
+        raise _renumbered(err, n_dropped) from None
 
 
 def names_to_indices(

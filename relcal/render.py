@@ -327,6 +327,8 @@ def temperature_doc(
             "n_samples": fit.n,
             "n_classes": fit.n_classes,
             "scores": before.kind,
+            "model": source.get("model"),
+            "n_dropped": source.get("n_dropped", 0),
         },
         "objective": "mean NLL of softmax(z / T); z: logits, or log p if probabilities",
         "iterations": fit.iterations,
@@ -353,13 +355,24 @@ def temperature_doc(
     }
 
 
+def _fitted_on(doc: dict[str, Any]) -> str:
+    fitted = doc["fitted_on"]
+    model = fitted.get("model")
+    return str(fitted["path"]) + ("" if model is None else f", model {model}")
+
+
+def _dropped(doc: dict[str, Any]) -> str:
+    n = doc["fitted_on"].get("n_dropped")
+    return f" ({dropped_text(n)})" if n else ""
+
+
 def format_temperature(doc: dict[str, Any]) -> str:
     """The readable summary printed by ``relcal fit-temperature``."""
     t = doc["temperature"]
     lines = [
-        f"relcal {doc['relcal_version']}: temperature of {doc['fitted_on']['path']}",
+        f"relcal {doc['relcal_version']}: temperature of {_fitted_on(doc)}",
         f"{doc['fitted_on']['n_samples']} samples, {doc['fitted_on']['n_classes']} "
-        f"classes, scores: {doc['fitted_on']['scores']}",
+        f"classes, scores: {doc['fitted_on']['scores']}{_dropped(doc)}",
         "",
         f"  T = {t:.6g}   ({doc['status']}; {doc['iterations']} steps, "
         f"{doc['passes']} passes, dNLL/dT = {doc['gradient']:.1e})",

@@ -429,15 +429,32 @@ def test_fit_temperature_takes_one_model(tmp_path: Path, csv: Path) -> None:
         f"Error: {csv}: relcal fit-temperature takes one model; --models names 2"
         " columns (forecaster_a, forecaster_b): give one\n"
     )
-    code, _, _ = run([*args, "--models", "forecaster_b"])
+    code, text, _ = run([*args, "--models", "forecaster_b"])
     assert code == 0
+    n = len(make_forecasts()) - 2  # rows 5 and 7 lack forecaster_b or the outcome
+    assert text.splitlines()[:2] == [
+        f"relcal {relcal.__version__}: temperature of {csv}, model forecaster_b",
+        f"{n} samples, 2 classes, scores: probs (2 rows dropped: a missing label"
+        " or score)",
+    ]
     doc = json.loads(out.read_text())
-    assert doc["fitted_on"]["n_samples"] == len(make_forecasts()) - 2  # rows 5, 7
+    fitted = doc["fitted_on"]
+    assert (fitted["n_samples"], fitted["model"], fitted["n_dropped"]) == (
+        n,
+        "forecaster_b",
+        2,
+    )
     cal = tmp_path / "c.npz"
     args = ["calibrate", str(csv), *DROP, "--temperature", str(out), "-o", str(cal)]
     code, _, err = run([*args, "--models", MODELS])
     assert code == 2 and "relcal calibrate takes one model" in err
-    assert run([*args, "--models", "forecaster_b"])[0] == 0
+    code, _, err = run([*args, "--models", "forecaster_b"])
+    t = doc["temperature"]
+    assert (code, err) == (
+        0,
+        f"wrote {cal} (T = {t:.6g}, 2 rows dropped: a missing label or score)\n",
+    )
+    assert len(np.load(cal)["labels"]) == n
 
 
 def test_check_baseline_with_several_models_is_refused(csv: Path) -> None:
@@ -534,3 +551,15 @@ def test_toplabel_table_drops_missing_rows(tmp_path: Path) -> None:
     assert (preds.n_dropped, preds.n_samples) == (1, 3)
     r = relcal.metrics.evaluate_predictions(preds)
     assert r.accuracy == pytest.approx(2 / 3, abs=1e-15)
+
+
+def test_labels_of_models_are_checked_once(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,y\n0.2,0.3,0\n,0.3,1\n0.8,0.9,2\n0.1,0.1,0\n")
+    args = ["metrics", str(path), "--label-col", "y", "--models", "a,b"]
+    code, _, err = run([*args, "--missing", "drop"])
+    assert (code, err) == (
+        2,
+        f"Error: {path}: column 'y': 1 values outside [0, 1] (first: 2 at row 1)"
+        " (row numbers count the rows kept after dropping 1)\n",
+    )
