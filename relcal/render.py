@@ -221,7 +221,7 @@ def _table_lines(table: BinTable, heads: tuple[str, str, str, str]) -> list[str]
         bracket = "[" if b == 0 else "("
         rng = f"{bracket}{lo:.3f}, {hi:.3f}]"
         out.append(
-            f"  {b + 1:>3}  {rng:<15} {int(table.count[b]):>8}"
+            f"  {b:>3}  {rng:<15} {int(table.count[b]):>8}"
             f" {_count(table.correct[b]):>9} {_count(table.incorrect[b]):>9}"
             f" {_fmt(conf[b], 10)} {_fmt(acc[b])} {_fmt(gap[b], 8)}"
         )

@@ -361,3 +361,28 @@ def test_single_command_options_in_python_and_cli_spelling(
         f"Error: {path}: --cv 10: more folds than the 5 samples\n"
     )
     assert not out.exists() and not t.exists()
+
+
+def test_bins_numbered_from_0_in_text_json_and_report(tmp_path: Path) -> None:
+    """Bin b is the same bin everywhere: the text, the JSON ("bin"), the report."""
+    logits, labels = make_logits(1000, 2, seed=4)
+    path = tmp_path / "bin.npz"
+    np.savez(path, logits=logits, labels=labels)
+    text = run(["metrics", str(path), "--bins", "5"])[1]
+    doc = json.loads(run(["metrics", str(path), "--bins", "5", "--json"])[1])
+    rows = [
+        line.split()
+        for line in text.splitlines()
+        if re.match(r"\s+\d+\s+[\[(]\d\.\d{3}, ", line)
+    ]
+    want = [
+        [str(b["bin"]), str(b["count"])]
+        for b in doc["bins"] + doc["positive_class"]["bins"]
+    ]
+    assert [[r[0], r[3]] for r in rows] == want
+    assert [r[0] for r in rows[:5]] == ["0", "1", "2", "3", "4"]
+    assert rows[0][1:3] == ["[0.000,", "0.200]"] and rows[1][1] == "(0.200,"
+    out = tmp_path / "r.html"
+    assert run(["report", str(path), "--bins", "5", "-o", str(out)])[0] == 0
+    cells = re.findall(r"<td>(\d+)</td>\s*<td>[\[(]", out.read_text())
+    assert cells == [w[0] for w in want]

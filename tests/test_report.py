@@ -168,7 +168,7 @@ def test_bin_table_in_html_matches_metrics_json(tmp_path: Path) -> None:
     )
     assert len(cells) == table.n_bins
     for b, count, correct, incorrect in cells:
-        i = int(b) - 1
+        i = int(b)  # numbered from 0, as the JSON
         assert int(count) == table.count[i]
         assert int(correct) == table.correct[i]
         assert int(incorrect) == table.incorrect[i]
