@@ -79,14 +79,22 @@ def check_line(c: Check) -> str:
     return line
 
 
-def summary_line(g: GateResult) -> str:
+def _verdict(g: GateResult) -> str:
+    """ "all 3 checks passed", "1 of 3 checks failed"; "1 check passed" or
+    "1 check failed" when there is one."""
     n = len(g.checks)
+    if n == 1:
+        return "1 check passed" if g.passed else "1 check failed"
+    if g.passed:
+        return f"all {n} checks passed"
+    return f"{g.n_failed} of {n} checks failed"
+
+
+def summary_line(g: GateResult) -> str:
     what = f"{input_text(g)}, {g.new.n} samples"
     if g.new.n_dropped:
         what += f", {dropped_text(g.new.n_dropped)}"
-    if g.passed:
-        return f"relcal check: all {n} checks passed ({what})"
-    return f"relcal check: {g.n_failed} of {n} checks failed ({what})"
+    return f"relcal check: {_verdict(g)} ({what})"
 
 
 def input_text(g: GateResult) -> str:
@@ -292,7 +300,7 @@ def _junit_suite(suites: Any, g: GateResult) -> None:
         case = ET.SubElement(
             suite,
             "testcase",
-            classname=f"relcal.check.{g.new.source}{model}",
+            classname=f"relcal.check.{_basename(g.new.source)}{model}",
             name=f"{c.name} {_f(c.threshold.limit)}",
             time="0",
         )
@@ -305,6 +313,11 @@ def _junit_suite(suites: Any, g: GateResult) -> None:
         out.text = check_line(c)
 
 
+def _basename(source: str) -> str:
+    """The file's name without its directories (either kind of slash)."""
+    return source.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or source
+
+
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -312,9 +325,7 @@ def _md(text: str) -> str:
 def markdown(g: GateResult, config: str | None) -> str:
     """A Markdown job summary: a heading with the verdict, then one table row per
     check."""
-    status = (
-        "passed" if g.passed else f"FAILED ({g.n_failed} of {len(g.checks)} checks)"
-    )
+    status = "passed" if g.passed else f"FAILED ({_verdict(g).removesuffix(' failed')})"
     lines = [
         f"### relcal check: {status}",
         "",

@@ -410,7 +410,7 @@ def test_markdown_and_step_summary(new: str, tmp_path: Path) -> None:
     code, _, _ = run(args, env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert code == 1
     md = (tmp_path / "check.md").read_text()
-    assert md.startswith("### relcal check: FAILED (1 of 1 checks)\n")
+    assert md.startswith("### relcal check: FAILED (1 check)\n")
     assert "| ❌ | ece |" in md
     assert summary.read_text() == "earlier step\n" + md
     # appended again by the next run, never overwritten
@@ -441,3 +441,39 @@ def test_cli_calls_the_gate(new: str) -> None:
     settings = spy.call_args.args[1]
     assert settings.seed == 3 and settings.thresholds[0].name == "max-ece"
     assert spy.call_args.kwargs == {"baseline": None}
+
+
+def test_one_check_is_singular(new: str) -> None:
+    code, out, _ = run(["check", new, "--max-ece", "0.9"])
+    assert code == 0
+    assert out.splitlines()[-1] == f"relcal check: 1 check passed ({new}, 2000 samples)"
+    code, out, _ = run(["check", new, "--max-ece", "0.01"])
+    assert code == 1
+    assert out.splitlines()[-1] == f"relcal check: 1 check failed ({new}, 2000 samples)"
+    code, out, _ = run(["check", new, "--max-ece", "0.9", "--max-nll", "99"])
+    assert (
+        out.splitlines()[-1]
+        == f"relcal check: all 2 checks passed ({new}, 2000 samples)"
+    )
+    run(["check", new, "--max-ece", "0.01", "--max-nll", "0", "--markdown", "m.md"])
+    assert (
+        Path("m.md")
+        .read_text()
+        .startswith("### relcal check: FAILED (2 of 2 checks)\n")
+    )
+
+
+def test_junit_classname_is_the_file_name(new: str, tmp_path: Path) -> None:
+    """The classname carries the file's name, not the directories it sits in."""
+    assert Path(new).parent == tmp_path  # an absolute path with directories
+    code, _, _ = run(["check", new, "--max-ece", "0.9", "--junit-xml", "j.xml"])
+    assert code == 0
+    (case,) = ET.parse("j.xml").getroot().iter("testcase")
+    assert case.get("classname") == "relcal.check.new.npz"
+    sub = tmp_path / "preds" / "run 1"
+    sub.mkdir(parents=True)
+    path = save(sub / "model.npz")
+    run(["check", "preds/run 1/model.npz", "--max-ece", "0.9", "--junit-xml", "k.xml"])
+    (case,) = ET.parse("k.xml").getroot().iter("testcase")
+    assert case.get("classname") == "relcal.check.model.npz"
+    assert Path(path).is_file()
