@@ -12,7 +12,7 @@ import re
 import shlex
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import click
@@ -47,6 +47,8 @@ PYTHON_TO_CLI: dict[str, str] = {
     "models": "--models",
     "missing": "--missing",
     # options of single commands, named by library messages
+    "min_samples": "--min-samples",  # check (relcal.gate)
+    "confidence": "--confidence",  # check
     "with_ensemble": "--ensemble",  # report
     "k": "--cv",  # fit-temperature (relcal.temperature.cross_fit)
 }
@@ -676,6 +678,13 @@ def threshold_options(f: Callable[..., Any]) -> Callable[..., Any]:
     help="Seed of the bootstrap.  [default: 0]",
 )
 @click.option(
+    "--min-samples",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Warn (on stderr, in --json and --markdown; not a failure) when FILE"
+    " has fewer samples: binned metrics are mostly noise there.  [default: 500]",
+)
+@click.option(
     "--config",
     "config_path",
     metavar="PATH",
@@ -719,6 +728,7 @@ def check(
     confidence: float | None,
     n_replicates: int | None,
     seed: int | None,
+    min_samples: int | None,
     config_path: str | None,
     as_json: bool,
     junit_path: str | None,
@@ -754,12 +764,19 @@ def check(
         "seed": seed,
         "bins": n_bins,
         "binning": binning,
+        "min-samples": min_samples,
     }
     settings = settings_from(table, options, source=config or "")
     inputs: list[str | None] = [file, baseline, load.labels_path, config_path]
     outputs = _check_outputs(junit_path, markdown_path, inputs)
     measured = _measure_check_inputs(file, baseline, load, settings)
     results = [judge(new, settings, baseline=old) for new, old in measured]
+    # warnings in the CLI's words (--min-samples), wherever they are shown
+    results = [
+        replace(r, warnings=tuple(map(cli_message, r.warnings))) for r in results
+    ]
+    for warning in dict.fromkeys(w for r in results for w in r.warnings):
+        click.echo(f"relcal check: warning: {warning}", err=True)
     _write_check_outputs(results, config, outputs)
     if as_json:
         click.echo(to_json(checks_to_dict(results, config)), nl=False)

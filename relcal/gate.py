@@ -78,7 +78,12 @@ CHECKS: dict[str, tuple[str, str]] = {
     "max-positive-class-mce-increase": ("positive_class_mce", "increase"),
 }
 # settings a config file may hold besides the thresholds
-SETTINGS = ("confidence", "bootstrap", "seed", "bins", "binning")
+SETTINGS = ("confidence", "bootstrap", "seed", "bins", "binning", "min-samples")
+# Below this many samples relcal check warns (it does not fail): a perfectly
+# calibrated model's 15-bin ECE exceeds 0.05 in more than 5% of draws of fewer
+# than ~500 samples (tests/test_gate.py measures it), so a threshold near the
+# usual 0.05 judges sampling noise there.
+MIN_SAMPLES = 500
 METRIC_NAMES = {
     "accuracy": "accuracy",
     "ece": "ECE",
@@ -139,6 +144,7 @@ class Settings:
     seed: int = 0
     n_bins: int = 15
     binning: str = "width"
+    min_samples: int = MIN_SAMPLES
 
 
 def settings_from(
@@ -150,10 +156,12 @@ def settings_from(
     """Merge a config file's ``[tool.relcal.check]`` table with the options.
 
     Options override the file; an option left at None is not given.  Keys are
-    the option names without the dashes in front (``max-ece``,
-    ``confidence``, ``bootstrap``, ``seed``, ``bins``, ``binning``);
-    underscores are read as dashes.  An unknown key is an error (a misspelt
-    threshold must not pass silently).
+    the option names without the dashes in front, spelled one way only, with
+    dashes (``max-ece``, ``confidence``, ``bootstrap``, ``seed``, ``bins``,
+    ``binning``, ``min-samples``).  An unknown key is an error (a misspelt
+    threshold must not pass silently), and so is a key with underscores
+    (``max_ece``): the message names the dashed spelling, and both when the
+    file has both.
 
     Examples
     --------
@@ -164,12 +172,8 @@ def settings_from(
     where = f"{source}: " if source else ""
     merged: dict[str, Any] = {}
     for key, value in file_values.items():
-        name = str(key).replace("_", "-")
-        if name not in CHECKS and name not in SETTINGS:
-            raise InputError(
-                f"{where}unknown key {key!r}; known: {', '.join([*CHECKS, *SETTINGS])}"
-            )
-        merged[name] = (value, source)
+        _check_key(str(key), file_values, where)
+        merged[str(key)] = (value, source)
     for name, value in option_values.items():
         if value is not None:
             merged[name] = (value, "")
@@ -191,7 +195,27 @@ def settings_from(
     binning = _setting(merged, "binning", "width")
     if binning not in ("width", "mass"):
         raise InputError(f"binning must be width or mass. Got {binning!r} instead")
-    return Settings(thresholds, confidence, n_rep, seed, n_bins, binning)
+    min_samples = _int_setting(merged, "min-samples", MIN_SAMPLES, minimum=0)
+    return Settings(thresholds, confidence, n_rep, seed, n_bins, binning, min_samples)
+
+
+def _check_key(key: str, keys: Mapping[str, Any], where: str) -> None:
+    """A config key must be one of the known ones, spelled with dashes."""
+    known = (*CHECKS, *SETTINGS)
+    if key in known:
+        return
+    dashed = key.replace("_", "-")
+    if dashed in known and dashed in keys:
+        raise InputError(
+            f"{where}{dashed!r} and {key!r} are the same key given twice; "
+            f"keep {dashed!r}"
+        )
+    if dashed in known:
+        raise InputError(
+            f"{where}unknown key {key!r}: keys are spelled with dashes, as the "
+            f"options: {dashed!r}"
+        )
+    raise InputError(f"{where}unknown key {key!r}; known: {', '.join(known)}")
 
 
 def _setting(merged: dict[str, Any], name: str, default: Any) -> Any:
@@ -323,6 +347,7 @@ class GateResult:
     settings: Settings
     paired: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def passed(self) -> bool:
@@ -382,7 +407,26 @@ def check(
         _judge(t, new, baseline, settings.confidence, reps, paired)
         for t in settings.thresholds
     )
-    return GateResult(checks, new, baseline, settings, paired, tuple(notes))
+    warns = tuple(
+        small_sample_warning(m, settings)
+        for m in (new, baseline)
+        if m is not None and m.n < settings.min_samples
+    )
+    return GateResult(checks, new, baseline, settings, paired, tuple(notes), warns)
+
+
+def small_sample_warning(m: Measured, settings: Settings) -> str:
+    """The warning for a file with fewer samples than ``settings.min_samples``."""
+    advice = (
+        "gate with confidence=0.95, or on more samples"
+        if settings.confidence is None
+        else "their bootstrap intervals are wide, so a check can hardly fail"
+    )
+    return (
+        f"{m.source}: {m.n} samples, fewer than min_samples={settings.min_samples}:"
+        f" at this size binned metrics (ECE, RMS-CE, MCE) are mostly sampling "
+        f"noise; {advice}"
+    )
 
 
 def _available(m: Measured, metric: str, name: str) -> None:

@@ -210,6 +210,8 @@ def check_to_dict(g: GateResult, config: str | None) -> dict[str, Any]:
         },
         "metrics": {k: _num(v) for k, v in g.new.metrics.items()},
         "notes": list(g.notes),
+        "min_samples": s.min_samples,
+        "warnings": list(g.warnings),
         "checks": checks,
     }
 
@@ -340,7 +342,8 @@ def markdown(g: GateResult, config: str | None) -> str:
         "",
     ]
     lines.extend(f"> {_md(n)}" for n in g.notes)
-    if g.notes:
+    lines.extend(f"> **warning:** {_md(w)}" for w in g.warnings)
+    if g.notes or g.warnings:
         lines.append("")
     has_iv = any(c.interval is not None for c in g.checks)
     head = "| | check | value | threshold |" + (" interval |" if has_iv else "")

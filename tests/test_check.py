@@ -196,7 +196,7 @@ def test_relcal_toml_wins_over_pyproject(new: str, tmp_path: Path) -> None:
 
 def test_options_override_the_config_file(new: str, tmp_path: Path) -> None:
     (tmp_path / "relcal.toml").write_text(
-        "[check]\nmax-ece = 0.01\nmax_nll = 5.0\nbins = 10\n"
+        "[check]\nmax-ece = 0.01\nmax-nll = 5.0\nbins = 10\n"
     )
     code, out, _ = run(["check", new, "--max-ece", "0.5"])
     assert code == 0
@@ -477,3 +477,55 @@ def test_junit_classname_is_the_file_name(new: str, tmp_path: Path) -> None:
     (case,) = ET.parse("k.xml").getroot().iter("testcase")
     assert case.get("classname") == "relcal.check.model.npz"
     assert Path(path).is_file()
+
+
+def test_min_samples_warns_on_stderr_json_and_markdown(tmp_path: Path) -> None:
+    small = save(tmp_path / "small.npz", n=300)
+    code, out, err = run(["check", small, "--max-ece", "0.9"])
+    assert code == 0  # a warning, not a failure
+    warning = (
+        f"{small}: 300 samples, fewer than --min-samples 500: at this size binned "
+        "metrics (ECE, RMS-CE, MCE) are mostly sampling noise; gate with "
+        "--confidence 0.95, or on more samples"
+    )
+    assert err == f"relcal check: warning: {warning}\n"
+    assert "warning" not in out
+    code, out, err = run(
+        ["check", small, "--max-ece", "0.9", "--json", "--markdown", "m.md"]
+    )
+    doc = json.loads(out)
+    assert doc["min_samples"] == 500 and doc["warnings"] == [warning]
+    assert f"> **warning:** {warning}\n" in Path("m.md").read_text()
+    # with --confidence the advice changes; at --min-samples 300 there is none
+    code, _, err = run(["check", small, "--max-ece", "0.9", "--confidence", "0.9"])
+    assert err.endswith(
+        "their bootstrap intervals are wide, so a check can hardly fail\n"
+    )
+    code, out, err = run(["check", small, "--max-ece", "0.9", "--min-samples", "300"])
+    assert (code, err) == (0, "")
+    assert (
+        json.loads(
+            run(["check", small, "--max-ece", "0.9", "--json", "--min-samples", "300"])[
+                1
+            ]
+        )["warnings"]
+        == []
+    )
+    Path("relcal.toml").write_text("[check]\nmax-ece = 0.9\nmin-samples = 1000\n")
+    code, _, err = run(["check", new_file := save(tmp_path / "n.npz", n=600)])
+    assert code == 0 and "fewer than --min-samples 1000" in err and new_file in err
+
+
+def test_config_with_both_spellings_is_an_error(new: str) -> None:
+    Path("relcal.toml").write_text("[check]\nmax-ece = 0.05\nmax_ece = 0.04\n")
+    code, out, err = run(["check", new])
+    assert (code, out) == (2, "")
+    assert err == (
+        "Error: relcal.toml: 'max-ece' and 'max_ece' are the same key given twice;"
+        " keep 'max-ece'\n"
+    )
+    Path("relcal.toml").write_text("[check]\nmax_ece = 0.05\n")
+    assert run(["check", new])[2] == (
+        "Error: relcal.toml: unknown key 'max_ece': keys are spelled with dashes,"
+        " as the options: 'max-ece'\n"
+    )

@@ -71,7 +71,7 @@ def test_bad_thresholds(name: str, value: object, message: str) -> None:
 
 def test_options_override_the_file() -> None:
     s = settings_from(
-        {"max-ece": 0.05, "max_nll": 1.0, "confidence": 0.9, "bins": 10},
+        {"max-ece": 0.05, "max-nll": 1.0, "confidence": 0.9, "bins": 10},
         {"max-ece": 0.02, "confidence": None, "bins": 20, "seed": None},
         source="relcal.toml",
     )
@@ -276,3 +276,69 @@ def test_noise_aware_gate_over_the_threshold() -> None:
     point, noisy = gate_rates(0.090, seed=7, draws=100)
     assert point == 1.0
     assert noisy >= 0.95, noisy
+
+
+# --------------------------------------------------------------------------
+# config keys: one spelling
+
+
+def test_config_keys_are_spelled_with_dashes_only() -> None:
+    s = settings_from({"max-ece": 0.05, "min-samples": 50}, {}, source="relcal.toml")
+    assert [t.name for t in s.thresholds] == ["max-ece"] and s.min_samples == 50
+    with pytest.raises(RelcalError) as err:
+        settings_from({"max_ece": 0.05}, {}, source="relcal.toml")
+    assert str(err.value) == (
+        "relcal.toml: unknown key 'max_ece': keys are spelled with dashes, as the "
+        "options: 'max-ece'"
+    )
+    with pytest.raises(RelcalError) as err:
+        settings_from({"max-ece": 0.05, "max_ece": 0.04}, {}, source="pyproject.toml")
+    assert str(err.value) == (
+        "pyproject.toml: 'max-ece' and 'max_ece' are the same key given twice; "
+        "keep 'max-ece'"
+    )
+    with pytest.raises(RelcalError) as err:  # the same, whichever comes first
+        settings_from({"min_samples": 9, "min-samples": 10}, {}, source="relcal.toml")
+    assert str(err.value) == (
+        "relcal.toml: 'min-samples' and 'min_samples' are the same key given twice; "
+        "keep 'min-samples'"
+    )
+
+
+# --------------------------------------------------------------------------
+# min_samples
+
+
+def test_default_min_samples_is_where_noise_stops_failing_a_calibrated_model() -> None:
+    """The reason for MIN_SAMPLES = 500: a perfectly calibrated model (its
+    population ECE is 0) fails --max-ece 0.05 on the point estimate in fewer
+    than 5% of draws of 500 samples, but in a large share of draws of 250."""
+    from relcal.gate import MIN_SAMPLES
+
+    def share_failing(n: int) -> float:
+        conf, right = make_toplabel(n, amplitude=0.0, draws=2000, seed=7)
+        edges = uniform_edges(15)
+        ece = [
+            calibration_errors(bin_table(c, r, edges))[0]
+            for c, r in zip(conf, right, strict=True)
+        ]
+        return float(np.mean(np.array(ece) > 0.05))
+
+    assert MIN_SAMPLES == 500
+    assert share_failing(MIN_SAMPLES) < 0.05  # measured: 0.048
+    assert share_failing(MIN_SAMPLES // 2) > 0.3  # measured: 0.424
+
+
+def test_fewer_samples_than_min_samples_warn_but_do_not_fail() -> None:
+    conf = np.array([0.9, 0.8, 0.7, 0.6])
+    red = reduce_toplabel(conf, np.array([1, 1, 0, 1]), np.ones(4, dtype=int), 2)
+    r = summarize(red, n_bins=5)
+    m = Measured("a.npz", 4, 2, 5, "width", {"ece": r.ece}, {})
+    g = check(m, settings_from({}, {"max-ece": 0.9}))
+    assert g.passed and g.warnings == (
+        "a.npz: 4 samples, fewer than min_samples=500: at this size binned metrics "
+        "(ECE, RMS-CE, MCE) are mostly sampling noise; gate with confidence=0.95, "
+        "or on more samples",
+    )
+    g = check(m, settings_from({}, {"max-ece": 0.9, "min-samples": 4}))
+    assert g.warnings == ()
