@@ -6,10 +6,8 @@ usage or bad input (a one-line ``Error: ...`` on stderr, no traceback).
 
 from __future__ import annotations
 
-import ast
 import functools
 import re
-import shlex
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
@@ -60,14 +58,18 @@ _LITERAL = (
     r"""|'[^'\n]*'|"[^"\n]*"|\[[^\]\n]*\]"""
 )
 _PARAM = re.compile(
-    # a quoted user string (an opening quote, not an apostrophe) is skipped whole
+    # a quoted user string (an opening quote, not an apostrophe) is skipped
+    # whole; a name inside a path or file name (k=3.html, /runs/k=3/) is not one
     r"""(?P<quoted>(?<!\w)'[^'\n]*'|(?<!\w)"[^"\n]*")"""
-    rf"|(?<![\w.=-])(?P<name>{'|'.join(sorted(PYTHON_TO_CLI, key=len, reverse=True))})"
-    rf"=(?P<value>{_LITERAL})?(?![\w=])"
+    rf"|(?<![\w.=/\\-])(?P<name>{'|'.join(sorted(PYTHON_TO_CLI, key=len)[::-1])})"
+    rf"=(?P<value>{_LITERAL})?(?![\w=./\\])"
 )
 
 
 def _flag(match: re.Match[str]) -> str:
+    import ast  # on the error path only: not at start-up
+    import shlex
+
     if match.group("quoted") is not None:
         return match.group(0)
     flag = PYTHON_TO_CLI[match.group("name")]
@@ -76,8 +78,8 @@ def _flag(match: re.Match[str]) -> str:
         return flag
     try:
         value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return match.group(0)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return match.group(0)  # not a literal after all: left as it is
     if value is True:  # a flag such as --channels-last
         return flag
     if value is None or value is False:

@@ -281,6 +281,9 @@ def click_command_of(decorator: object) -> click.Command:
         ("allow_pickle=False", "allow_pickle=False"),
         ("my_scores_key= x", "my_scores_key= x"),
         ("labels=LABELS.npy", "labels=LABELS.npy"),
+        ("k=3.html: is a directory", "k=3.html: is a directory"),
+        ("/runs/k=3/a.npz: no such file", "/runs/k=3/a.npz: no such file"),
+        ("with_ensemble=True: a.npz has 3 classes", "--ensemble: a.npz has 3 classes"),
         (
             "the file's labels don't fit; labels_key=",
             "the file's labels don't fit; --labels-key",
