@@ -785,9 +785,11 @@ def _default_score_columns(
     df: Any, columns: list[str], label_col: str
 ) -> tuple[list[str], str, tuple[str, ...]]:
     """Every numeric column but the labels.  A column none of whose values is
-    a number (dates, ids, names) is left out, with a note; one where only some
-    are is a score column with a bad value, an error."""
+    a number (dates, ids, names) or that is empty is left out, with a note; one
+    where only some are is a score column with a bad value, an error."""
     others = [c for c in columns if c != label_col]
+    empty = [c for c in others if df[c].isna().all()]
+    others = [c for c in others if c not in empty]
     numeric = [c for c in others if df[c].dtype.kind in "fiub"]
     text = [c for c in others if c not in numeric and not _some_numbers(df[c])]
     mixed = [c for c in others if c not in numeric and c not in text]
@@ -801,11 +803,12 @@ def _default_score_columns(
             f"no numeric score column; column {bad!r} holds"
             f" {df[bad].dtype} values (name the score columns with score_cols=)"
         )
-    notes: tuple[str, ...] = ()
-    if text:
-        word = "column" if len(text) == 1 else "columns"
-        listed = ", ".join(repr(c) for c in text)
-        notes = (f"left out non-numeric {word} {listed} from the scores",)
+    notes = tuple(
+        f"left out {what} {'column' if len(cols) == 1 else 'columns'}"
+        f" {', '.join(repr(c) for c in cols)} from the scores"
+        for what, cols in (("non-numeric", text), ("empty", empty))
+        if cols
+    )
     prefix = os.path.commonprefix(numeric) if len(numeric) > 1 else ""
     if prefix and not prefix.endswith("_"):
         prefix = prefix[: prefix.rfind("_") + 1] if "_" in prefix else ""

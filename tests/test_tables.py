@@ -563,3 +563,21 @@ def test_labels_of_models_are_checked_once(tmp_path: Path) -> None:
         f"Error: {path}: column 'y': 1 values outside [0, 1] (first: 2 at row 1)"
         " (row numbers count the rows kept after dropping 1)\n",
     )
+
+
+def test_an_empty_column_is_left_out_with_a_note(tmp_path: Path) -> None:
+    # an empty "comment" column reads as all-NaN floats: not a score column
+    path = tmp_path / "t.csv"
+    path.write_text("when,p0,p1,comment,label\nmon,0.8,0.2,,0\ntue,0.3,0.7,,1\n")
+    preds = load(path)
+    assert preds.origin["scores"] == "p0,p1" and preds.n_dropped == 0
+    assert preds.notes == (
+        "left out non-numeric column 'when' from the scores",
+        "left out empty column 'comment' from the scores",
+    )
+    code, _, err = run(["metrics", str(path)])
+    assert code == 0
+    assert err == (
+        f"note: {path}: left out non-numeric column 'when' from the scores\n"
+        f"note: {path}: left out empty column 'comment' from the scores\n"
+    )
