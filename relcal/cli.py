@@ -11,6 +11,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 import click
@@ -350,16 +351,18 @@ def metrics(
     "--output",
     default="report.html",
     show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The HTML file to write (atomically; never over an input).",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="The HTML file to write (atomically; never over an input); - for"
+    " standard output.",
 )
 @click.option("--title", help="Title of the report (default: the file names).")
 @click.option(
     "--json",
     "json_path",
     metavar="PATH",
-    type=click.Path(dir_okay=False),
-    help="Also write every number in the report as JSON (format 1).",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Also write every number in the report as JSON (format 1); - for"
+    " standard output.",
 )
 @click.option(
     "--temperature",
@@ -400,17 +403,20 @@ def report(
     diagrams, the correct/incorrect histogram, the binned correctness table,
     the metrics, per-class views and, for several files, a comparison.
     """
-    from relcal.io import check_output, read_temperature, write_atomic
+    from relcal.io import read_temperature
     from relcal.render import to_json
     from relcal.report import add_scaling, build_report, render_html, report_to_dict
 
     if temperature_path is not None and fit_in_sample:
         raise click.UsageError("give --temperature or --fit-temperature, not both")
     inputs: list[str | None] = [*files, load.labels_path, temperature_path]
-    out = check_output(output, inputs)
-    json_out = None if json_path is None else check_output(json_path, inputs)
-    if json_out is not None and json_out.resolve() == out.resolve():
-        raise click.UsageError("--json and --output name the same file")
+    out = _target(output, inputs)
+    json_out = _target(json_path, inputs)
+    if json_out == out == STDOUT:
+        raise click.UsageError("--json and --output cannot both be - (standard output)")
+    if isinstance(out, Path) and isinstance(json_out, Path):
+        if json_out.resolve() == out.resolve():
+            raise click.UsageError("--json and --output name the same file")
     t_doc = None if temperature_path is None else read_temperature(temperature_path)
     loaded = load.all(files)
     preds = [p for _, p in loaded]
@@ -442,8 +448,36 @@ def report(
     outputs = {out: render_html(data)}
     if json_out is not None:
         outputs[json_out] = to_json(report_to_dict(data))
-    write_atomic(outputs)
-    click.echo(f"wrote {out}" + (f" and {json_out}" if json_out else ""), err=True)
+    written = _emit(outputs)
+    if written:
+        click.echo("wrote " + " and ".join(written), err=True)
+
+
+STDOUT = "-"
+
+
+def _target(path: str | None, inputs: list[str | None]) -> Path | str | None:
+    """Where a document goes: nowhere (None), standard output ("-"), or a
+    file, checked before any work is done."""
+    if path is None or path == STDOUT:
+        return path
+    from relcal.io import check_output
+
+    return check_output(path, inputs)
+
+
+def _emit(docs: dict[Any, str]) -> list[str]:
+    """Write the documents: the files atomically, then the one for "-" to
+    standard output (which then carries nothing else).  Returns the names of
+    the files written."""
+    from relcal.io import write_atomic
+
+    files = {p: text for p, text in docs.items() if p != STDOUT}
+    if files:
+        write_atomic(files)
+    if STDOUT in docs:
+        click.echo(docs[STDOUT], nl=False)
+    return [str(p) for p in files]
 
 
 def _logits_of(preds: Any) -> tuple[Any, Any]:
@@ -471,8 +505,9 @@ def _logits_of(preds: Any) -> tuple[Any, Any]:
     "--output",
     default="temperature.json",
     show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The temperature file to write (atomically; never over an input).",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="The temperature file to write (atomically; never over an input); -"
+    " for standard output (the summary then goes to stderr).",
 )
 @click.option(
     "--cv",
@@ -499,12 +534,11 @@ def fit_temperature(
     per step.  Writes T, the metrics before and after (in-sample) and, with
     --cv K, cross-fitted metrics, to a JSON file (format 1).
     """
-    from relcal.io import check_output, write_atomic
     from relcal.metrics import evaluate, evaluate_predictions
     from relcal.render import format_temperature, source_info, temperature_doc, to_json
     from relcal.temperature import cross_fit, fit_prepared, scale_logits
 
-    out = check_output(output, [file, load.labels_path])
+    out = _target(output, [file, load.labels_path])
     preds = load.one(file)
     z, y = _logits_of(preds)
     fit = fit_prepared(z, y)
@@ -534,7 +568,11 @@ def fit_temperature(
     source["sha256"] = _sha256(file)
     doc = temperature_doc(fit, source, before, after, cross)
     text = to_json(doc)
-    write_atomic({out: text})
+    _emit({out: text})
+    if out == STDOUT:  # stdout is the temperature file; the summary goes to stderr
+        if not as_json:
+            click.echo(format_temperature(doc), nl=False, err=True)
+        return
     click.echo(text if as_json else format_temperature(doc), nl=False)
     click.echo(f"wrote {out}", err=True)
 
@@ -574,6 +612,11 @@ def calibrate(
     from relcal.render import dropped_text
     from relcal.temperature import scale_logits, softmax
 
+    if output == STDOUT:
+        raise click.UsageError(
+            "-o -: calibrate writes an .npz (binary), not to standard output;"
+            " give a file name"
+        )
     out = check_output(output, [file, load.labels_path, temperature_path])
     doc = read_temperature(temperature_path)
     preds = load.one(file)

@@ -389,3 +389,59 @@ def test_bins_numbered_from_0_in_text_json_and_report(tmp_path: Path) -> None:
     assert run(["report", str(path), "--bins", "5", "-o", str(out)])[0] == 0
     cells = re.findall(r"<td>(\d+)</td>\s*<td>[\[(]", out.read_text())
     assert cells == [w[0] for w in want]
+
+
+# -- "-" for standard output ----------------------------------------------------
+
+
+def test_fit_temperature_to_stdout(npz: Path, tmp_path: Path, monkeypatch) -> None:
+    """-o - puts the temperature file on stdout and nothing else; the summary
+    goes to stderr (or nowhere with --json); no file is written."""
+    monkeypatch.chdir(tmp_path)
+    from relcal.render import format_temperature
+
+    saved = tmp_path / "t.json"
+    code, out, _ = run(["fit-temperature", str(npz), "-o", str(saved)])
+    assert code == 0
+    code, out, err = run(["fit-temperature", str(npz), "-o", "-"])
+    assert code == 0 and out == saved.read_text()
+    doc = json.loads(out)
+    assert doc["kind"] == "relcal.temperature"
+    assert err == format_temperature(doc)
+    code, out, err = run(["fit-temperature", str(npz), "-o", "-", "--json"])
+    assert (code, out, err) == (0, saved.read_text(), "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.npz", "t.json"]
+
+
+def test_report_json_and_html_to_stdout(npz: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert run(["report", str(npz), "-o", "a.html", "--json", "a.json"])[0] == 0
+    code, out, err = run(["report", str(npz), "-o", "b.html", "--json", "-"])
+    assert (code, err) == (0, "wrote b.html\n")
+    assert json.loads(out) == json.loads(Path("a.json").read_text())
+    assert Path("b.html").read_text() == Path("a.html").read_text()
+    code, out, err = run(["report", str(npz), "-o", "-", "--json", "c.json"])
+    assert (code, err) == (0, "wrote c.json\n")
+    assert out == Path("a.html").read_text()
+    assert Path("c.json").read_text() == Path("a.json").read_text()
+    code, out, err = run(["report", str(npz), "-o", "-"])
+    assert (code, out, err) == (0, Path("a.html").read_text(), "")
+    code, out, err = run(["report", str(npz), "-o", "-", "--json", "-"])
+    assert (code, out) == (2, "")
+    assert err.endswith(
+        "Error: --json and --output cannot both be - (standard output)\n"
+    )
+    assert not Path("-").exists()
+
+
+def test_calibrate_refuses_stdout(npz: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run(["fit-temperature", str(npz), "-o", "t.json"])[0] == 0
+    code, out, err = run(["calibrate", str(npz), "--temperature", "t.json", "-o", "-"])
+    assert (code, out) == (2, "")
+    assert err.endswith(
+        "Error: -o -: calibrate writes an .npz (binary), not to standard output;"
+        " give a file name\n"
+    )
+    assert not Path("-").exists()
