@@ -32,8 +32,9 @@ Formats
 
 Shapes: scores ``(N,)`` or ``(N, 1)`` are the positive-class score of a binary
 problem; ``(N, C)`` (labels ``(N,)`` or ``(N, 1)``); or segmentation maps
-``(N, C, H, W)`` with labels ``(N, H, W)`` (``channels_last=True`` for
-``(N, H, W, C)``), where labels equal to ``ignore_index`` are dropped.
+``(N, C, H, W)`` with labels ``(N, H, W)`` or ``(N, 1, H, W)``
+(``channels_last=True`` for ``(N, H, W, C)``, labels ``(N, H, W)`` or
+``(N, H, W, 1)``), where labels equal to ``ignore_index`` are dropped.
 Labels may be one-hot rows for ``(N, C)`` scores.  Scores keep their dtype
 (float16, float32, float64).
 """
@@ -384,15 +385,15 @@ def _load_npz(
             raw = _read_npy_member(npz, "class_names")
             if raw.dtype.kind not in "US" or raw.ndim != 1:
                 raise FormatError("'class_names' must be a 1-D array of strings")
-            names = tuple(str(x) for x in raw.tolist())
+            names = tuple(_text(raw).tolist())
     if labels.dtype.kind in "US":  # class names, matched against class_names
         if names is None:
             raise FormatError(
-                f"array {lkey!r} holds strings (first: {str(labels.flat[0])!r}),"
+                f"array {lkey!r} holds strings (first: {str(_text(labels).flat[0])!r}),"
                 " not class indices, and the file has no 'class_names' array to"
                 " match them against"
             )
-        labels = names_to_indices(labels, names, f"array {lkey!r}")
+        labels = names_to_indices(_text(labels), names, f"array {lkey!r}")
     if kind == "auto" and skey in PROB_KEYS:
         kind = "probs"
     return _from_arrays(
@@ -405,6 +406,14 @@ def _load_npz(
         names,
         {"scores": skey, "labels": lkey},
     )
+
+
+def _text(arr: np.ndarray) -> np.ndarray:
+    """A unicode array of strings; bytes (dtype S) are decoded as UTF-8, an
+    undecodable byte becoming U+FFFD."""
+    if arr.dtype.kind == "S":
+        return np.char.decode(arr, "utf-8", errors="replace")
+    return arr.astype(str)
 
 
 def _load_npy(p: Path) -> np.ndarray:
@@ -483,6 +492,8 @@ def _from_arrays(
                 "channels_last=True needs scores of shape (N, H, W, C); "
                 f"got {scores.shape}"
             )
+        if labels.shape == scores.shape[:-1] + (1,):  # (N, H, W, 1) masks
+            labels = labels[..., 0]
         if labels.shape != scores.shape[:-1]:
             raise ShapeError(
                 f"labels of shape {labels.shape} do not fit channels_last=True"

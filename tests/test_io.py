@@ -660,6 +660,16 @@ def test_npz_string_labels_matched_against_class_names(
     np.testing.assert_array_equal(p.labels, labels)
     assert p.class_names == ("cat", "dog", "emu", "yak")
     assert_reference(evaluate_predictions(p), logits, labels)
+    # bytes (dtype S), as numpy saves ASCII strings from some pipelines
+    np.savez(
+        path,
+        logits=logits,
+        labels=names[labels].astype("S"),
+        class_names=names.astype("S"),
+    )
+    q = relcal.load(path)
+    assert q.class_names == ("cat", "dog", "emu", "yak")
+    np.testing.assert_array_equal(q.labels, labels)
     # unknown names: listed, with the first one's row and the classes
     bad = names[labels].astype("<U4")
     bad[[5, 9, 40]] = ["gnu", "ant", "gnu"]
@@ -832,6 +842,10 @@ def test_channels_last_map_without_the_option_names_it(
         " to axis 1 (np.moveaxis(scores, -1, 1))"
     )
     p = relcal.load(path, channels_last=True)
+    # masks with a trailing axis of one, as TensorFlow keeps them: the same
+    np.savez(tmp_path / "masks.npz", logits=nhwc, labels=labels[..., None])
+    q = relcal.load(tmp_path / "masks.npz", channels_last=True)
+    np.testing.assert_array_equal(q.labels, p.labels)
     assert_reference(
         evaluate_predictions(p),
         nhwc.reshape(-1, 5).astype(np.float64),
