@@ -71,6 +71,14 @@ class ReliabilityDisplay:
         non-empty bins, as scikit-learn's ``CalibrationDisplay.line_``.
     """
 
+    ax_: Any
+    ax_counts_: Any
+    figure_: Any
+    bars_: Any
+    gap_bars_: Any
+    points_: Any
+    line_: Any
+
     def __init__(self, results: Results, *, name: str | None = None) -> None:
         if not isinstance(results, Results):
             raise InputError(
@@ -193,7 +201,9 @@ class ReliabilityDisplay:
         ax.legend(loc="upper left")
 
     def _counts(self, ax: Any) -> Any:
-        from mpl_toolkits.axes_grid1 import make_axes_locatable
+        from mpl_toolkits.axes_grid1 import (  # type: ignore[import-untyped]
+            make_axes_locatable,
+        )
 
         strip = make_axes_locatable(ax).append_axes(
             "bottom", size="28%", pad=0.1, sharex=ax

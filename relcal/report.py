@@ -626,6 +626,9 @@ def results_html(results: Results) -> str:
         results=results,
         metrics=metric_rows(results),
         bins=bins_to_list(results.table),
+        positive_bins=None
+        if results.positive_table is None
+        else bins_to_list(results.positive_table, positive=True),
         classes=select_classes(results, results.class_names, limit=6),
         binning=_BINNING_NAME[results.binning],
     )

@@ -120,3 +120,18 @@ def test_repr_html_shows_only_some_of_many_classes() -> None:
     assert "(6 of 40: those with the most samples and the largest terms)" in html
     worst = int(np.argmax(r.classwise_per_class))
     assert f"<td>c{worst}</td>" in html
+
+
+def test_repr_html_of_two_classes_has_the_positive_class_bins() -> None:
+    logits, labels = make_logits(600, 2, seed=9)
+    r = relcal.evaluate(logits, labels, n_bins=8)
+    html = r._repr_html_()
+    assert html.count("<details>") == 3 and "Positive class (P(class 1)" in html
+    pos = r.positive_table
+    for b in np.flatnonzero(pos.count):
+        row = (
+            f"<td>{int(pos.count[b])}</td><td>{int(pos.correct[b])}</td>"
+            f"<td>{pos.mean_conf[b]:.4f}</td><td>{pos.accuracy[b]:.4f}</td>"
+        )
+        assert row in html, b
+    assert f"{r.positive_class_ece:.4f}" in html
