@@ -862,26 +862,20 @@ def _check_outputs(
 def _measure_check_inputs(
     file: str, baseline: str | None, load: LoadOptions, settings: Any
 ) -> list[tuple[Any, Any]]:
-    """(new, baseline) for each model of FILE (several with --models)."""
-    from relcal.gate import measure, measured_from_json
+    """(new, baseline) for each model of FILE (several with --models); each
+    model is compared with the baseline's model of the same column."""
+    from relcal.gate import measure, measured_from_jsons, pair_baselines
     from relcal.io import read_metrics_json
 
-    models = load.each(file)
-    if baseline is not None and len(models) > 1:
-        raise RelcalError(
-            f"--baseline compares one model; --models names {len(models)} columns:"
-            " check them one at a time",
-            source=file,
-        )
-    new = [measure(p, n_bins=settings.n_bins, binning=settings.binning) for p in models]
-    old = None
-    if baseline is not None:
-        if baseline.lower().endswith(".json"):
-            old = measured_from_json(read_metrics_json(baseline), baseline)
-        else:
-            base = load.one(baseline)
-            old = measure(base, n_bins=settings.n_bins, binning=settings.binning)
-    return [(m, old) for m in new]
+    bins = {"n_bins": settings.n_bins, "binning": settings.binning}
+    new = [measure(p, **bins) for p in load.each(file)]
+    if baseline is None:
+        return [(m, None) for m in new]
+    if baseline.lower().endswith(".json"):
+        olds = measured_from_jsons(read_metrics_json(baseline), baseline)
+    else:
+        olds = [measure(p, **bins) for p in load.each(baseline)]
+    return list(zip(new, pair_baselines(new, olds, baseline), strict=True))
 
 
 def _write_check_outputs(

@@ -295,6 +295,8 @@ def measured_from_json(doc: Mapping[str, Any], source: str) -> Measured:
     """A baseline from a ``relcal metrics --json`` document (checked by
     :func:`relcal.io.read_metrics_json`)."""
     binning = doc["binning"]
+    given = doc.get("input")
+    model = given.get("model") if isinstance(given, dict) else None
     return Measured(
         source=source,
         n=int(doc["n_samples"]),
@@ -303,7 +305,34 @@ def measured_from_json(doc: Mapping[str, Any], source: str) -> Measured:
         binning=str(binning["strategy"]),
         metrics={m: doc["metrics"].get(m) for m in METRIC_NAMES},
         unavailable=dict(doc.get("unavailable") or {}),
+        model=None if model is None else str(model),
     )
+
+
+def measured_from_jsons(doc: Mapping[str, Any], source: str) -> list[Measured]:
+    """The baselines of a metrics document: one, or one per model of a
+    ``relcal.metrics.models`` document."""
+    if doc.get("kind") == "relcal.metrics.models":
+        return [measured_from_json(d, source) for d in doc["models"]]
+    return [measured_from_json(doc, source)]
+
+
+def pair_baselines(
+    new: list[Measured], baselines: list[Measured], source: str
+) -> list[Measured]:
+    """The baseline of each new model: the only one, or the baseline's model
+    of the same name (the table column of ``models=``)."""
+    if len(new) == 1 and len(baselines) == 1:
+        return baselines
+    by_model = {b.model: b for b in baselines}
+    for m in new:
+        if m.model not in by_model:
+            have = ", ".join(str(b.model) for b in baselines)
+            raise InputError(
+                f"{source}: the baseline has no model {m.model!r} (it has: {have});"
+                " a baseline of several models holds the same columns"
+            )
+    return [by_model[m.model] for m in new]
 
 
 # --------------------------------------------------------------------------

@@ -1159,10 +1159,9 @@ def _dig(doc: dict[str, Any], keys: tuple[str, ...]) -> Any:
 def read_metrics_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A ``relcal metrics --json`` document (format 1), checked: the fields a
     baseline needs (sample and class counts, binning, metrics) are present and
-    of the right types."""
-    import json
-    import math
-
+    of the right types.  A document of several models (``"kind":
+    "relcal.metrics.models"``, from ``--models``) has each of its models
+    checked so."""
     name = str(path)
     p = Path(path)
     try:
@@ -1179,21 +1178,43 @@ def read_metrics_json(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FormatError(
             f"not a JSON file ({err.msg}, line {err.lineno})", source=name
         ) from None
-    if not isinstance(doc, dict) or doc.get("kind") != "relcal.metrics":
-        raise FormatError(
-            'not a relcal metrics file (no "kind": "relcal.metrics"; write one '
-            "with relcal metrics FILE --json)",
-            source=name,
-        )
+    if isinstance(doc, dict) and doc.get("kind") == "relcal.metrics.models":
+        _check_format(doc, name)
+        models = doc.get("models")
+        if not isinstance(models, list) or not models:
+            raise FormatError("models missing or an empty list", source=name)
+        for i, model in enumerate(models):
+            _check_metrics_doc(model, name, f"models[{i}]: ")
+        return doc
+    _check_metrics_doc(doc, name)
+    return doc
+
+
+def _check_format(doc: dict[str, Any], name: str) -> None:
     if doc.get("format") != 1:
         raise FormatError(
             f"metrics file format {doc.get('format')!r}; this relcal reads format 1",
             source=name,
         )
+
+
+def _check_metrics_doc(doc: Any, name: str, where: str = "") -> None:
+    """One ``relcal.metrics`` document: the fields a baseline needs."""
+    import math
+
+    if not isinstance(doc, dict) or doc.get("kind") != "relcal.metrics":
+        raise FormatError(
+            f'{where}not a relcal metrics file (no "kind": "relcal.metrics"; write'
+            " one with relcal metrics FILE --json)",
+            source=name,
+        )
+    _check_format(doc, name)
     for key in ("n_samples", "n_classes"):
         v = doc.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise FormatError(f"{key} missing or not a positive integer", source=name)
+            raise FormatError(
+                f"{where}{key} missing or not a positive integer", source=name
+            )
     binning = doc.get("binning")
     if (
         not isinstance(binning, dict)
@@ -1202,17 +1223,18 @@ def read_metrics_json(path: str | os.PathLike[str]) -> dict[str, Any]:
         or binning.get("strategy") not in ("width", "mass")
     ):
         raise FormatError(
-            "binning missing or not {n_bins: int, strategy: width|mass}", source=name
+            f"{where}binning missing or not {{n_bins: int, strategy: width|mass}}",
+            source=name,
         )
     metrics = doc.get("metrics")
     if not isinstance(metrics, dict):
-        raise FormatError("metrics missing or not an object", source=name)
+        raise FormatError(f"{where}metrics missing or not an object", source=name)
     for key, v in metrics.items():
         if v is None:
             continue
         number = isinstance(v, (int, float)) and not isinstance(v, bool)
         if not number or not math.isfinite(v):
             raise FormatError(
-                f"metrics.{key} must be a number or null. Got {v!r}", source=name
+                f"{where}metrics.{key} must be a number or null. Got {v!r}",
+                source=name,
             )
-    return doc

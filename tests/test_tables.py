@@ -457,13 +457,49 @@ def test_fit_temperature_takes_one_model(tmp_path: Path, csv: Path) -> None:
     assert len(np.load(cal)["labels"]) == n
 
 
-def test_check_baseline_with_several_models_is_refused(csv: Path) -> None:
-    args = ["check", str(csv), *DROP, "--models", MODELS, "--max-ece-increase", "0.1"]
-    code, _, err = run([*args, "--baseline", str(csv)])
-    assert code == 2
-    assert err == (
-        f"Error: {csv}: --baseline compares one model; --models names 3 columns:"
-        " check them one at a time\n"
+def test_check_baseline_pairs_the_models_by_column(tmp_path: Path, csv: Path) -> None:
+    want = expected(make_forecasts())
+    base_json = tmp_path / "base.json"
+    _, out, _ = run(["metrics", str(csv), *DROP, "--models", MODELS, "--json"])
+    base_json.write_text(out)
+    # the baseline: forecaster_b's column holds forecaster_a's forecasts (and
+    # its own holes, so that the same rows are kept)
+    other = make_forecasts()
+    other["forecaster_b"] = other["forecaster_a"].where(other["forecaster_b"].notna())
+    base_csv = tmp_path / "base.csv"
+    other.to_csv(base_csv, index=False)
+    args = ["check", str(csv), *DROP, "--models", MODELS, "--max-ece-increase"]
+    for baseline, increase_b in ((base_json, 0.0), (base_csv, None)):
+        code, out, _ = run([*args, "0.01", "--baseline", str(baseline), "--json"])
+        doc = json.loads(out)
+        by_model = {m["input"]["model"]: m["checks"][0] for m in doc["models"]}
+        for f in ("forecaster_a", "forecaster_c"):
+            assert by_model[f]["value"] == 0.0 and by_model[f]["verdict"] == "pass"
+            assert by_model[f]["baseline_value"] == pytest.approx(
+                want[f]["ece"], abs=1e-12
+            )
+        b = by_model["forecaster_b"]
+        if increase_b is None:  # b against a's forecasts
+            assert b["baseline_value"] == pytest.approx(
+                want["forecaster_a"]["ece"], abs=1e-12
+            )
+            assert b["value"] == pytest.approx(
+                want["forecaster_b"]["ece"] - b["baseline_value"], abs=1e-12
+            )
+        else:
+            assert b["value"] == increase_b
+        assert b["verdict"] == ("pass" if increase_b == 0.0 else "fail")
+        assert code == (1 if b["verdict"] == "fail" else 0)
+    # a baseline without one of the columns
+    one = tmp_path / "one.json"
+    _, out, _ = run(["metrics", str(csv), *DROP, "--models", "forecaster_a", "--json"])
+    one.write_text(out)
+    two = ["check", str(csv), *DROP, "--models", "forecaster_a,forecaster_c"]
+    code, _, err = run([*two, "--max-ece-increase", "0.01", "--baseline", str(one)])
+    assert (code, err) == (
+        2,
+        f"Error: {one}: the baseline has no model 'forecaster_c' (it has:"
+        " forecaster_a); a baseline of several models holds the same columns\n",
     )
 
 
