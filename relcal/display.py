@@ -32,6 +32,17 @@ from relcal.errors import InputError
 from relcal.metrics import Results, evaluate
 
 STYLES = ("bars", "line")
+# curve: (the bin table's attribute of Results, x label, y label, its ECE, name)
+CURVES = {
+    "toplabel": ("table", "confidence (top-label)", "accuracy", "ece", "ECE"),
+    "positive": (
+        "positive_table",
+        "mean predicted P(class 1)",
+        "fraction of class 1",
+        "positive_class_ece",
+        "P(1) ECE",
+    ),
+}
 CURVE_GID = "relcal-curve"  # marks the curves this class drew on an Axes
 DIAGONAL_GID = "relcal-diagonal"
 
@@ -53,8 +64,12 @@ class ReliabilityDisplay:
     Attributes
     ----------
     results : relcal.Results
+    curve : str
+        The curve drawn last: "toplabel" or "positive".
     table : relcal.BinTable
-        ``results.table``: edges, count, accuracy, mean confidence per bin.
+        Its bin table: ``results.table`` (top-label) or
+        ``results.positive_table`` (positive class); edges, count, accuracy,
+        mean confidence per bin.
     ax_ : matplotlib.axes.Axes
         The diagram's axes.
     ax_counts_ : matplotlib.axes.Axes or None
@@ -68,7 +83,8 @@ class ReliabilityDisplay:
         ``style="bars"``: the mean confidence at each non-empty bin's centre.
     line_ : Line2D or None
         ``style="line"``: accuracy (y) against mean confidence (x) of the
-        non-empty bins, as scikit-learn's ``CalibrationDisplay.line_``.
+        non-empty bins (the fraction of class 1 against the mean P(class 1)
+        for ``curve="positive"``, as scikit-learn's ``CalibrationDisplay.line_``).
     """
 
     ax_: Any
@@ -87,6 +103,7 @@ class ReliabilityDisplay:
             )
         self.results = results
         self.table = results.table
+        self.curve = "toplabel"
         self.name = name
 
     @classmethod
@@ -101,14 +118,15 @@ class ReliabilityDisplay:
         ignore_index: int | None = None,
         name: str | None = None,
         ax: Any = None,
-        style: str = "bars",
+        style: str | None = None,
         counts: bool = False,
+        curve: str = "toplabel",
     ) -> ReliabilityDisplay:
         """Evaluate ``scores`` against ``labels`` and draw the diagram.
 
         ``scores``, ``labels``, ``n_bins``, ``binning``, ``kind`` and
         ``ignore_index`` are those of :func:`relcal.evaluate`; ``name``,
-        ``ax``, ``style`` and ``counts`` those of :meth:`plot`.
+        ``ax``, ``style``, ``counts`` and ``curve`` those of :meth:`plot`.
         """
         results = evaluate(
             scores,
@@ -118,7 +136,9 @@ class ReliabilityDisplay:
             binning=binning,
             ignore_index=ignore_index,
         )
-        return cls.from_results(results, name=name, ax=ax, style=style, counts=counts)
+        return cls.from_results(
+            results, name=name, ax=ax, style=style, counts=counts, curve=curve
+        )
 
     @classmethod
     def from_results(
@@ -127,22 +147,26 @@ class ReliabilityDisplay:
         *,
         name: str | None = None,
         ax: Any = None,
-        style: str = "bars",
+        style: str | None = None,
         counts: bool = False,
+        curve: str = "toplabel",
     ) -> ReliabilityDisplay:
         """Draw the diagram of results already computed.
 
-        ``name``, ``ax``, ``style`` and ``counts`` are those of :meth:`plot`.
+        ``name``, ``ax``, ``style``, ``counts`` and ``curve`` are those of
+        :meth:`plot`.
         """
-        return cls(results, name=name).plot(ax=ax, style=style, counts=counts)
+        display = cls(results, name=name)
+        return display.plot(ax=ax, style=style, counts=counts, curve=curve)
 
     def plot(
         self,
         ax: Any = None,
         *,
         name: str | None = None,
-        style: str = "bars",
+        style: str | None = None,
         counts: bool = False,
+        curve: str = "toplabel",
     ) -> ReliabilityDisplay:
         """Draw on ``ax`` (a new figure when None) and return ``self``.
 
@@ -151,16 +175,22 @@ class ReliabilityDisplay:
         ax : matplotlib.axes.Axes, optional
         name : str, optional
             Overrides the name given at construction.
-        style : {"bars", "line"}, default="bars"
-            "bars": the report's diagram (accuracy bars, the gap to the mean
-            confidence, empty bins marked).  "line": one curve, accuracy
-            against mean confidence; several displays may share one ``ax``
-            (the diagonal is drawn once, colours follow the report's series).
+        style : {"bars", "line"}, optional
+            "bars" (the default of the top-label curve): the report's diagram
+            (accuracy bars, the gap to the mean confidence, empty bins
+            marked).  "line" (the positive-class curve's only style): one
+            curve of the non-empty bins; several displays may share one
+            ``ax`` (the diagonal is drawn once, colours follow the report's
+            series).
         counts : bool, default=False
             Add a strip of bin counts (log scale) under ``ax``.
+        curve : {"toplabel", "positive"}, default="toplabel"
+            "toplabel": accuracy against top-label confidence (``results.table``).
+            "positive" (two classes): the fraction of class 1 against the mean
+            P(class 1) per bin (``results.positive_table``), scikit-learn's
+            ``CalibrationDisplay`` and ``calibration_curve``.
         """
-        if style not in STYLES:
-            raise InputError(f"style= must be 'bars' or 'line'. Got {style!r} instead")
+        style = self._check(style, curve)
         if name is not None:
             self.name = name
         if ax is None:
@@ -169,12 +199,32 @@ class ReliabilityDisplay:
             _, ax = plt.subplots()
         self.ax_, self.figure_ = ax, ax.figure
         self.bars_ = self.gap_bars_ = self.points_ = self.line_ = None
+        self.curve = curve
+        self.table = getattr(self.results, CURVES[curve][0])
         if style == "bars":
             self._bars(ax)
         else:
             self._line(ax)
         self.ax_counts_ = self._counts(ax) if counts else None
         return self
+
+    def _check(self, style: str | None, curve: str) -> str:
+        if curve not in CURVES:
+            raise InputError(
+                f"curve= must be 'toplabel' or 'positive'. Got {curve!r} instead"
+            )
+        if curve == "positive" and self.results.positive_table is None:
+            raise InputError(
+                "curve='positive' needs two classes."
+                f" Got {self.results.n_classes} instead"
+            )
+        if style is None:
+            return "bars" if curve == "toplabel" else "line"
+        if style not in STYLES:
+            raise InputError(f"style= must be 'bars' or 'line'. Got {style!r} instead")
+        if style == "bars" and curve == "positive":
+            raise InputError("curve='positive' is drawn as a line: give style='line'")
+        return style
 
     def _bars(self, ax: Any) -> None:
         drawn = plots._reliability(ax, self.table, ylabel="accuracy")
@@ -191,13 +241,15 @@ class ReliabilityDisplay:
             )  # fmt: skip
             diagonal.set_gid(DIAGONAL_GID)
         index = sum(line.get_gid() == CURVE_GID for line in ax.get_lines())
-        label = f"{self.name or 'model'} (ECE {self.results.ece:.3f})"
+        _, xlabel, ylabel, key, ece_name = CURVES[self.curve]
+        ece = getattr(self.results, key)
+        label = f"{self.name or 'model'} ({ece_name} {ece:.3f})"
         self.line_ = plots._curve(ax, self.table, label=label, index=index)
         self.line_.set_gid(CURVE_GID)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-        ax.set_xlabel("mean confidence (top-label) in bin")
-        ax.set_ylabel("accuracy in bin")
+        ax.set_xlabel(xlabel if self.curve == "positive" else f"mean {xlabel} in bin")
+        ax.set_ylabel(f"{ylabel} in bin")
         ax.legend(loc="upper left")
 
     def _counts(self, ax: Any) -> Any:

@@ -145,3 +145,45 @@ def test_bad_arguments_name_the_parameter(data) -> None:
         "results= must be a relcal.Results (from relcal.evaluate). Got dict instead"
     )
     assert plt.get_fignums() == []  # nothing drawn
+
+
+def test_positive_class_curve_of_two_classes() -> None:
+    logits, labels = make_logits(2500, 2, seed=23)
+    z = logits.astype(np.float64)
+    p1 = 1 / (1 + np.exp(z[:, 0] - z[:, 1]))
+    ax = Figure().subplots()
+    disp = ReliabilityDisplay.from_predictions(
+        p1, labels, n_bins=10, ax=ax, curve="positive"
+    )
+    # float64 reference: right-closed bins of P(class 1), 0 in the first
+    edges = np.linspace(0, 1, 11)
+    b = np.searchsorted(edges[1:-1], p1, side="left")
+    count = np.bincount(b, minlength=10)
+    filled = count > 0
+    mean_p = np.bincount(b, weights=p1, minlength=10)[filled] / count[filled]
+    freq = np.bincount(b, weights=labels == 1, minlength=10)[filled] / count[filled]
+    np.testing.assert_allclose(disp.line_.get_xdata(), mean_p, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(disp.line_.get_ydata(), freq, rtol=0, atol=1e-12)
+    assert disp.bars_ is None and disp.curve == "positive"
+    assert disp.table is disp.results.positive_table
+    r = disp.results
+    assert disp.line_.get_label() == f"model (P(1) ECE {r.positive_class_ece:.3f})"
+    assert ax.get_xlabel() == "mean predicted P(class 1)"
+    assert ax.get_ylabel() == "fraction of class 1 in bin"
+
+
+def test_positive_class_curve_needs_two_classes_and_a_line(data) -> None:
+    r = relcal.evaluate(*data)
+    with pytest.raises(InputError) as err:
+        ReliabilityDisplay.from_results(r, curve="positive")
+    assert str(err.value) == "curve='positive' needs two classes. Got 6 instead"
+    r2 = relcal.evaluate(*make_logits(100, 2, seed=1))
+    with pytest.raises(InputError) as err:
+        ReliabilityDisplay.from_results(r2, curve="positive", style="bars")
+    assert str(err.value) == "curve='positive' is drawn as a line: give style='line'"
+    with pytest.raises(InputError) as err:
+        ReliabilityDisplay.from_results(r2, curve="pos")
+    assert (
+        str(err.value) == "curve= must be 'toplabel' or 'positive'. Got 'pos' instead"
+    )
+    assert plt.get_fignums() == []
