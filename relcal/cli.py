@@ -137,22 +137,23 @@ class LoadOptions:
         The loader's notes are printed here, the one place."""
         from relcal.io import load
 
-        loaded = load(
-            path,
-            labels=self.labels_path,
-            scores_key=self.scores_key,
-            labels_key=self.labels_key,
-            label_col=self.label_col,
-            score_cols=self.score_cols,
-            pred_col=self.pred_col,
-            confidence_col=self.confidence_col,
-            kind=self.kind,
-            ignore_index=self.ignore_index,
-            channels_last=self.channels_last,
-            models=self.models,
-            missing=self.missing,
-        )
-        preds = loaded if isinstance(loaded, list) else [loaded]
+        options: dict[str, Any] = {
+            "labels": self.labels_path,
+            "scores_key": self.scores_key,
+            "labels_key": self.labels_key,
+            "label_col": self.label_col,
+            "score_cols": self.score_cols,
+            "pred_col": self.pred_col,
+            "confidence_col": self.confidence_col,
+            "kind": self.kind,
+            "ignore_index": self.ignore_index,
+            "channels_last": self.channels_last,
+            "missing": self.missing,
+        }
+        if self.models is None:
+            preds = [load(path, **options)]
+        else:
+            preds = load(path, models=self.models, **options)
         for note in preds[0].notes:
             click.echo(f"note: {preds[0].source}: {cli_message(note)}", err=True)
         return preds

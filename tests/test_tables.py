@@ -617,3 +617,11 @@ def test_an_empty_column_is_left_out_with_a_note(tmp_path: Path) -> None:
         f"note: {path}: left out non-numeric column 'when' from the scores\n"
         f"note: {path}: left out empty column 'comment' from the scores\n"
     )
+
+
+def test_missing_takes_error_or_drop(csv: Path) -> None:
+    with pytest.raises(RelcalError) as info:
+        load(csv, missing="skip")
+    assert str(info.value) == (
+        f'{csv}: missing= must be "error" or "drop". Got \'skip\' instead'
+    )
