@@ -39,6 +39,9 @@ import numpy as np
 from relcal.errors import InputError
 
 BINNINGS = ("width", "mass")
+# more bins than this is refused: 1e-4 of confidence per bin is finer than any
+# data set measures, and bins cost memory (class-wise: classes x bins)
+MAX_BINS = 10_000
 
 
 def check_n_bins(n_bins: int) -> int:
@@ -47,6 +50,8 @@ def check_n_bins(n_bins: int) -> int:
         raise InputError(f"n_bins must be a positive integer. Got {n_bins!r} instead")
     if n_bins < 1:
         raise InputError(f"n_bins must be a positive integer. Got {n_bins} instead")
+    if n_bins > MAX_BINS:
+        raise InputError(f"n_bins must be at most {MAX_BINS}. Got {n_bins} instead")
     return int(n_bins)
 
 

@@ -49,6 +49,8 @@ BINNED = frozenset({"ece", "rms_ce", "mce"})
 BLOCK_ELEMENTS = 1 << 22
 # N x replicates above this is refused (tens of seconds of work)
 MAX_RESAMPLES = 2_000_000_000
+# more replicates than this is refused: the interval's end points no longer move
+MAX_REPLICATES = 100_000
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,11 @@ def bootstrap(
             f"bootstrap replicates must be a positive integer. Got {n_replicates!r}"
         )
     n_replicates = int(n_replicates)
+    if n_replicates > MAX_REPLICATES:
+        raise InputError(
+            f"bootstrap replicates must be at most {MAX_REPLICATES}."
+            f" Got {n_replicates} instead"
+        )
     if n * n_replicates > MAX_RESAMPLES:
         raise InputError(
             f"a bootstrap of {n} samples x {n_replicates} replicates is too large"
@@ -177,7 +184,10 @@ def bootstrap(
         )
     groups = _Groups(sets)
     rng = np.random.default_rng(seed)
-    block = max(1, min(n_replicates, BLOCK_ELEMENTS // max(n, 1)))
+    # a block's arrays: counts (block, n), and per group and per bin one row
+    # of columns per replicate
+    width = max(n, groups.cells)
+    block = max(1, min(n_replicates, BLOCK_ELEMENTS // width))
     parts: list[list[dict[str, np.ndarray]]] = []
     for start in range(0, n_replicates, block):
         r = min(block, n_replicates - start)
@@ -226,6 +236,9 @@ class _Groups:
                     cols.append(values)
             self.layout.append(where)
         self.columns = np.asfortranarray(np.stack(cols, axis=1)[order])
+        # per replicate, the sums of every group and of every bin
+        n_bins = max(s.n_bins for s in sets)
+        self.cells = (len(self.bounds) + n_bins) * self.columns.shape[1]
 
     def metrics(self, counts: np.ndarray) -> list[dict[str, np.ndarray]]:
         r = counts.shape[0]

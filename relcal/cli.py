@@ -17,7 +17,9 @@ from typing import Any
 import click
 
 from relcal import __version__
-from relcal.errors import RelcalError
+from relcal.binning import MAX_BINS
+from relcal.bootstrap import MAX_REPLICATES
+from relcal.errors import RelcalError, one_line
 
 OK, CHECK_FAILED, BAD_INPUT = 0, 1, 2
 
@@ -280,7 +282,7 @@ def binning_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
         "--bins",
         "n_bins",
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=MAX_BINS),
         default=15,
         show_default=True,
         help="Number of bins.",
@@ -451,7 +453,7 @@ def report(
         outputs[json_out] = to_json(report_to_dict(data))
     written = _emit(outputs)
     if written:
-        click.echo("wrote " + " and ".join(written), err=True)
+        click.echo(one_line("wrote " + " and ".join(written)), err=True)
 
 
 STDOUT = "-"
@@ -553,8 +555,6 @@ def fit_temperature(
     )
     cross = None
     if k is not None:
-        from relcal.errors import RelcalError
-
         try:
             z_cf, temps = cross_fit(z, y, k)
         except RelcalError as err:
@@ -575,7 +575,7 @@ def fit_temperature(
             click.echo(format_temperature(doc), nl=False, err=True)
         return
     click.echo(text if as_json else format_temperature(doc), nl=False)
-    click.echo(f"wrote {out}", err=True)
+    click.echo(one_line(f"wrote {out}"), err=True)
 
 
 @cli.command()
@@ -611,7 +611,7 @@ def calibrate(
     """
     from relcal.io import check_output, read_temperature, write_npz_atomic
     from relcal.render import dropped_text
-    from relcal.temperature import scale_logits, softmax
+    from relcal.temperature import calibrated_arrays
 
     if output == STDOUT:
         raise click.UsageError(
@@ -623,18 +623,23 @@ def calibrate(
     preds = load.one(file)
     _check_classes(doc, preds, temperature_path)
     z, y = _logits_of(preds)  # a top-label file is refused here
-    scaled = scale_logits(z, doc["temperature"])
+    try:
+        scaled, probs = calibrated_arrays(z, doc["temperature"])
+    except RelcalError as err:
+        raise err.with_source(temperature_path) from None
     write_npz_atomic(
         out,
         {
             "logits": scaled,
-            "calibrated_probs": softmax(scaled).astype(scaled.dtype),
+            "calibrated_probs": probs,
             "labels": y,
             "temperature": doc["temperature"],
         },
     )
     dropped = f", {dropped_text(preds.n_dropped)}" if preds.n_dropped else ""
-    click.echo(f"wrote {out} (T = {doc['temperature']:.6g}{dropped})", err=True)
+    click.echo(
+        one_line(f"wrote {out} (T = {doc['temperature']:.6g}{dropped})"), err=True
+    )
 
 
 def _check_classes(doc: dict[str, Any], preds: Any, path: str) -> None:
@@ -714,7 +719,7 @@ def threshold_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--bootstrap",
     "n_replicates",
-    type=click.IntRange(min=100),
+    type=click.IntRange(min=100, max=MAX_REPLICATES),
     metavar="N",
     help="Bootstrap replicates for --confidence.  [default: 1000]",
 )
@@ -758,7 +763,7 @@ def threshold_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--bins",
     "n_bins",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_BINS),
     help="Number of bins.  [default: 15]",
 )
 @click.option(
@@ -905,6 +910,7 @@ def _write_check_outputs(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
+    _tolerant_streams()
     try:
         code = cli.main(args=argv, prog_name="relcal", standalone_mode=False)
         if isinstance(code, int) and not isinstance(code, bool):
@@ -912,6 +918,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
+        exc.message = one_line(exc.message)
         exc.show()
         return BAD_INPUT if isinstance(exc, click.UsageError) else int(exc.exit_code)
     except click.Abort:
@@ -921,6 +928,18 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"Error: {error_line(err)}", err=True)
         return BAD_INPUT
     return OK
+
+
+def _tolerant_streams() -> None:
+    """Print what the terminal cannot encode (a class name in Japanese on an
+    ASCII or Latin-1 terminal) as backslash escapes instead of failing."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a closed or detached stream
+                pass
 
 
 def run() -> None:

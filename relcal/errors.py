@@ -11,6 +11,25 @@ e.g. ``labels: 3 values outside [0, 9] (first: 12 at row 40)``.
 
 from __future__ import annotations
 
+import re
+
+# control characters, and the other characters str.splitlines() breaks at
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters (newlines, NUL, escape sequences,
+    line separators) escaped as in a Python literal: a message that quotes a
+    user's string (a file or class name) stays one line and cannot drive the
+    terminal.
+
+    >>> one_line("a\\nb")
+    'a\\\\nb'
+    """
+    return _UNPRINTABLE.sub(
+        lambda m: m.group().encode("unicode_escape").decode("ascii"), text
+    )
+
 
 class RelcalError(Exception):
     """A problem with the user's input or options (exit code 2 in the CLI)."""
@@ -29,8 +48,8 @@ class RelcalError(Exception):
 
     def __str__(self) -> str:
         if self.source:
-            return f"{self.source}: {self.message}"
-        return self.message
+            return one_line(f"{self.source}: {self.message}")
+        return one_line(self.message)
 
 
 class InputError(RelcalError):

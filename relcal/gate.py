@@ -39,9 +39,11 @@ from typing import Any
 
 import numpy as np
 
+from relcal.binning import MAX_BINS
 from relcal.bootstrap import (
     BINNED,
     BOOTSTRAP_METRICS,
+    MAX_REPLICATES,
     Interval,
     Samples,
     bootstrap,
@@ -184,14 +186,17 @@ def settings_from(
     )
     confidence = _setting(merged, "confidence", None)
     if confidence is not None:
+        where = f"{merged['confidence'][1]}: " if merged["confidence"][1] else ""
         if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
-            raise InputError(f"confidence must be a number. Got {confidence!r}")
-        if not 0.5 <= float(confidence) < 1.0:
-            raise InputError(f"confidence must be in [0.5, 1). Got {confidence!r}")
+            raise InputError(f"{where}confidence must be a number. Got {confidence!r}")
+        if not 0.5 <= confidence < 1.0:  # NaN too; no float(): ints may be huge
+            raise InputError(
+                f"{where}confidence must be in [0.5, 1). Got {confidence!r}"
+            )
         confidence = float(confidence)
-    n_rep = _int_setting(merged, "bootstrap", 1000, minimum=100)
+    n_rep = _int_setting(merged, "bootstrap", 1000, 100, MAX_REPLICATES)
     seed = _int_setting(merged, "seed", 0, minimum=0)
-    n_bins = _int_setting(merged, "bins", 15, minimum=1)
+    n_bins = _int_setting(merged, "bins", 15, 1, MAX_BINS)
     binning = _setting(merged, "binning", "width")
     if binning not in ("width", "mass"):
         raise InputError(f"binning must be width or mass. Got {binning!r} instead")
@@ -222,12 +227,22 @@ def _setting(merged: dict[str, Any], name: str, default: Any) -> Any:
     return merged[name][0] if name in merged else default
 
 
-def _int_setting(merged: dict[str, Any], name: str, default: int, minimum: int) -> int:
+def _int_setting(
+    merged: dict[str, Any],
+    name: str,
+    default: int,
+    minimum: int,
+    maximum: int | None = None,
+) -> int:
     value = _setting(merged, name, default)
     where = f"{merged[name][1]}: " if name in merged and merged[name][1] else ""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InputError(
             f"{where}{name} must be an integer >= {minimum}. Got {value!r} instead"
+        )
+    if maximum is not None and value > maximum:
+        raise InputError(
+            f"{where}{name} must be at most {maximum}. Got {value!r} instead"
         )
     return value
 

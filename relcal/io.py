@@ -42,7 +42,9 @@ Labels may be one-hot rows for ``(N, C)`` scores.  Scores keep their dtype
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -234,10 +236,7 @@ def load(
             raise FormatError(
                 f'missing= must be "error" or "drop". Got {missing!r} instead'
             )
-        if not p.exists():
-            raise FormatError("no such file")
-        if p.is_dir():
-            raise FormatError("is a directory, not a file")
+        check_regular(p)
         suffix = p.suffix.lower()
         if suffix not in FORMATS:
             raise FormatError(
@@ -289,13 +288,41 @@ def _table_only(models: object, missing: str) -> None:
         )
 
 
+_NOT_REGULAR = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_regular(p: Path) -> None:
+    """Refuse, before opening it, what is not a regular file: reading a FIFO
+    blocks until someone writes to it, and a device such as /dev/zero never
+    ends.  Symbolic links are followed."""
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise FormatError("no such file") from None
+    except OSError as exc:
+        raise FormatError(f"cannot read the file ({_short(exc)})") from None
+    if stat.S_ISDIR(mode):
+        raise FormatError("is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        what = next((w for test, w in _NOT_REGULAR if test(mode)), "a special file")
+        raise FormatError(f"is {what}, not a regular file")
+
+
 # --------------------------------------------------------------------------
 # numpy formats
 
 
 def _read_npy_member(npz: Any, key: str) -> np.ndarray:
     try:
+        _check_member_size(npz, key)
         return np.asarray(npz[key])
+    except RelcalError:
+        raise
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
             raise FormatError(
@@ -307,6 +334,28 @@ def _read_npy_member(npz: Any, key: str) -> np.ndarray:
         raise FormatError(f"cannot read array {key!r}: {_short(exc)}") from None
     except Exception as exc:  # zlib.error and friends from a damaged member
         raise FormatError(f"cannot read array {key!r}: {_short(exc)}") from None
+
+
+def _check_member_size(npz: Any, key: str) -> None:
+    """Compare the shape a member's header claims with the bytes it holds,
+    before numpy allocates the array (a damaged header may claim terabytes)."""
+    fmt = np.lib.format
+    member = f"{key}.npy" if f"{key}.npy" in npz.zip.namelist() else key
+    with npz.zip.open(member) as f:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = fmt.read_array_header_2_0(f)
+        start = f.tell()
+    size = npz.zip.getinfo(member).file_size - start
+    needed = math.prod(shape) * dtype.itemsize
+    if dtype.hasobject or needed <= size:
+        return  # object arrays are refused when read
+    raise FormatError(
+        f"array {key!r}: its header claims shape {shape} ({needed:,} bytes) but"
+        f" the file holds {size:,} bytes"
+    )
 
 
 def _short(exc: BaseException) -> str:
@@ -369,13 +418,9 @@ def _load_npz(
         raise FormatError("the file is empty")
     if not head.startswith((b"PK", b"\x93NUMPY")):
         raise FormatError("not a .npz file (not a zip archive)")
-    try:
-        npz = np.load(p, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise FormatError(f"not a readable .npz file ({_short(exc)})") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise FormatError("not a .npz archive (a single .npy array?)")
-    with npz:
+    # opened here, not by np.load: numpy leaves its own handle open when the
+    # archive turns out to be damaged
+    with open(p, "rb") as f, _open_npz(f) as npz:
         keys = list(npz.files)
         skey, lkey = _pick_keys(keys, scores_key, labels_key)
         scores = _read_npy_member(npz, skey)
@@ -416,6 +461,16 @@ def _text(arr: np.ndarray) -> np.ndarray:
     return arr.astype(str)
 
 
+def _open_npz(f: BinaryIO) -> Any:
+    try:
+        npz = np.load(f, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise FormatError(f"not a readable .npz file ({_short(exc)})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise FormatError("not a .npz archive (a single .npy array?)")
+    return npz
+
+
 def _load_npy(p: Path) -> np.ndarray:
     head = _head(p)
     if not head:
@@ -432,7 +487,9 @@ def _load_npy(p: Path) -> np.ndarray:
                 "holds Python objects; relcal never unpickles (allow_pickle=False)"
             ) from None
         raise FormatError(f"not a readable .npy file ({_short(exc)})") from None
-    except (OSError, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001
+        # a damaged header reaches numpy's parser (tokenize, ast) and mmap:
+        # they raise OSError, EOFError, SyntaxError, TokenError, OverflowError ...
         raise FormatError(f"not a readable .npy file ({_short(exc)})") from None
     if not isinstance(arr, np.ndarray):
         raise FormatError("not a .npy array (a .npz archive?)")
@@ -452,8 +509,7 @@ def _load_npy_pair(
     scores = _load_npy(p)
     lp = Path(labels)
     try:
-        if not lp.exists():
-            raise FormatError("no such file")
+        check_regular(lp)
         if lp.suffix.lower() != ".npy":
             raise FormatError("the labels file must be a .npy file")
         label_arr = np.asarray(_load_npy(lp))
@@ -969,6 +1025,14 @@ def check_output(
     out = Path(path)
     if out.is_dir():
         raise RelcalError(f"{out}: is a directory; give a file name to write")
+    if out.exists() and not out.is_file():
+        kind = next(
+            (w for test, w in _NOT_REGULAR if test(out.stat().st_mode)),
+            "a special file",
+        )
+        raise RelcalError(
+            f"{out}: is {kind}, not a regular file; give a file name to write"
+        )
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise RelcalError(f"{out}: cannot write, no directory {parent}")
@@ -1029,23 +1093,8 @@ def read_temperature(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A temperature file written by ``relcal fit-temperature`` (format 1),
     checked: a JSON object with a positive finite ``temperature`` and the
     ``n_classes`` it was fitted for."""
-    import json
-    import math
-
-    p = Path(path)
     name = str(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RelcalError(f"{name}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise RelcalError(f"{name}: cannot read ({_short(err)})") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise FormatError(
-            f"{name}: not a JSON file ({err.msg}, line {err.lineno})"
-        ) from None
+    doc = read_json(path)
     if not isinstance(doc, dict) or doc.get("kind") != "relcal.temperature":
         raise FormatError(
             f'{name}: not a relcal temperature file (no "kind": "relcal.temperature")'
@@ -1056,17 +1105,64 @@ def read_temperature(path: str | os.PathLike[str]) -> dict[str, Any]:
             "this relcal reads format 1"
         )
     t = doc.get("temperature")
-    if (
-        isinstance(t, bool)
-        or not isinstance(t, (int, float))
-        or not (math.isfinite(t) and t > 0)
-    ):
-        raise FormatError(f"{name}: temperature must be a positive number. Got {t!r}")
+    if not _is_number(t) or t <= 0:
+        raise FormatError(
+            f"{name}: temperature must be a positive number. Got {_clip_repr(t)}"
+        )
+    doc["temperature"] = float(t)
     fitted = doc.get("fitted_on")
     n_classes = fitted.get("n_classes") if isinstance(fitted, dict) else None
     if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
         raise FormatError(f"{name}: fitted_on.n_classes missing or not an integer ≥ 2")
     return doc
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """A JSON file's value: strict (``NaN`` and ``Infinity`` are refused, as
+    relcal never writes them) and bounded (nesting too deep for the parser is
+    an error, not a crash)."""
+    import json
+
+    p = Path(path)
+    name = str(path)
+    try:
+        check_regular(p)
+        text = p.read_text(encoding="utf-8")
+    except RelcalError as err:
+        raise err.with_source(name) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise FormatError(f"cannot read ({_short(err)})", source=name) from None
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not a number relcal reads")
+
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except json.JSONDecodeError as err:
+        raise FormatError(
+            f"not a JSON file ({err.msg}, line {err.lineno})", source=name
+        ) from None
+    except ValueError as err:
+        raise FormatError(f"not a JSON file ({_short(err)})", source=name) from None
+    except RecursionError:
+        raise FormatError(
+            "not a JSON file relcal reads (nested too deeply)", source=name
+        ) from None
+
+
+def _is_number(v: Any) -> bool:
+    """A finite JSON number (not a bool, not an integer beyond float's range)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _clip_repr(v: Any, limit: int = 40) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def write_npz_atomic(path: Path, arrays: dict[str, Any]) -> None:
@@ -1122,16 +1218,17 @@ def _check_table(p: Path, *, required: bool) -> dict[str, Any] | None:
             ) from None
     name = str(p)
     try:
+        check_regular(p)
         with open(p, "rb") as f:
             doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise FormatError("no such file", source=name) from None
-    except IsADirectoryError:
-        raise FormatError("is a directory, not a file", source=name) from None
+    except RelcalError as err:
+        raise err.with_source(name) from None
     except OSError as err:
         raise FormatError(f"cannot read ({_short(err)})", source=name) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise FormatError(f"not valid TOML ({_short(err)})", source=name) from None
+    except RecursionError:
+        raise FormatError("not valid TOML (nested too deeply)", source=name) from None
     if p.name == "relcal.toml":
         keys, table = "[check]", doc.get("check")
         if table is None:
@@ -1163,21 +1260,7 @@ def read_metrics_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     "relcal.metrics.models"``, from ``--models``) has each of its models
     checked so."""
     name = str(path)
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FormatError("no such file", source=name) from None
-    except IsADirectoryError:
-        raise FormatError("is a directory, not a file", source=name) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise FormatError(f"cannot read ({_short(err)})", source=name) from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise FormatError(
-            f"not a JSON file ({err.msg}, line {err.lineno})", source=name
-        ) from None
+    doc = read_json(path)
     if isinstance(doc, dict) and doc.get("kind") == "relcal.metrics.models":
         _check_format(doc, name)
         models = doc.get("models")
@@ -1200,8 +1283,6 @@ def _check_format(doc: dict[str, Any], name: str) -> None:
 
 def _check_metrics_doc(doc: Any, name: str, where: str = "") -> None:
     """One ``relcal.metrics`` document: the fields a baseline needs."""
-    import math
-
     if not isinstance(doc, dict) or doc.get("kind") != "relcal.metrics":
         raise FormatError(
             f'{where}not a relcal metrics file (no "kind": "relcal.metrics"; write'
@@ -1230,11 +1311,8 @@ def _check_metrics_doc(doc: Any, name: str, where: str = "") -> None:
     if not isinstance(metrics, dict):
         raise FormatError(f"{where}metrics missing or not an object", source=name)
     for key, v in metrics.items():
-        if v is None:
-            continue
-        number = isinstance(v, (int, float)) and not isinstance(v, bool)
-        if not number or not math.isfinite(v):
+        if v is not None and not _is_number(v):
             raise FormatError(
-                f"{where}metrics.{key} must be a number or null. Got {v!r}",
+                f"{where}metrics.{key} must be a number or null. Got {_clip_repr(v)}",
                 source=name,
             )

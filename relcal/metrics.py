@@ -45,6 +45,7 @@ Learning.  Kull et al. (2019), Beyond temperature scaling.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,8 +212,14 @@ def summarize(
             table = bin_table(conf, correct, edges)
         accuracy = float(np.mean(correct))
         mean_conf = float(np.mean(conf))
-        nll = None if reduced.nll is None else float(np.mean(reduced.nll))
+        with np.errstate(over="ignore"):  # checked below
+            nll = None if reduced.nll is None else float(np.mean(reduced.nll))
         brier = None if reduced.brier is None else float(np.mean(reduced.brier))
+    if nll is not None and not math.isfinite(nll):
+        raise InputError(
+            "scores: the mean NLL overflows float64 (logits near the float range,"
+            " e.g. 1e308)"
+        )
     ece, rms, mce = calibration_errors(table)
     cw = cw_per_class = None
     if reduced.classwise is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from relcal.binning import BinTable
+from relcal.errors import one_line
 
 # Colour-blind-safe (Okabe-Ito) colours.
 BLUE = "#0072B2"
@@ -57,9 +59,10 @@ NO_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
 def plain(text: str) -> str:
     """A user's string (class name, file name) as literal matplotlib text.
 
-    ``$`` would start mathtext, which can raise on arbitrary input.
+    ``$`` would start mathtext, which can raise on arbitrary input; control
+    characters (a newline, NUL) are shown escaped, as in the error messages.
     """
-    return str(text).replace("$", r"\$")
+    return one_line(str(text)).replace("$", r"\$")
 
 
 @contextmanager
@@ -93,7 +96,11 @@ def _svg(fig: Any) -> str:
 
     FigureCanvasSVG(fig)
     buf = io.StringIO()
-    with rc_context(RC):
+    with rc_context(RC), warnings.catch_warnings():
+        # Text stays text (svg.fonttype "none"): the browser draws it in its
+        # own fonts.  matplotlib only measures it, and says so for a character
+        # its font lacks (a class name in Japanese); nothing to tell the user.
+        warnings.filterwarnings("ignore", "Glyph .* missing from font")
         fig.savefig(buf, format="svg", metadata=NO_METADATA)
     text = buf.getvalue()
     # inline: drop the XML declaration, the DOCTYPE (an external DTD address)

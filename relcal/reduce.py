@@ -60,6 +60,8 @@ CHUNK_BYTES = 1 << 22  # 4 MB of float64 work per chunk (see _chunk_elements)
 # (N, C) scores with at most this many classes are reduced class axis first
 # (measured: 10x faster at C = 10, even at C = 64, slower from C = 128)
 TRANSPOSE_MAX_CLASSES = 64
+# class-wise accumulators hold n_classes x n_bins cells (3 arrays, per thread)
+MAX_CLASSWISE_CELLS = 1 << 24
 
 
 def default_threads() -> int:
@@ -209,6 +211,8 @@ def reduce_scores(
         which is all the metrics need, without writing ~33 bytes per sample.
     """
     threads = None if threads is None else max(1, int(threads))
+    if classwise_edges is not None:
+        check_classwise_size(n_classes, len(classwise_edges) - 1)
     valid = None
     if ignore_index is not None:
         mask = labels != ignore_index
@@ -242,6 +246,16 @@ def reduce_scores(
         toplabel_edges,
         per_sample or toplabel_edges is None,
     )
+
+
+def check_classwise_size(n_classes: int, n_bins: int) -> None:
+    """Refuse class-wise accumulators too large to hold (classes x bins, per
+    worker thread) before any memory is taken."""
+    if n_classes * n_bins > MAX_CLASSWISE_CELLS:
+        raise InputError(
+            f"class-wise bins: {n_classes} classes x {n_bins} bins is more than"
+            f" {MAX_CLASSWISE_CELLS:,} bins in all; use fewer bins (n_bins=)"
+        )
 
 
 # --------------------------------------------------------------------------

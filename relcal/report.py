@@ -29,6 +29,9 @@ from relcal.metrics import Results
 
 REPORT_FORMAT = 1
 MAX_CLASS_PANELS = 8  # class-wise panels: the most frequent and the worst classes
+# every diagram draws one bar per bin (per panel, per model): this many bins
+# take seconds to draw; more would take minutes
+REPORT_MAX_BINS = 1000
 
 
 @dataclass(frozen=True)
@@ -412,6 +415,11 @@ def build_report(
 
     if not predictions:
         raise InputError("no input files")
+    if n_bins > REPORT_MAX_BINS:
+        raise InputError(
+            f"the report draws one bar per bin: n_bins must be at most"
+            f" {REPORT_MAX_BINS}. Got {n_bins} instead"
+        )
     preds = list(predictions)
     hashes = list(sha256) if sha256 is not None else [None] * len(preds)
     lhashes = list(labels_sha256) if labels_sha256 is not None else [None] * len(preds)

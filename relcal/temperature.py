@@ -82,6 +82,7 @@ from relcal.reduce import default_threads, scratch, shared_pool
 from relcal.validate import nonfinite_error, prepare
 
 T_BOUNDS = (1e-4, 1e4)
+MAX_LOGIT = 1e100  # larger logits overflow the fit's float64 sums of z²
 GRAD_TOL = 1e-12
 STEP_TOL = 1e-8  # stop once a Newton step would change β by less than this ...
 DT_TOL = 5e-9  # ... and |dL/dT| is at most this
@@ -136,6 +137,8 @@ def as_logits(
     s0, y0 = np.asarray(s), y
     if not np.isfinite(np.max(s0)):  # NaN and +inf show in the maximum
         raise nonfinite_error(s0, y0)
+    if skind == "logits":
+        _check_magnitude(s0)
     z = s0
     if z.dtype not in (np.float32, np.float64):
         z = z.astype(np.float32)
@@ -161,6 +164,22 @@ def as_logits(
         # -inf is allowed for a masked class, never for the true one
         raise nonfinite_error(s0, y0)
     return z, y
+
+
+def _check_magnitude(z: np.ndarray) -> None:
+    """Refuse logits so large that the fit's sums (of z², over every row, at
+    β up to 1/T_BOUNDS[0]) would overflow float64.  -inf (a masked class) is
+    allowed."""
+    hi = float(np.max(z))
+    lo = float(np.min(z))
+    if math.isinf(lo):
+        lo = float(np.min(z, where=np.isfinite(z), initial=0.0))
+    if max(hi, -lo) > MAX_LOGIT:
+        big = hi if hi > -lo else lo
+        raise InputError(
+            f"scores: a logit of {big:.6g}; temperature scaling takes logits of"
+            f" magnitude up to {MAX_LOGIT:g}"
+        )
 
 
 @lru_cache(maxsize=8)
@@ -527,9 +546,30 @@ def scale_logits(z: np.ndarray, temperature: float) -> np.ndarray:
     """``z / T`` in z's floating dtype (float32 stays float32)."""
     t = check_temperature(temperature)
     z = np.asarray(z)
-    if z.dtype == np.float32:
-        return z / np.float32(t)
-    return np.asarray(z, dtype=np.float64) / t
+    with np.errstate(over="ignore"):  # checked below
+        out = (
+            z / np.float32(t)
+            if z.dtype == np.float32
+            else np.asarray(z, np.float64) / t
+        )
+    if (np.isinf(out) & np.isfinite(z)).any():
+        raise InputError(
+            f"temperature {t:g} scales the logits beyond the range of {out.dtype}"
+        )
+    return out
+
+
+def calibrated_arrays(
+    z: np.ndarray, temperature: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """What ``relcal calibrate`` writes: the scaled logits, with -inf (a
+    masked class) as the dtype's lowest finite number (its probability is 0
+    either way; no file relcal writes holds an infinity), and their softmax in
+    the same dtype."""
+    scaled = scale_logits(z, temperature)
+    probs = softmax(scaled).astype(scaled.dtype)
+    np.maximum(scaled, np.finfo(scaled.dtype).min, out=scaled)
+    return scaled, probs
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

@@ -94,20 +94,47 @@ def check_labels(
                 f"{name}: {int(frac.sum())} values are not whole numbers"
                 f" (first: {value!r} at {_where(labels.shape, first)})"
             )
-    out = labels.astype(np.int64, copy=False)
-    # one comparison for both bounds: negative labels wrap to huge unsigned ones
-    valid = out.view(np.uint64) < n_classes
+    if labels.dtype.kind in "fu":
+        # compared as they are: 1e308 or 2**64 - 1 have no int64 value
+        valid = (labels >= 0) & (labels < n_classes)
+    else:
+        # one comparison for both bounds: negative labels wrap to huge unsigned
+        valid = labels.astype(np.int64, copy=False).view(np.uint64) < n_classes
     if ignore_index is not None:
-        valid |= out == ignore_index
+        with np.errstate(over="ignore"):  # beyond float16's range: never equal
+            valid |= labels == ignore_index
     if not valid.all():
         bad_idx = np.flatnonzero(~valid.ravel())
         first = int(bad_idx[0])
+        value = _label_text(labels.ravel()[first].item())
         raise InputError(
             f"{name}: {len(bad_idx)} values outside [0, {n_classes - 1}]"
-            f" (first: {out.ravel()[first]} at {_where(labels.shape, first)})"
-            + _ignore_hint(out, valid, ignore_index)
+            f" (first: {value} at {_where(labels.shape, first)})"
+            + _ignore_hint(labels, valid, ignore_index)
         )
-    return out
+    return labels.astype(np.int64, copy=False)
+
+
+def _label_text(value: float) -> str:
+    """A whole-number label as written: 12, not 12.0; 1e+308, not 309 digits."""
+    if isinstance(value, float):
+        return str(int(value)) if abs(value) < 2**53 else f"{value:.6g}"
+    return str(value)
+
+
+def check_ignore_index(ignore_index: object) -> None:
+    """``ignore_index`` is None or an integer that int64 labels can hold."""
+    if ignore_index is None:
+        return
+    if (
+        isinstance(ignore_index, bool)
+        or not isinstance(ignore_index, (int, np.integer))
+        or not -(2**63) <= int(ignore_index) < 2**63
+    ):
+        raise InputError(
+            f"ignore_index must be an integer within int64. Got {ignore_index!r}"
+            " instead"
+        )
 
 
 def _ignore_hint(
@@ -118,9 +145,9 @@ def _ignore_hint(
     if ignore_index is not None or labels.ndim < 2:
         return ""
     bad = labels[~valid]
-    value = int(bad[0])
-    if not (bad == value).all():
+    if not (bad == bad[0]).all():
         return ""
+    value = _label_text(bad[0].item())
     return f"; if {value} marks labels to ignore, give ignore_index={value}"
 
 
@@ -353,6 +380,7 @@ def prepare(
     the same shape as 2-D ``scores``.  The scores are not
     copied (a memory-mapped array stays memory-mapped).
     """
+    check_ignore_index(ignore_index)
     s = check_float_scores(np.asarray(scores))
     y = np.asarray(labels)
     if y.ndim == 2 and s.ndim == 2 and y.shape == s.shape and s.shape[1] > 1:
