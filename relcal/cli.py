@@ -52,6 +52,7 @@ PYTHON_TO_CLI: dict[str, str] = {
     "confidence": "--confidence",  # check
     "with_ensemble": "--ensemble",  # report
     "k": "--cv",  # fit-temperature (relcal.temperature.cross_fit)
+    "n_bins": "--bins",  # every command that bins
 }
 
 # a Python literal after ``name=``: a number, True/False/None, a quoted string
@@ -104,8 +105,8 @@ def error_line(err: RelcalError) -> str:
     """The text after ``Error: `` for a library error: its file name as given,
     then its message with Python parameters turned into flags."""
     if err.source:
-        return f"{err.source}: {cli_message(err.message)}"
-    return cli_message(str(err))
+        return one_line(f"{err.source}: {cli_message(err.message)}")
+    return one_line(cli_message(str(err)))
 
 
 class RelcalGroup(click.Group):
@@ -157,7 +158,9 @@ class LoadOptions:
         else:
             preds = load(path, models=self.models, **options)
         for note in preds[0].notes:
-            click.echo(f"note: {preds[0].source}: {cli_message(note)}", err=True)
+            click.echo(
+                one_line(f"note: {preds[0].source}: {cli_message(note)}"), err=True
+            )
         return preds
 
     def one(self, path: str) -> Any:

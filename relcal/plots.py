@@ -60,9 +60,11 @@ def plain(text: str) -> str:
     """A user's string (class name, file name) as literal matplotlib text.
 
     ``$`` would start mathtext, which can raise on arbitrary input; control
-    characters (a newline, NUL) are shown escaped, as in the error messages.
+    characters other than a newline (which breaks a title's line) are shown
+    escaped, as in the error messages: no font has a glyph for NUL.
     """
-    return one_line(str(text)).replace("$", r"\$")
+    lines = str(text).split("\n")
+    return "\n".join(one_line(line) for line in lines).replace("$", r"\$")
 
 
 @contextmanager

@@ -677,7 +677,8 @@ def _reduce_multiclass(
                 assert shifted is not None
                 s_k = s if v is None else np.where(v, s, 1.0)
                 d_k = shifted if v is None else np.where(v, shifted, 0.0)
-                nll_sum = _sum_log(s_k, n_classes) - float(d_k.sum())
+                with np.errstate(over="ignore"):  # inf: summarize refuses it
+                    nll_sum = _sum_log(s_k, n_classes) - float(d_k.sum())
             totals = (
                 n_kept,
                 float((p_top if v is None else np.where(v, p_top, 0.0)).sum()),

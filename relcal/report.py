@@ -417,8 +417,8 @@ def build_report(
         raise InputError("no input files")
     if n_bins > REPORT_MAX_BINS:
         raise InputError(
-            f"the report draws one bar per bin: n_bins must be at most"
-            f" {REPORT_MAX_BINS}. Got {n_bins} instead"
+            f"the report draws one bar per bin: n_bins={n_bins} is more than"
+            f" {REPORT_MAX_BINS} bins"
         )
     preds = list(predictions)
     hashes = list(sha256) if sha256 is not None else [None] * len(preds)

@@ -132,8 +132,7 @@ def check_ignore_index(ignore_index: object) -> None:
         or not -(2**63) <= int(ignore_index) < 2**63
     ):
         raise InputError(
-            f"ignore_index must be an integer within int64. Got {ignore_index!r}"
-            " instead"
+            f"ignore_index={ignore_index!r} is not a label: labels are int64 values"
         )
 
 

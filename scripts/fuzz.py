@@ -619,14 +619,19 @@ class Gen:
             (
                 b"{'descr': '<f8', 'fortran_order': False, 'shape': (",
                 b"{'descr': '<f8', 'fortran_order': False, 'shape': (-1, 3), }",
-                b"{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999, 99999999999), }",
+                b"{'descr': '<f8', 'fortran_order': False,"
+                b" 'shape': (99999999999, 99999999999), }",
                 b"{'descr': 'x9', 'fortran_order': False, 'shape': (2,), }",
                 b"{'descr': '<f8', 'fortran_order': 7, 'shape': (2,), }",
                 b"{'descr': '<f8', 'shape': (2,), }",
                 b"{'descr': [('a', '<f8')]*3, 'fortran_order': False, 'shape': (2,), }",
                 b"{'descr': '<f8', 'fortran_order': False, 'shape': (1e3,), }",
                 b"{\"descr\": \"<f8\" 'fortran_order': False, 'shape': (2,), }",
-                b"{'descr': '<f8', 'fortran_order': False, 'shape': ((((((((((((((((2,),),),),),),),),),),),),),),),),), }",
+                b"{'descr': '<f8', 'fortran_order': False, 'shape': "
+                + b"(" * 40
+                + b"2,"
+                + b"),)" * 40
+                + b", }",
                 b"\x00\xff\xfe{'descr'",
                 b"{'descr': 'O', 'fortran_order': False, 'shape': (2,), }",
             )
@@ -736,9 +741,11 @@ class Gen:
                 "table": "[check.max-ece]\nx = 1",
                 "unknown": "max-ecee = 0.1",
                 "bins": f"bins = {self.pick((0, 10**9, 10**18, -1))}",
-                "bootstrap": f"bootstrap = {self.pick((99, 10**7, 10**12))}\nconfidence = 0.9",
+                "bootstrap": f"bootstrap = {self.pick((99, 10**7, 10**12))}\n"
+                "confidence = 0.9",
                 "seed": f"seed = {self.pick((-1, 2**63 - 1))}",
-                "confidence": f"confidence = {self.pick(('1.0', '0.1', 'nan', '0.99999999'))}",
+                "confidence": "confidence = "
+                + self.pick(("1.0", "0.1", "nan", "0.99999999")),
                 "syntax": "max-ece = = 1",
                 "double": "max_ece = 0.2",
                 "negative": "max-ece = -0.1",
@@ -1185,9 +1192,10 @@ def _strict_json(r: Result, text: str, what: str) -> None:
         json.loads(text, parse_constant=refuse)
     except ValueError as exc:
         kind = "non-finite in JSON" if "non-finite" in str(exc) else "invalid JSON"
+        where = what if what == "stdout" else Path(what).suffix
         r.failures.append(
             (
-                f"{kind} ({r.case.command} {what if what == 'stdout' else Path(what).suffix})",
+                f"{kind} ({r.case.command} {where})",
                 _short(str(exc)),
             )
         )
@@ -1252,7 +1260,8 @@ def summary(results: list[Result], seed: int) -> str:
         )
         lines.append(f"         [{'; '.join(first.case.tags)}] {detail}")
         lines.append(
-            f"         replay: python scripts/fuzz.py --seed {seed} --case {first.case.index} -v"
+            f"         replay: python scripts/fuzz.py --seed {seed}"
+            f" --case {first.case.index} -v"
         )
     slow = max(results, key=lambda r: r.seconds)
     lines.append(f"slowest case: {slow.case.index} ({slow.seconds:.1f} s)")
@@ -1301,7 +1310,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if r.failures else 0
     results = run(args.seed, args.cases, limit=args.time_limit, progress=True)
     print(
-        f"relcal fuzz: {args.cases} cases, seed {args.seed}, {time.perf_counter() - t0:.0f} s"
+        f"relcal fuzz: {args.cases} cases, seed {args.seed},"
+        f" {time.perf_counter() - t0:.0f} s"
     )
     print(summary(results, args.seed))
     return 1 if any(r.failures for r in results) else 0
