@@ -830,7 +830,7 @@ def check(
         replace(r, warnings=tuple(map(cli_message, r.warnings))) for r in results
     ]
     for warning in dict.fromkeys(w for r in results for w in r.warnings):
-        click.echo(f"relcal check: warning: {warning}", err=True)
+        click.echo(one_line(f"relcal check: warning: {warning}"), err=True)
     _write_check_outputs(results, config, outputs)
     if as_json:
         click.echo(to_json(checks_to_dict(results, config)), nl=False)

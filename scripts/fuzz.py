@@ -101,7 +101,7 @@ ODD_NAMES = (
     "\U0001d4d0\U0001d4d1",
 )
 HUGE = (1e308, -1e308, 1e38, 3.4e38, 1e300, 1e-320, 6.5e4)
-ALLOWED_STDERR = ("wrote ", "warning: ", "note: ")
+ALLOWED_STDERR = ("wrote ", "warning: ", "note: ", "relcal check: warning: ")
 NONFINITE = re.compile(
     r"(?<![A-Za-z0-9_])[-+]?(nan|inf|infinity)(?![A-Za-z0-9_])", re.I
 )
