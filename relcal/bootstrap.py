@@ -43,8 +43,13 @@ from relcal.binning import assign_bins
 from relcal.errors import InputError
 from relcal.reduce import Reduced
 
-BOOTSTRAP_METRICS = ("accuracy", "ece", "rms_ce", "mce", "nll", "brier")
-BINNED = frozenset({"ece", "rms_ce", "mce"})
+POSITIVE = {  # the positive-class metrics: the binned ones of P(class 1)'s set
+    "positive_class_ece": "ece",
+    "positive_class_rms_ce": "rms_ce",
+    "positive_class_mce": "mce",
+}
+BOOTSTRAP_METRICS = ("accuracy", "ece", "rms_ce", "mce", "nll", "brier", *POSITIVE)
+BINNED = frozenset({"ece", "rms_ce", "mce", *POSITIVE})
 # counts matrix of one block of replicates: about 32 MB of float64
 BLOCK_ELEMENTS = 1 << 22
 # N x replicates above this is refused (tens of seconds of work)
@@ -78,6 +83,23 @@ def samples_from_reduced(reduced: Reduced, edges: np.ndarray) -> Samples:
         correct=np.asarray(reduced.correct, dtype=np.float64),
         nll=None if reduced.nll is None else np.asarray(reduced.nll, np.float64),
         brier=None if reduced.brier is None else np.asarray(reduced.brier, np.float64),
+        n_bins=len(edges) - 1,
+    )
+
+
+def positive_samples(reduced: Reduced, edges: np.ndarray) -> Samples | None:
+    """Two classes: P(class 1) and "label == 1" per sample, binned with
+    ``edges`` (the positive-class table's), resampled like a top-label set;
+    its ECE, RMS-CE and MCE are the positive-class ones.  None otherwise."""
+    if reduced.positive is None or reduced.labels is None:
+        return None
+    pos = np.asarray(reduced.positive, dtype=np.float64)
+    return Samples(
+        bin_index=assign_bins(pos, edges),
+        confidence=pos,
+        correct=(np.asarray(reduced.labels) == 1).astype(np.float64),
+        nll=None,
+        brier=None,
         n_bins=len(edges) - 1,
     )
 

@@ -44,10 +44,12 @@ from relcal.bootstrap import (
     BINNED,
     BOOTSTRAP_METRICS,
     MAX_REPLICATES,
+    POSITIVE,
     Interval,
     Samples,
     bootstrap,
     interval,
+    positive_samples,
     samples_from_reduced,
 )
 from relcal.errors import FormatError, InputError, ShapeError, UnsupportedMetricError
@@ -268,6 +270,7 @@ class Measured:
     results: Results | None = None
     model: str | None = None  # the table column of this model (models=)
     n_dropped: int = 0  # rows dropped for a missing label or score
+    positive_samples: Samples | None = None  # two classes: P(class 1), label == 1
 
 
 def measure(predictions: Any, *, n_bins: int = 15, binning: str = "width") -> Measured:
@@ -303,6 +306,9 @@ def measured_from_reduced(
         samples=samples_from_reduced(reduced, results.table.edges),
         labels=labels,
         results=results,
+        positive_samples=None
+        if results.positive_table is None
+        else positive_samples(reduced, results.positive_table.edges),
     )
 
 
@@ -541,13 +547,26 @@ def _replicates(
             "class-wise ECE has no bootstrap interval yet: it is gated on its "
             "point estimate"
         )
-    sets = [new.samples]
+    measured = [new]
     if paired and baseline is not None and baseline.samples is not None:
-        sets.append(baseline.samples)
+        measured.append(baseline)
+    sets = [m.samples for m in measured]
+    # the positive-class errors: P(class 1)'s samples as more sets on the same
+    # resampling, their ECE / RMS-CE / MCE renamed
+    wanted = any(t.metric in POSITIVE for t in settings.thresholds)
+    positive = [m.positive_samples for m in measured]
+    with_positive = wanted and all(p is not None for p in positive)
+    if with_positive:
+        sets += positive
     try:
-        return bootstrap(sets, n_replicates=settings.n_replicates, seed=settings.seed)
+        reps = bootstrap(sets, n_replicates=settings.n_replicates, seed=settings.seed)
     except InputError as err:
         raise err.with_source(new.source) from None
+    k = len(measured)
+    if with_positive:
+        for i in range(k):
+            reps[i].update({m: reps[k + i][key] for m, key in POSITIVE.items()})
+    return reps[:k]
 
 
 def _judge(

@@ -204,8 +204,9 @@ def check_to_dict(g: GateResult, config: str | None) -> dict[str, Any]:
                 "paired": g.paired,
                 "interval": "two-sided percentile; a check fails when the whole "
                 "interval is beyond its threshold",
-                "bias": "binned metrics (ece, rms_ce, mce): interval shifted by "
-                "-2 b, b = mean(replicates) - plug-in; estimate = plug-in - b",
+                "bias": "binned metrics (ece, rms_ce, mce and their positive_class_"
+                " versions): interval shifted by -2 b, b = mean(replicates) - "
+                "plug-in; estimate = plug-in - b",
             },
         },
         "metrics": {k: _num(v) for k, v in g.new.metrics.items()},

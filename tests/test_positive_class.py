@@ -275,3 +275,59 @@ def test_check_increase_against_a_baseline(binary, tmp_path: Path) -> None:
     diff = new - old
     assert code == (1 if diff > 0 else 0)
     assert f"positive-class-ece increase {diff:+.4f}" in out
+
+
+def test_check_bootstrap_interval_of_the_positive_class_error(binary) -> None:
+    """With --confidence the positive-class checks get bias-corrected bootstrap
+    intervals: (P(class 1), label == 1) resampled with the same counts as the
+    top-label quantities (one bootstrap over both sets, as the gate runs it)."""
+    from relcal.bootstrap import Samples, bootstrap, interval
+
+    path, logits, labels = binary
+    code, out, _ = run(
+        [
+            "check",
+            str(path),
+            "--max-positive-class-ece",
+            "0.5",
+            "--max-positive-class-mce",
+            "0.5",
+            "--max-ece",
+            "0.5",
+            "--confidence",
+            "0.9",
+            "--bootstrap",
+            "300",
+            "--seed",
+            "4",
+            "--json",
+        ]
+    )
+    assert code == 0
+    doc = json.loads(out)
+    # the two sets, written out in numpy
+    p1 = p1_of(logits)
+    inner = np.linspace(0.0, 1.0, 16)[1:-1]
+    pred1 = logits[:, 1] > logits[:, 0]  # a tie goes to class 0
+    conf = np.where(pred1, p1, 1.0 - p1)
+    right = (pred1 == (labels == 1)).astype(np.float64)
+    z = logits.astype(np.float64)
+    nll = np.logaddexp(z[:, 0], z[:, 1]) - z[np.arange(len(labels)), labels]
+    brier = 2.0 * (p1 - (labels == 1)) ** 2
+    top = Samples(np.searchsorted(inner, conf), conf, right, nll, brier, 15)
+    y1 = (labels == 1).astype(np.float64)
+    pos = Samples(np.searchsorted(inner, p1), p1, y1, None, None, 15)
+    reps = bootstrap([top, pos], n_replicates=300, seed=4)
+    ece, _, mce = reference(p1, labels, 15)
+    for check, key, point in ((0, "ece", ece), (1, "mce", mce)):
+        iv = doc["checks"][check]["interval"]
+        want = interval(point, reps[1][key], confidence=0.9, debias=True)
+        assert doc["checks"][check]["note"] is None
+        assert iv["low"] == pytest.approx(want.low, abs=1e-9)
+        assert iv["high"] == pytest.approx(want.high, abs=1e-9)
+        assert iv["estimate"] == pytest.approx(want.estimate, abs=1e-9)
+        assert iv["low"] < iv["estimate"] < iv["high"]
+    top_ece = interval(
+        doc["metrics"]["ece"], reps[0]["ece"], confidence=0.9, debias=True
+    )
+    assert doc["checks"][2]["interval"]["low"] == pytest.approx(top_ece.low, abs=1e-9)
