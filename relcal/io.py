@@ -58,6 +58,7 @@ from relcal.validate import (
     _where,
     check_labels,
     class_axis_last,
+    detect_kind,
     misfit_error,
     prepare,
 )
@@ -677,9 +678,12 @@ def _load_table(df: Any, name: str, read: TableRead) -> Predictions:
             hint = " (and, for a top-label table, pred_col= and confidence_col=)"
     _need_label(columns, read.label_col, hint)
     cols, prefix, notes = _score_columns(df, columns, read.label_col, read.score_cols)
-    df, n_dropped = _drop_missing(
-        df, [*cols, read.label_col], read.label_col, read.missing
-    )
+    try:
+        df, n_dropped = _drop_missing(
+            df, [*cols, read.label_col], read.label_col, read.missing
+        )
+    except FormatError as err:
+        raise _also_several_models(err, df, cols, read) from None
     class_names = tuple(c[len(prefix) :] for c in cols)
     scores = np.column_stack([_numeric_column(df, c) for c in cols])
     if scores.dtype.kind != "f":
@@ -698,6 +702,26 @@ def _load_table(df: Any, name: str, read: TableRead) -> Predictions:
         table_err = _table_error(err, df, cols, read.score_cols)
         raise _renumbered(table_err, n_dropped) from None
     return replace(pred, n_dropped=n_dropped, notes=notes)
+
+
+def _also_several_models(
+    err: FormatError, df: Any, cols: list[str], read: TableRead
+) -> RelcalError:
+    """Missing values in a table whose complete rows are not one model's
+    probabilities either: one message naming every option the table needs."""
+    kept = df.dropna(subset=[*cols, read.label_col])
+    if read.kind != "auto" or len(cols) < 2 or kept.empty:
+        return err
+    try:
+        scores = np.column_stack([_numeric_column(kept, c) for c in cols])
+        detect_kind(scores.astype(np.float64))
+    except ScoresKindError as kind_err:
+        several = _several_models_error(kind_err, cols)
+        several = _renumbered(several, len(df) - len(kept))
+        return FormatError(f"{several.message}. Also {err.message}")
+    except RelcalError:
+        pass
+    return err
 
 
 def _renumbered(err: RelcalError, n_dropped: int) -> RelcalError:

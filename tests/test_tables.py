@@ -114,15 +114,29 @@ def test_without_models_the_auto_reading_is_an_error(
         ),
     )
     # the Python API names its parameters
+    python = detail.format(
+        models='models=["forecaster_a", "forecaster_b", "forecaster_c"]',
+        logits='kind="logits"',
+    )
     with pytest.raises(RelcalError) as info:
         load(csv, label_col="outcome", missing="drop")
-    assert str(info.value) == "{}: {}".format(
-        csv,
-        detail.format(
-            models='models=["forecaster_a", "forecaster_b", "forecaster_c"]',
-            logits='kind="logits"',
-        ),
+    assert str(info.value) == f"{csv}: {python}"
+    # the table as it comes: one message names the three options it needs
+    missing = (
+        "Also column 'forecaster_b': missing value at row 5 (4 rows have a missing"
+        ' label or score; missing="drop" drops them)'
     )
+    with pytest.raises(RelcalError) as info:
+        load(csv, label_col="outcome")
+    assert str(info.value) == f"{csv}: {python}. {missing}"
+    code, out, err = run(["metrics", str(csv), "--label-col", "outcome"])
+    assert (code, out) == (2, "")
+    cli_text = detail.format(
+        models="--models forecaster_a,forecaster_b,forecaster_c",
+        logits="--scores logits",
+    )
+    cli_missing = missing.replace('missing="drop"', "--missing drop")
+    assert err == f"Error: {csv}: {cli_text}. {cli_missing}\n"
 
 
 def test_an_array_file_of_such_scores_names_scores_logits(tmp_path: Path) -> None:
@@ -155,7 +169,8 @@ def test_explicit_scores_logits_still_reads_the_columns_as_logits(
 
 
 def test_missing_values_are_an_error_naming_missing_drop(csv: Path) -> None:
-    code, out, err = run(["metrics", str(csv), "--label-col", "outcome"])
+    args = ["metrics", str(csv), "--label-col", "outcome", "--models", MODELS]
+    code, out, err = run(args)
     assert (code, out) == (2, "")
     assert err == (
         f"Error: {csv}: column 'forecaster_b': missing value at row 5"
