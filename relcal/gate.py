@@ -550,12 +550,12 @@ def _replicates(
     measured = [new]
     if paired and baseline is not None and baseline.samples is not None:
         measured.append(baseline)
-    sets = [m.samples for m in measured]
+    sets = [m.samples for m in measured if m.samples is not None]
     # the positive-class errors: P(class 1)'s samples as more sets on the same
     # resampling, their ECE / RMS-CE / MCE renamed
     wanted = any(t.metric in POSITIVE for t in settings.thresholds)
-    positive = [m.positive_samples for m in measured]
-    with_positive = wanted and all(p is not None for p in positive)
+    positive = [m.positive_samples for m in measured if m.positive_samples is not None]
+    with_positive = wanted and len(positive) == len(measured)
     if with_positive:
         sets += positive
     try:

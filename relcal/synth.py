@@ -207,9 +207,9 @@ def make_binary(
     ('float32', 'int64', True)
     """
     rng = np.random.default_rng(seed)
-    p = ((1.0 - np.cos(np.pi * rng.random(n_samples))) / 2.0).astype(dtype)
+    p: np.ndarray = ((1.0 - np.cos(np.pi * rng.random(n_samples))) / 2.0).astype(dtype)
     if edge_bins and edge_fraction > 0:
-        grid = np.unique(
+        grid: np.ndarray = np.unique(
             np.concatenate(
                 [np.arange(m + 1, dtype=np.float64) / m for m in edge_bins]
             ).astype(dtype)
