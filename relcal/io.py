@@ -833,7 +833,7 @@ def _toplabel_pair(df: Any, cols: list[str]) -> tuple[str, str] | None:
     whole, fractions = [], []
     for c in cols:
         v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
-        if not np.isfinite(v).all() or v.min() < 0:
+        if not v.size or not np.isfinite(v).all() or v.min() < 0:
             return None
         if (v == np.round(v)).all():
             whole.append(c)
