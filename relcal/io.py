@@ -656,7 +656,11 @@ def _drop_missing(
             ' missing="drop" drops them)'
         )
     if n == len(df):
-        raise FormatError(f"every one of the {n} rows has a missing label or score")
+        empty = [c for c, hole in zip(cols, holes.all(axis=0), strict=True) if hole]
+        why = f" (column {empty[0]!r} is empty)" if empty else ""
+        raise FormatError(
+            f"every one of the {n} rows has a missing label or score{why}"
+        )
     return df[~rows], n
 
 
@@ -889,7 +893,8 @@ def _default_score_columns(
     if not numeric:
         bad = others[0] if others else None
         if bad is None:
-            raise FormatError("the table has no score columns besides the labels")
+            why = f" (empty: {', '.join(repr(c) for c in empty)})" if empty else ""
+            raise FormatError(f"the table has no score columns besides the labels{why}")
         raise FormatError(
             f"no numeric score column; column {bad!r} holds"
             f" {df[bad].dtype} values (name the score columns with score_cols=)"

@@ -640,3 +640,22 @@ def test_missing_takes_error_or_drop(csv: Path) -> None:
     assert str(info.value) == (
         f'{csv}: missing= must be "error" or "drop". Got \'skip\' instead'
     )
+
+
+def test_empty_columns_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,y\n0.2,,0\n0.3,,1\n")
+    args = ["metrics", str(path), "--label-col", "y", "--missing", "drop"]
+    code, _, err = run([*args, "--models", "a,b"])
+    assert (code, err) == (
+        2,
+        f"Error: {path}: every one of the 2 rows has a missing label or score"
+        " (column 'b' is empty)\n",
+    )
+    path.write_text("a,b,y\n,,0\n,,1\n")
+    code, _, err = run(args)
+    assert (code, err) == (
+        2,
+        f"Error: {path}: the table has no score columns besides the labels"
+        " (empty: 'a', 'b')\n",
+    )
