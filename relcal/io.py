@@ -320,7 +320,9 @@ def check_regular(p: Path) -> None:
 
 def _read_npy_member(npz: Any, key: str) -> np.ndarray:
     try:
-        _check_member_size(npz, key)
+        member = f"{key}.npy" if f"{key}.npy" in npz.zip.namelist() else key
+        with npz.zip.open(member) as f:
+            _check_size(f, npz.zip.getinfo(member).file_size, f"array {key!r}: ")
         return np.asarray(npz[key])
     except RelcalError:
         raise
@@ -337,24 +339,22 @@ def _read_npy_member(npz: Any, key: str) -> np.ndarray:
         raise FormatError(f"cannot read array {key!r}: {_short(exc)}") from None
 
 
-def _check_member_size(npz: Any, key: str) -> None:
-    """Compare the shape a member's header claims with the bytes it holds,
-    before numpy allocates the array (a damaged header may claim terabytes)."""
+def _check_size(f: BinaryIO, file_size: int, what: str = "") -> None:
+    """Compare the shape a .npy header claims with the bytes the file holds,
+    before numpy allocates or maps the array (a damaged header may claim
+    terabytes)."""
     fmt = np.lib.format
-    member = f"{key}.npy" if f"{key}.npy" in npz.zip.namelist() else key
-    with npz.zip.open(member) as f:
-        version = fmt.read_magic(f)
-        if version == (1, 0):
-            shape, _, dtype = fmt.read_array_header_1_0(f)
-        else:
-            shape, _, dtype = fmt.read_array_header_2_0(f)
-        start = f.tell()
-    size = npz.zip.getinfo(member).file_size - start
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = fmt.read_array_header_1_0(f)
+    else:
+        shape, _, dtype = fmt.read_array_header_2_0(f)
+    size = file_size - f.tell()
     needed = math.prod(shape) * dtype.itemsize
     if dtype.hasobject or needed <= size:
         return  # object arrays are refused when read
     raise FormatError(
-        f"array {key!r}: its header claims shape {shape} ({needed:,} bytes) but"
+        f"{what}its header claims shape {shape} ({needed:,} bytes) but"
         f" the file holds {size:,} bytes"
     )
 
@@ -435,7 +435,8 @@ def _load_npz(
     if labels.dtype.kind in "US":  # class names, matched against class_names
         if names is None:
             raise FormatError(
-                f"array {lkey!r} holds strings (first: {str(_text(labels).flat[0])!r}),"
+                f"array {lkey!r} holds strings"
+                f"{_first_text(labels)}"
                 " not class indices, and the file has no 'class_names' array to"
                 " match them against"
             )
@@ -452,6 +453,11 @@ def _load_npz(
         names,
         {"scores": skey, "labels": lkey},
     )
+
+
+def _first_text(arr: np.ndarray) -> str:
+    """`` (first: 'cat'),`` naming an array's first string, or ``,`` if empty."""
+    return f" (first: {str(_text(arr).flat[0])!r})," if arr.size else ","
 
 
 def _text(arr: np.ndarray) -> np.ndarray:
@@ -481,7 +487,11 @@ def _load_npy(p: Path) -> np.ndarray:
     if head != b"\x93NUMPY":
         raise FormatError("not a .npy file (no .npy header)")
     try:
+        with open(p, "rb") as f:
+            _check_size(f, os.fstat(f.fileno()).st_size)
         arr = np.load(p, mmap_mode="r", allow_pickle=False)
+    except RelcalError:
+        raise
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "object" in str(exc).lower():
             raise FormatError(

@@ -363,7 +363,8 @@ def _reduce_binary(
                 d = scores[lo:hi].astype(np.float64)
             else:
                 d = scores[lo:hi, 1].astype(np.float64)
-                d -= scores[lo:hi, 0]
+                with np.errstate(over="ignore", invalid="ignore"):  # checked next
+                    d -= scores[lo:hi, 0]
             if not np.isfinite(d).all() and _bad_binary_logits(scores[lo:hi]):
                 raise _NonFinite
             a = np.abs(d)
@@ -562,11 +563,14 @@ def _reduce_multiclass(
         s: np.ndarray | None  # row sums of exp(z − m) (logits)
         if kind == "logits":
             t = scratch(z.shape, work_dtype)
-            if z.dtype == work_dtype:
-                np.subtract(z, m, out=t)
-            else:  # widen first: faster than a mixed-dtype subtract, same values
-                np.copyto(t, z)
-                np.subtract(t, m.astype(work_dtype), out=t)
+            # z − m may overflow to -inf (z near -1e308, m near 1e308): a -inf
+            # at the label is refused below, elsewhere it is probability 0
+            with np.errstate(over="ignore"):
+                if z.dtype == work_dtype:
+                    np.subtract(z, m, out=t)
+                else:  # widen first: faster than a mixed-dtype subtract
+                    np.copyto(t, z)
+                    np.subtract(t, m.astype(work_dtype), out=t)
             # z_y − m, exact (0 exactly when z_y is a maximum), before the exp
             shifted = np.take(t.reshape(-1), flat_y)
             if np.isneginf(shifted).any():
@@ -920,7 +924,10 @@ def _classwise_chunk(
         vals = vals.astype(np.float64, copy=False)
         key = cls * n_bins + assign_bins(vals, edges)
     size = n_classes * n_bins
-    sum_p = np.bincount(key, weights=vals, minlength=size).reshape(n_classes, n_bins)
+    # float64 even when no entry is above the threshold: bincount of an empty
+    # key is int64 whatever the weights, and would truncate the class totals
+    sum_p = np.bincount(key, weights=vals, minlength=size).astype(np.float64)
+    sum_p = sum_p.reshape(n_classes, n_bins)
     count = np.bincount(key, minlength=size).reshape(n_classes, n_bins)
     # hits: the label's entries among those above the threshold (the same
     # values, compared and binned the same way)

@@ -82,7 +82,10 @@ from relcal.reduce import default_threads, scratch, shared_pool
 from relcal.validate import nonfinite_error, prepare
 
 T_BOUNDS = (1e-4, 1e4)
-MAX_LOGIT = 1e100  # larger logits overflow the fit's float64 sums of z²
+MAX_FOLDS = 100  # cross-fitting: one fit per fold
+# larger logits leave float32's range (3.4e38) in the steering passes, and
+# their squares soon overflow the float64 sums
+MAX_LOGIT = 1e30
 GRAD_TOL = 1e-12
 STEP_TOL = 1e-8  # stop once a Newton step would change β by less than this ...
 DT_TOL = 5e-9  # ... and |dL/dT| is at most this
@@ -167,9 +170,9 @@ def as_logits(
 
 
 def _check_magnitude(z: np.ndarray) -> None:
-    """Refuse logits so large that the fit's sums (of z², over every row, at
-    β up to 1/T_BOUNDS[0]) would overflow float64.  -inf (a masked class) is
-    allowed."""
+    """Refuse logits beyond :data:`MAX_LOGIT`, whose float32 steering passes
+    and float64 sums (of z², over every row, at β up to 1/T_BOUNDS[0]) would
+    overflow.  -inf (a masked class) is allowed."""
     hi = float(np.max(z))
     lo = float(np.min(z))
     if math.isinf(lo):
@@ -645,6 +648,8 @@ def cross_fit(
     the k temperatures."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise InputError(f"k= needs an integer of at least 2. Got {k!r} instead")
+    if k > MAX_FOLDS:
+        raise InputError(f"k={k}: more folds than {MAX_FOLDS} (one fit per fold)")
     if k > len(y):
         raise InputError(f"k={k}: more folds than the {len(y)} samples")
     order = np.random.default_rng(seed).permutation(len(y))

@@ -155,7 +155,7 @@ class Gen:
             n, c = 3, int(self.pick((3000, 70000)))
             self.tag(f"many classes {c}")
         if self.p(0.02):
-            n, c = int(self.pick((300_000, 2_000_000))), 2
+            n, c = int(self.pick((100_000, 300_000))), 2
             self.tag(f"many rows {n}")
         return n, c
 
@@ -383,6 +383,10 @@ class Gen:
         s, y, c = self.arrays(probs)
         skey = self.pick(("probs", "probabilities", "scores")) if probs else "logits"
         lkey = self.pick(("labels", "labels", "targets", "y"))
+        if self.p(0.1):
+            skey = self.pick(("predictions", "y_prob", "y_pred_proba"))
+            lkey = self.pick(("ground_truth", "targets", "y_true"))
+            self.tag(f"keys {skey} {lkey}")
         args: list[str] = []
         if self.p(0.08):
             skey, lkey = "out", "gt"
@@ -391,6 +395,12 @@ class Gen:
         arrays: dict[str, Any] = {skey: s, lkey: y}
         if self.p(0.4):
             arrays["class_names"] = np.array(self.class_names(c))
+            if self.p(0.2) and y.dtype.kind in "iu" and y.ndim == 1:
+                names = arrays["class_names"]
+                arrays[lkey] = np.where(
+                    y < len(names), names[np.minimum(y, len(names) - 1)], "nope"
+                )
+                self.tag("string labels")
         if self.p(0.04):
             arrays["class_names"] = np.array([1, 2])
             self.tag("numeric class_names")
@@ -468,10 +478,10 @@ class Gen:
         self.tag(f"table {what}")
         df = df.copy()
         if what == "missing":
-            df.iloc[
-                int(self.rng.integers(0, len(df))),
-                int(self.rng.integers(0, df.shape[1])),
-            ] = None
+            col = df.columns[int(self.rng.integers(0, df.shape[1]))]
+            if df[col].dtype.kind in "biu":
+                df[col] = df[col].astype(object)
+            df.loc[df.index[int(self.rng.integers(0, len(df)))], col] = None
         elif what == "text":
             col = df.columns[int(self.rng.integers(0, df.shape[1]))]
             df[col] = df[col].astype(object)
@@ -531,8 +541,35 @@ class Gen:
                 return self.mutate_bytes(text.encode("latin-1", errors="replace"))
         return self.mutate_bytes(text.encode("utf-8"))
 
+    def forecasts(self) -> tuple[Any, list[str]]:
+        """Several binary forecasters in one table: one probability column per
+        model and a 0/1 outcome (``--models``), maybe a date column and holes."""
+        import pandas as pd
+
+        n = int(self.pick((1, 5, 40, 300)))
+        k = int(self.pick((1, 2, 4)))
+        y = self.rng.integers(0, 2, n)
+        cols: dict[str, Any] = {"date": pd.date_range("2024-01-01", periods=n)}
+        names = [self.pick(("m1", "m2", "ens", "Ω", "a b")) + f"{i}" for i in range(k)]
+        for name in names:
+            p = np.clip(y * 0.6 + self.rng.uniform(0, 0.4, n), 0, 1)
+            cols[name] = self.mutate_values(p)
+        cols["outcome"] = self.labels(n, 2) if self.p(0.2) else y
+        df = self.mutate_table(pd.DataFrame(cols))
+        self.tag(f"forecasts {k}")
+        args = ["--label-col", "outcome"]
+        if self.p(0.85):
+            args += [
+                "--models",
+                ",".join(self.pick((names, names[:1], ["nope"], [""]))),
+            ]
+        return df, args
+
     def file_csv(self, stem: str) -> list[str]:
-        df, args = self.table(self.p(0.5))
+        if self.p(0.15):
+            df, args = self.forecasts()
+        else:
+            df, args = self.table(self.p(0.5))
         self.case.files[f"{stem}.csv"] = self.csv_bytes(df)
         return ["{d}/" + f"{stem}.csv", *args, *self.table_options(df)]
 
@@ -551,7 +588,7 @@ class Gen:
         return ["--score-cols", ""]
 
     def file_parquet(self, stem: str) -> list[str]:
-        df, args = self.table(self.p(0.5))
+        df, args = self.forecasts() if self.p(0.15) else self.table(self.p(0.5))
         buf = io.BytesIO()
         try:
             df.to_parquet(buf)
@@ -580,8 +617,18 @@ class Gen:
             }
         )
         df = self.mutate_table(df)
+        args = []
+        if self.p(0.3):
+            self.tag("renamed top-label columns")
+            new = {"true_label": "y_true", "pred_label": "y_pred", "confidence": "conf"}
+            df = df.rename(columns=new)
+            pairs = [("--label-col", "y_true"), ("--pred-col", "y_pred")]
+            pairs.append(("--confidence-col", self.pick(("conf", "conf", "nope"))))
+            for flag, col in pairs:
+                if self.p(0.85):
+                    args += [flag, col]
         self.case.files[f"{stem}.csv"] = self.csv_bytes(df)
-        return ["{d}/" + f"{stem}.csv"]
+        return ["{d}/" + f"{stem}.csv", *args]
 
     def mutate_bytes(self, data: bytes, npy: bool = False) -> bytes:
         if not self.p(0.12):
@@ -728,6 +775,7 @@ class Gen:
                     "badutf8",
                     "double",
                     "negative",
+                    "min-samples",
                 )
             )
             self.tag(f"config {what}")
@@ -747,6 +795,7 @@ class Gen:
                 "confidence": "confidence = "
                 + self.pick(("1.0", "0.1", "nan", "0.99999999")),
                 "syntax": "max-ece = = 1",
+                "min-samples": f"min-samples = {self.pick((0, -5, 10**20, 1.5))}",
                 "double": "max_ece = 0.2",
                 "negative": "max-ece = -0.1",
             }.get(what)
@@ -823,13 +872,17 @@ class Gen:
             self.tag(f"ignore {ignore}")
         if self.p(0.03):
             args.append("--channels-last")
+        if self.p(0.08):
+            args += ["--missing", self.pick(("drop", "error", "skip"))]
         return args
 
     def output(self, name: str, inputs: list[str]) -> str:
         if not self.p(0.1):
             return "{d}/" + name
-        what = self.pick(("missing-dir", "input", "dir", "fifo", "null", "odd"))
+        what = self.pick(("missing-dir", "input", "dir", "fifo", "null", "odd", "-"))
         self.tag(f"output {what}")
+        if what == "-":
+            return "-"
         if what == "missing-dir":
             return "{d}/nodir/" + name
         if what == "input" and inputs:
@@ -910,6 +963,8 @@ def _make_case(seed: int, index: int) -> Case:
                 "--max-brier",
                 "--max-classwise-ece",
                 "--max-ece-increase",
+                "--max-positive-class-ece",
+                "--max-positive-class-mce-increase",
             ],
             int(g.rng.integers(0, 3)),
             replace=False,
@@ -921,6 +976,8 @@ def _make_case(seed: int, index: int) -> Case:
                 argv += ["--bootstrap", str(g.pick((100, 1000, 100_000, 10**9)))]
             if g.p(0.3):
                 argv += ["--seed", str(g.pick((0, 7, 2**63, 2**64 + 1)))]
+        if g.p(0.15):
+            argv += ["--min-samples", str(g.pick((0, 1, 500, 10**9, -1)))]
         if g.p(0.3):
             argv += ["--config", g.config_file()]
         elif g.p(0.1):
@@ -1122,14 +1179,16 @@ def _judge_error(r: Result, d: Path, changed: list[str]) -> None:
     r.outcome = "clean-error"
     if r.stdout:
         r.failures.append(("stdout on exit 2", _short(r.stdout)))
+    # relcal's own notes (a column left out) may come before the error
+    errors = [line for line in lines if not line.startswith(ALLOWED_STDERR)]
     if (
-        len(lines) != 1
+        len(errors) != 1
         or not r.stderr.endswith("\n")
-        or not lines[0].startswith("Error: ")
+        or not lines[-1].startswith("Error: ")
     ):
         r.failures.append(("error message not one 'Error:' line", _short(r.stderr)))
         return
-    msg = lines[0]
+    msg = lines[-1]
     if CONTROL.search(msg):
         r.failures.append(("control character in error message", _short(msg)))
     rest = msg.replace(str(d), "")
@@ -1151,10 +1210,17 @@ def _names_input(msg: str, d: Path, case: Case) -> bool:
 
 
 def _judge_output(r: Result, d: Path, changed: list[str], argv: list[str]) -> None:
-    for line in r.stderr.splitlines():
+    if r.case.command == "fit-temperature" and "-" in argv:
+        # the temperature file went to stdout, and the summary to stderr
+        if NONFINITE.search(r.stderr):
+            r.failures.append(("non-finite in fit-temperature's summary", ""))
+        lines = []
+    else:
+        lines = r.stderr.splitlines()
+    for line in lines:
         if not line.startswith(ALLOWED_STDERR):
             r.failures.append((f"extra stderr: {_norm(line, d)}", _short(line)))
-    if "--json" in argv and r.case.command != "report":
+    if r.stdout.startswith("{"):  # a JSON document (--json, or -o -)
         _strict_json(r, r.stdout, "stdout")
     elif NONFINITE.search(r.stdout):
         r.failures.append(

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import relcal
 from relcal.cli import main
 from relcal.io import load, read_temperature
 from relcal.temperature import calibrated_arrays, scale_logits
@@ -188,6 +189,27 @@ def config_confidence_huge_int(tmp: Path) -> list[str]:
     return ["check", str(good_npz(tmp)), "--config", str(tmp / "relcal.toml")]
 
 
+def too_many_folds(tmp: Path) -> list[str]:
+    r = rng()
+    path = good_npz(tmp, logits=r.normal(size=(300, 3)), labels=r.integers(0, 3, 300))
+    return ["fit-temperature", str(path), "--cv", "101", "-o", str(tmp / "t.json")]
+
+
+def opposite_huge_logits(tmp: Path) -> list[str]:
+    z = rng().normal(size=(30, 3))
+    z[2] = [-1.5e308, 1.5e308, 0.0]  # z - max overflows to -inf
+    y = rng().integers(0, 3, 30)
+    y[2] = 0
+    return ["metrics", str(good_npz(tmp, "huge.npz", logits=z, labels=y))]
+
+
+def binary_logits_both_neginf(tmp: Path) -> list[str]:
+    z = rng().normal(size=(30, 2))
+    z[5] = -np.inf  # -inf - -inf: NaN
+    y = rng().integers(0, 2, 30)
+    return ["metrics", str(good_npz(tmp, "binary.npz", logits=z, labels=y))]
+
+
 CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     (
         "fifo-input",
@@ -246,7 +268,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         "huge-logits-fit",
         huge_logits_fit,
         "{d}/huge.npz: scores: a logit of 1e+300; temperature scaling takes logits"
-        " of magnitude up to 1e+100",
+        " of magnitude up to 1e+30",
     ),
     (
         "nll-overflow",
@@ -297,6 +319,22 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         "newline-in-file-name",
         newline_in_file_name,
         "{d}/no\\nsuch\\x1b[31m.npz: no such file",
+    ),
+    (
+        "too-many-folds",
+        too_many_folds,
+        "{d}/ok.npz: --cv 101: more folds than 100 (one fit per fold)",
+    ),
+    (
+        "opposite-huge-logits",
+        opposite_huge_logits,
+        "{d}/huge.npz: scores: values too large to exponentiate safely",
+    ),
+    (
+        "binary-logits-both-neginf",
+        binary_logits_both_neginf,
+        "{d}/binary.npz: scores: the true class has a logit of -inf (probability"
+        " 0, infinite NLL) at row 5",
     ),
     (
         "config-bins-too-many",
@@ -429,3 +467,17 @@ def test_readers_refuse_special_files(tmp_path: Path) -> None:
         read_temperature(tmp_path / "t.json")
     with pytest.raises(Exception, match=r"^/dev/zero: is a character device"):
         load("/dev/zero")
+
+
+def test_classwise_ece_when_no_probability_leaves_the_first_bin() -> None:
+    """Every probability of 20 classes is near 0.05, below the first bin's upper
+    edge 1/15: the class totals must stay float64 (an empty bincount is int64
+    and used to truncate them)."""
+    r = rng()
+    p = 0.05 + r.uniform(-0.004, 0.004, (1000, 20))
+    p /= p.sum(axis=1, keepdims=True)
+    y = r.integers(0, 20, 1000)
+    freq = np.bincount(y, minlength=20) / 1000
+    expected = np.mean(np.abs(freq - p.mean(axis=0)))  # one bin per class
+    got = relcal.evaluate(p, y, kind="probs").classwise_ece
+    assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
