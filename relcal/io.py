@@ -794,12 +794,12 @@ def _load_models(
     out = []
     for col in cols:
         scores = _numeric_column(df, col).astype(np.float64)
-        bad = ~np.isfinite(scores)
-        if bad.any():
-            pos = int(np.flatnonzero(bad)[0])
+        infinite = df.index[np.isinf(scores)]  # the file's rows
+        if len(infinite):
+            first = infinite[0]
             raise FormatError(
-                f"column {col!r}: {int(bad.sum())} infinite values (first:"
-                f" {scores[pos]} at row {int(df.index[pos])})"
+                f"column {col!r}: {len(infinite)} infinite values (first:"
+                f" {float(df.at[first, col])} at row {first})"
             )
         origin = {"scores": col, "labels": read.label_col}
         try:
