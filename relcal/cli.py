@@ -331,6 +331,7 @@ def metrics(
     """
     from relcal.metrics import evaluate_predictions
     from relcal.render import (
+        format_models,
         format_text,
         models_to_dict,
         results_to_dict,
@@ -347,7 +348,10 @@ def metrics(
         doc = docs[0] if len(docs) == 1 else models_to_dict(docs)
         click.echo(to_json(doc), nl=False)
     else:
-        click.echo("\n".join(format_text(r, s) for r, s in done), nl=False)
+        texts = [format_text(r, s) for r, s in done]
+        if len(done) > 1:
+            texts.append(format_models(done))
+        click.echo("\n".join(texts), nl=False)
 
 
 @cli.command()

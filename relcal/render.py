@@ -163,6 +163,32 @@ def _fmt(x: float | None, width: int = 9, digits: int = 4) -> str:
     return f"{x:.{digits}f}".rjust(width)
 
 
+SIDE_BY_SIDE = ("accuracy", "ece", "positive_class_ece", "nll", "brier")
+
+
+def format_models(done: list[tuple[Results, dict[str, Any]]]) -> str:
+    """The last lines of ``relcal metrics`` for several models (``--models``):
+    one row per model, the main metrics side by side."""
+    labels = dict(METRIC_LABELS)
+    keys = [
+        k
+        for k in SIDE_BY_SIDE
+        if all(k in dict(shown_metrics(r.n_classes)) for r, _ in done)
+    ]
+    names = [str(s.get("model") or s["path"]) for _, s in done]
+    width = max(12, *(len(n) for n in names))
+    head = "  " + "model".ljust(width) + "".join(f" {labels[k]:>14}" for k in keys)
+    rows = [
+        "  "
+        + name.ljust(width)
+        + "".join(f" {_fmt(_num(r.metric(k)), 14)}" for k in keys)
+        for name, (r, _) in zip(names, done, strict=True)
+    ]
+    counts = sorted({r.n for r, _ in done})
+    n = f"{counts[0]} samples each" if len(counts) == 1 else "samples differ"
+    return "\n".join([f"Models side by side ({n}):", head, *rows]) + "\n"
+
+
 def format_text(results: Results, source: dict[str, Any]) -> str:
     """The readable summary and bin table printed by ``relcal metrics``."""
     head = f"relcal {__version__}: {source['path']}"

@@ -659,3 +659,37 @@ def test_empty_columns_are_named(tmp_path: Path) -> None:
         f"Error: {path}: the table has no score columns besides the labels"
         " (empty: 'a', 'b')\n",
     )
+
+
+def test_metrics_text_ends_with_the_models_side_by_side(
+    csv: Path, table: pd.DataFrame
+) -> None:
+    args = ["metrics", str(csv), *DROP, "--models", MODELS]
+    code, out, _ = run(args)
+    assert code == 0
+    _, js, _ = run([*args, "--json"])
+    docs = {m["input"]["model"]: m for m in json.loads(js)["models"]}
+    want = expected(table)
+    n = len(kept_rows(table))
+    head = "  model       " + "".join(
+        f" {label:>14}"
+        for label in ("accuracy", "ECE (L1)", "P(1) ECE (L1)", "NLL (nats)")
+    )
+    assert out.splitlines()[-5:] == [
+        f"Models side by side ({n} samples each):",
+        head + f" {'Brier (sum)':>14}",
+        *(
+            f"  {f}"
+            + "".join(
+                f" {v:14.4f}"
+                for v in (
+                    want[f]["accuracy"],
+                    want[f]["ece"],
+                    docs[f]["metrics"]["positive_class_ece"],
+                    want[f]["nll"],
+                    want[f]["brier"],
+                )
+            )
+            for f in FORECASTERS
+        ),
+    ]
