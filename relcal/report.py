@@ -200,6 +200,16 @@ def ensemble(predictions: Sequence[Any]) -> Any:
     )
 
 
+def unique_names(predictions: Sequence[Any]) -> list[str]:
+    """Each model's name; a table column that several files hold is named
+    with its file (``a.csv: p``) wherever the names would clash."""
+    names = [model_name(p) for p in predictions]
+    return [
+        f"{Path(p.source).name}: {n}" if names.count(n) > 1 and p.model else n
+        for p, n in zip(predictions, names, strict=True)
+    ]
+
+
 def model_name(predictions: Any) -> str:
     """A model's name: its table column (``models=``), else its file's name."""
     model = getattr(predictions, "model", None)
@@ -325,11 +335,13 @@ def model_report(
     sha256: str | None,
     labels_sha256: str | None = None,
     ensemble_of: list[str] | None = None,
+    name: str | None = None,
 ) -> ModelReport:
     from relcal import plots
     from relcal.render import bins_to_list, source_info
 
-    name = predictions.source if ensemble_of else model_name(predictions)
+    if name is None:
+        name = predictions.source if ensemble_of else model_name(predictions)
     source = source_info(predictions, results)
     source["sha256"] = sha256
     source["labels_sha256"] = labels_sha256
@@ -423,11 +435,19 @@ def build_report(
     preds = list(predictions)
     hashes = list(sha256) if sha256 is not None else [None] * len(preds)
     lhashes = list(labels_sha256) if labels_sha256 is not None else [None] * len(preds)
+    names = unique_names(preds)
     models = []
     for i, p in enumerate(preds):
         results = evaluate_predictions(p, n_bins=n_bins, binning=binning)
         models.append(
-            model_report(p, results, i, sha256=hashes[i], labels_sha256=lhashes[i])
+            model_report(
+                p,
+                results,
+                i,
+                sha256=hashes[i],
+                labels_sha256=lhashes[i],
+                name=names[i],
+            )
         )
     if with_ensemble:
         if len(preds) < 2:

@@ -693,3 +693,16 @@ def test_metrics_text_ends_with_the_models_side_by_side(
             for f in FORECASTERS
         ),
     ]
+
+
+def test_report_names_clashing_columns_with_their_files(
+    tmp_path: Path, csv: Path
+) -> None:
+    other = tmp_path / "again.csv"
+    other.write_bytes(csv.read_bytes())
+    js = tmp_path / "r.json"
+    args = ["report", str(csv), str(other), *DROP, "--models", "forecaster_a"]
+    code, _, _ = run([*args, "-o", str(tmp_path / "r.html"), "--json", str(js)])
+    assert code == 0
+    names = [m["name"] for m in json.loads(js.read_text())["models"]]
+    assert names == ["forecasts.csv: forecaster_a", "again.csv: forecaster_a"]
