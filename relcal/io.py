@@ -853,8 +853,8 @@ def _toplabel_pair(df: Any, cols: list[str]) -> tuple[str, str] | None:
             whole.append(c)
         elif v.max() <= 1:
             fractions.append(c)
-    if len(fractions) != 1 or len(whole) != len(cols) - 1:
-        return None
+    if len(fractions) != 1 or not whole or len(whole) != len(cols) - 1:
+        return None  # (one column of fractions alone: a binary problem's P(1))
     return whole[-1], fractions[0]
 
 

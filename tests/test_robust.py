@@ -210,6 +210,11 @@ def binary_logits_both_neginf(tmp: Path) -> list[str]:
     return ["metrics", str(good_npz(tmp, "binary.npz", logits=z, labels=y))]
 
 
+def binary_table_label_out_of_range(tmp: Path) -> list[str]:
+    (tmp / "binary.csv").write_text("label,p1\n0,0.2\n1,0.7\n2,0.4\n")
+    return ["metrics", str(tmp / "binary.csv")]
+
+
 CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     (
         "fifo-input",
@@ -335,6 +340,11 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         binary_logits_both_neginf,
         "{d}/binary.npz: scores: the true class has a logit of -inf (probability"
         " 0, infinite NLL) at row 5",
+    ),
+    (
+        "binary-table-label-out-of-range",
+        binary_table_label_out_of_range,
+        "{d}/binary.csv: labels: 1 values outside [0, 1] (first: 2 at row 2)",
     ),
     (
         "config-bins-too-many",
