@@ -397,9 +397,9 @@ class Gen:
             arrays["class_names"] = np.array(self.class_names(c))
             if self.p(0.2) and y.dtype.kind in "iu" and y.ndim == 1:
                 names = arrays["class_names"]
-                arrays[lkey] = np.where(
-                    y < len(names), names[np.minimum(y, len(names) - 1)], "nope"
-                )
+                inside = (y >= 0) & (y < len(names))
+                picked = names[np.clip(y, 0, len(names) - 1).astype(np.int64)]
+                arrays[lkey] = np.where(inside, picked, "nope")
                 self.tag("string labels")
         if self.p(0.04):
             arrays["class_names"] = np.array([1, 2])
