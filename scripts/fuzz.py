@@ -1014,11 +1014,13 @@ def time_limit(seconds: int) -> Iterator[None]:
         raise Hang()
 
     old = signal.signal(signal.SIGALRM, fire)
-    signal.alarm(seconds)
+    # and again every second after that: a Hang swallowed by the code under
+    # test (raised inside a __del__, say) must not let the case run on
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
     try:
         yield
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
 
 
@@ -1088,6 +1090,7 @@ def run_case(case: Case, root: Path, limit: int = TIME_LIMIT) -> Result:
             warnings.simplefilter(WARNINGS)
             code = main(argv)
     except Hang:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         trace = traceback.format_exc()
         failures.append((f"hang in {_where(sys.exc_info()[2])}", f"> {limit} s"))
     except BaseException as exc:  # noqa: BLE001 - every escape is a finding
@@ -1291,13 +1294,20 @@ def run(
     start: int = 0,
     limit: int = TIME_LIMIT,
     progress: bool = False,
+    log: Any = None,
 ) -> list[Result]:
-    """Run cases ``start .. start + cases - 1``; return their results."""
+    """Run cases ``start .. start + cases - 1``; return their results (and
+    write one JSON line per case to ``log``, a text file, as it goes)."""
     os.environ.pop("GITHUB_STEP_SUMMARY", None)
     results = []
     with tempfile.TemporaryDirectory(prefix="relcal-fuzz-") as tmp:
         for i in range(start, start + cases):
-            results.append(run_case(make_case(seed, i), Path(tmp), limit))
+            r = run_case(make_case(seed, i), Path(tmp), limit)
+            results.append(r)
+            if log is not None:
+                line = {"case": i, "outcome": r.outcome, "seconds": r.seconds}
+                line["failures"] = [k for k, _ in r.failures]
+                print(json.dumps(line), file=log, flush=True)
             if progress and (i + 1 - start) % 500 == 0:
                 print(f"  {i + 1 - start} cases", file=sys.stderr, flush=True)
     return results
@@ -1350,6 +1360,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--case", type=int, help="replay this one case")
     parser.add_argument("--time-limit", type=int, default=TIME_LIMIT)
+    parser.add_argument("--log", help="write one JSON line per case to this file")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument(
         "--warnings-error",
@@ -1374,7 +1385,11 @@ def main(argv: list[str] | None = None) -> int:
         for key, detail in r.failures:
             print(f"FAIL {key}: {detail}")
         return 1 if r.failures else 0
-    results = run(args.seed, args.cases, limit=args.time_limit, progress=True)
+    with contextlib.ExitStack() as stack:
+        log = None if args.log is None else stack.enter_context(open(args.log, "w"))
+        results = run(
+            args.seed, args.cases, limit=args.time_limit, progress=True, log=log
+        )
     print(
         f"relcal fuzz: {args.cases} cases, seed {args.seed},"
         f" {time.perf_counter() - t0:.0f} s"
