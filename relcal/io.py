@@ -433,14 +433,7 @@ def _load_npz(
                 raise FormatError("'class_names' must be a 1-D array of strings")
             names = tuple(_text(raw).tolist())
     if labels.dtype.kind in "US":  # class names, matched against class_names
-        if names is None:
-            raise FormatError(
-                f"array {lkey!r} holds strings"
-                f"{_first_text(labels)}"
-                " not class indices, and the file has no 'class_names' array to"
-                " match them against"
-            )
-        labels = names_to_indices(_text(labels), names, f"array {lkey!r}")
+        labels = _named_labels(labels, names, lkey, _n_classes(scores, channels_last))
     if kind == "auto" and skey in PROB_KEYS:
         kind = "probs"
     return _from_arrays(
@@ -455,9 +448,34 @@ def _load_npz(
     )
 
 
-def _first_text(arr: np.ndarray) -> str:
-    """`` (first: 'cat'),`` naming an array's first string, or ``,`` if empty."""
-    return f" (first: {str(_text(arr).flat[0])!r})," if arr.size else ","
+def _named_labels(
+    labels: np.ndarray, names: tuple[str, ...] | None, key: str, n_classes: int | None
+) -> np.ndarray:
+    """Class indices of labels stored as class names in an .npz."""
+    text = _text(labels)
+    if names is None:
+        first = f" (first: {str(text.flat[0])!r})" if text.size else ""
+        raise FormatError(
+            f"array {key!r} holds strings{first}, not class indices, and the file"
+            " has no 'class_names' array to match them against"
+        )
+    if n_classes is not None and len(names) != n_classes:
+        raise FormatError(
+            f"class_names has {len(names)} names but the scores have"
+            f" {n_classes} classes"
+        )
+    return names_to_indices(text, names, f"array {key!r}")
+
+
+def _n_classes(scores: np.ndarray, channels_last: bool) -> int | None:
+    """The class count the scores' shape says, or None when it says none."""
+    if scores.ndim == 0:
+        return None
+    if channels_last:
+        return int(scores.shape[-1]) if scores.ndim >= 3 else None
+    if scores.ndim == 1 or scores.shape[1] == 1:
+        return 2
+    return int(scores.shape[1])
 
 
 def _text(arr: np.ndarray) -> np.ndarray:

@@ -689,6 +689,16 @@ def test_npz_string_labels_matched_against_class_names(
     )
     assert library_error(path) == message
     assert cli_error([str(path)], capsys) == message
+    # class_names that do not fit the scores: said before any name is matched
+    np.savez(path, logits=logits, labels=names[labels], class_names=names[:3])
+    assert library_error(path) == (
+        f"{path}: class_names has 3 names but the scores have 4 classes"
+    )
+    np.savez(path, logits=logits[:0], labels=names[:0])
+    assert library_error(path) == (
+        f"{path}: array 'labels' holds strings, not class indices, and the file"
+        " has no 'class_names' array to match them against"
+    )
 
 
 def toplabel_data(tmp: Path) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
