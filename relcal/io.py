@@ -1111,6 +1111,7 @@ def write_atomic(files: Mapping[Path, str | Callable[[BinaryIO], None]]) -> None
     import tempfile
 
     temps: list[tuple[str, Path]] = []
+    path = Path()  # the file being written: errors name it, not its temporary
     try:
         for path, content in files.items():
             fd, tmp = tempfile.mkstemp(
@@ -1130,9 +1131,8 @@ def write_atomic(files: Mapping[Path, str | Callable[[BinaryIO], None]]) -> None
         for tmp, _ in temps:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        raise RelcalError(
-            f"{err.filename or ''}: cannot write ({err.strerror})"
-        ) from None
+        reason = err.strerror or _short(err)
+        raise RelcalError(f"{path}: cannot write ({reason})") from None
 
 
 def _mode_for(path: Path) -> int:

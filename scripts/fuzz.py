@@ -879,10 +879,14 @@ class Gen:
     def output(self, name: str, inputs: list[str]) -> str:
         if not self.p(0.1):
             return "{d}/" + name
-        what = self.pick(("missing-dir", "input", "dir", "fifo", "null", "odd", "-"))
+        what = self.pick(
+            ("missing-dir", "input", "dir", "fifo", "null", "odd", "-", "unwritable")
+        )
         self.tag(f"output {what}")
         if what == "-":
             return "-"
+        if what == "unwritable":  # nothing can be created there, even by root
+            return self.pick(("/proc", "/sys")) + "/relcal-fuzz-" + name
         if what == "missing-dir":
             return "{d}/nodir/" + name
         if what == "input" and inputs:
@@ -1205,6 +1209,9 @@ def _names_input(msg: str, d: Path, case: Case) -> bool:
     """Whether an error message names a file of the case (by its path, or by
     its name when found in the working directory) or an option given."""
     if str(d) in msg or "--" in msg:
+        return True
+    paths = [a for a in case.argv if "/" in a and not a.startswith("{d}")]
+    if any(p in msg for p in paths):  # an output such as /proc/x.html
         return True
     if any(re.search(rf"(^|\s){re.escape(name)}:", msg[7:]) for name in case.files):
         return True

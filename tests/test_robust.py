@@ -215,6 +215,10 @@ def binary_table_label_out_of_range(tmp: Path) -> list[str]:
     return ["metrics", str(tmp / "binary.csv")]
 
 
+def unwritable_output(tmp: Path) -> list[str]:
+    return ["report", str(good_npz(tmp)), "-o", "/proc/relcal-test.html"]
+
+
 CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     (
         "fifo-input",
@@ -345,6 +349,11 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         "binary-table-label-out-of-range",
         binary_table_label_out_of_range,
         "{d}/binary.csv: labels: 1 values outside [0, 1] (first: 2 at row 2)",
+    ),
+    (
+        "unwritable-output",  # named as given, not as its temporary file
+        unwritable_output,
+        "/proc/relcal-test.html: cannot write (No such file or directory)",
     ),
     (
         "config-bins-too-many",
