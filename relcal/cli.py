@@ -934,7 +934,16 @@ def main(argv: list[str] | None = None) -> int:
     except RelcalError as err:
         click.echo(f"Error: {error_line(err)}", err=True)
         return BAD_INPUT
+    except MemoryError:
+        # Sizes that options and headers ask for are checked before memory is
+        # taken (--bins, --bootstrap, a .npy header's shape); what is left is
+        # data too large for the machine: a message, not a traceback.
+        click.echo(f"Error: {OUT_OF_MEMORY}", err=True)
+        return BAD_INPUT
     return OK
+
+
+OUT_OF_MEMORY = "out of memory: the input needs more memory than this machine has"
 
 
 def _tolerant_streams() -> None:

@@ -500,3 +500,21 @@ def test_classwise_ece_when_no_probability_leaves_the_first_bin() -> None:
     expected = np.mean(np.abs(freq - p.mean(axis=0)))  # one bin per class
     got = relcal.evaluate(p, y, kind="probs").classwise_ece
     assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_out_of_memory_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The last resort, for data larger than the machine: every size an option
+    or a header asks for is checked before, so the fuzz run never gets here."""
+
+    def evaluate(*args: object, **kwargs: object) -> None:
+        raise MemoryError("Unable to allocate 80.0 GiB")
+
+    monkeypatch.setattr("relcal.metrics.evaluate_predictions", evaluate)
+    assert main(["metrics", str(good_npz(tmp_path))]) == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == (
+        "",
+        "Error: out of memory: the input needs more memory than this machine has\n",
+    )
