@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from relcal import __version__
-from relcal.errors import InputError, ShapeError
+from relcal.errors import InputError, ShapeError, one_line
 from relcal.metrics import Results
 
 REPORT_FORMAT = 1
@@ -629,10 +629,22 @@ def _environment() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_shown,
     )
     env.filters["num"] = _num_filter
     env.globals["zip"] = zip
     return env
+
+
+def _shown(value: Any) -> Any:
+    """What a template prints: a plain string (a class or file name) with its
+    control characters escaped as in the terminal (a NUL is not valid HTML);
+    markup (``| safe``: the figures, the CSS) as it is."""
+    from markupsafe import Markup
+
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return one_line(value)
+    return value
 
 
 def render_html(report: ReportData) -> str:

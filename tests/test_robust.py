@@ -440,7 +440,7 @@ def test_report_odd_class_names_draw_without_warnings(tmp_path: Path) -> None:
     html = (tmp_path / "r.html").read_text()
     assert code == 0
     # the diagrams' titles show the NUL escaped (no font has a glyph for it)
-    assert "日本語" in html and ">\\x00nul<" in html
+    assert "日本語" in html and ">\\x00nul<" in html and "\x00" not in html
 
 
 def test_calibrate_writes_no_infinity(tmp_path: Path) -> None:
