@@ -925,7 +925,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        exc.message = one_line(exc.message)
+        # click quotes most values with repr, not an unknown option's name
+        setattr(exc, "message", one_line(exc.message))  # noqa: B010 (Final)
         exc.show()
         return BAD_INPUT if isinstance(exc, click.UsageError) else int(exc.exit_code)
     except click.Abort:

@@ -49,7 +49,7 @@ import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO, overload
+from typing import Any, BinaryIO, TypeGuard, overload
 
 import numpy as np
 
@@ -1207,7 +1207,7 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         ) from None
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: Any) -> TypeGuard[int | float]:
     """A finite JSON number (not a bool, not an integer beyond float's range)."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return False
