@@ -752,10 +752,10 @@ def _reduce_multiclass(
         briers = [t[4] for t in chunk_totals]
         totals = Totals(
             n=sum(t[0] for t in chunk_totals),
-            sum_confidence=math.fsum(t[1] for t in chunk_totals),
+            sum_confidence=_fsum([t[1] for t in chunk_totals]),
             n_correct=sum(t[2] for t in chunk_totals),
-            sum_nll=None if None in nlls else math.fsum(nlls),
-            sum_brier=None if None in briers else math.fsum(briers),
+            sum_nll=None if None in nlls else _fsum(nlls),
+            sum_brier=None if None in briers else _fsum(briers),
         )
     return Reduced(
         n_classes,
@@ -790,6 +790,15 @@ def _chunk_elements(dtype: np.dtype) -> int:
     return CHUNK_BYTES // 8 if dtype.itemsize >= 8 else CHUNK_BYTES // 2
 
 
+def _fsum(values: Sequence[float]) -> float:
+    """``math.fsum``, or inf where its partial sums overflow (chunk sums of
+    logits near 1e308); the caller refuses an infinite metric."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return math.inf
+
+
 def _add_parts(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
     """Sum per-chunk accumulators (count, sum of p, sum of correct)."""
     first = parts[0]
@@ -813,7 +822,10 @@ def _bin_sums(
     if ignored is not None:
         idx[ignored] = n_bins
     # count and correct from one integer bincount over (bin, correct) pairs
+    # float64 also for a chunk with no sample (every one ignored): an empty
+    # bincount is int64 whatever the weights
     sum_conf = np.bincount(idx, weights=conf, minlength=n_bins + 1)[:n_bins]
+    sum_conf = sum_conf.astype(np.float64, copy=False)
     idx *= 2
     idx += correct
     pairs = np.bincount(idx, minlength=2 * n_bins + 2)[: 2 * n_bins]

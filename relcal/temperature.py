@@ -83,6 +83,8 @@ from relcal.validate import nonfinite_error, prepare
 
 T_BOUNDS = (1e-4, 1e4)
 MAX_FOLDS = 100  # cross-fitting: one fit per fold
+# temperatures float32 logits can be divided by (normal float32 numbers)
+T32_RANGE = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
 # larger logits leave float32's range (3.4e38) in the steering passes, and
 # their squares soon overflow the float64 sums
 MAX_LOGIT = 1e30
@@ -549,6 +551,10 @@ def scale_logits(z: np.ndarray, temperature: float) -> np.ndarray:
     """``z / T`` in z's floating dtype (float32 stays float32)."""
     t = check_temperature(temperature)
     z = np.asarray(z)
+    if z.dtype == np.float32 and not T32_RANGE[0] <= t <= T32_RANGE[1]:
+        raise InputError(
+            f"temperature {t:g} is outside the range of the logits' dtype float32"
+        )
     with np.errstate(over="ignore"):  # checked below
         out = (
             z / np.float32(t)
@@ -578,7 +584,8 @@ def calibrated_arrays(
 def softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise softmax in float64 (class axis 1)."""
     z = np.asarray(z, dtype=np.float64)
-    e = z - np.max(z, axis=1, keepdims=True)
+    with np.errstate(over="ignore"):  # -inf: a probability of 0, as it is
+        e = z - np.max(z, axis=1, keepdims=True)
     kernel.exp(e)
     e /= e.sum(axis=1, keepdims=True)
     return e

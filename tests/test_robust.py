@@ -219,6 +219,22 @@ def unwritable_output(tmp: Path) -> list[str]:
     return ["report", str(good_npz(tmp)), "-o", "/proc/relcal-test.html"]
 
 
+def float32_tiny_temperature(tmp: Path) -> list[str]:
+    z = rng().normal(size=(30, 3)).astype(np.float32)
+    t = temperature_json(tmp, t_doc(1e-308))
+    return ["calibrate", str(good_npz(tmp, logits=z)), "--temperature", str(t)]
+
+
+def segmentation_nll_sum_overflow(tmp: Path) -> list[str]:
+    r = rng()
+    z = r.normal(size=(2, 3, 2, 2))
+    y = r.integers(0, 3, (2, 2, 2))
+    z[:, 0, 0, 0] = -1e308  # the label's logit: an NLL near 1e308 per image
+    y[:, 0, 0] = 0
+    path = good_npz(tmp, "seg.npz", logits=z, labels=y)
+    return ["metrics", str(path)]
+
+
 CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     (
         "fifo-input",
@@ -354,6 +370,18 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         "unwritable-output",  # named as given, not as its temporary file
         unwritable_output,
         "/proc/relcal-test.html: cannot write (No such file or directory)",
+    ),
+    (
+        "float32-tiny-temperature",
+        float32_tiny_temperature,
+        "{d}/t.json: temperature 1e-308 is outside the range of the logits'"
+        " dtype float32",
+    ),
+    (
+        "segmentation-nll-sum-overflow",
+        segmentation_nll_sum_overflow,
+        "{d}/seg.npz: scores: the mean NLL overflows float64 (logits near the"
+        " float range, e.g. 1e308)",
     ),
     (
         "config-bins-too-many",
@@ -518,3 +546,47 @@ def test_out_of_memory_is_one_line(
         "",
         "Error: out of memory: the input needs more memory than this machine has\n",
     )
+
+
+def test_segmentation_with_a_whole_image_ignored(tmp_path: Path) -> None:
+    """An image whose every pixel is ignored gives its chunk no sample: the
+    chunk's bin sums must still add up (float64) with the others' (relcal
+    check's pass, which keeps per-sample arrays and the equal-width table)."""
+    from relcal.metrics import reduce_predictions
+
+    r = rng()
+    z = r.normal(size=(3, 4, 5, 5))
+    y = r.integers(1, 4, (3, 5, 5))
+    y[0] = 0  # the whole first image: the first chunk has no sample
+    path = good_npz(tmp_path, "seg.npz", logits=z, labels=y)
+    _, res = reduce_predictions(load(path, ignore_index=0))
+    keep = y.reshape(-1) != 0
+    rows = np.moveaxis(z, 1, -1).reshape(-1, 4)[keep]
+    ref = relcal.evaluate(rows, y.reshape(-1)[keep])
+    assert res.n == ref.n == 50
+    for name in ("ece", "classwise_ece", "nll", "brier", "accuracy"):
+        assert getattr(res, name) == pytest.approx(getattr(ref, name), rel=1e-12)
+
+
+def test_calibrate_tiny_temperature_float64(tmp_path: Path) -> None:
+    """z / T near the float range: softmax's z - max overflows to -inf, which
+    is a probability of 0, with no warning."""
+    z = np.array([[-1.0, 1.0, 0.0], [0.5, -0.5, 0.25]])
+    path = good_npz(tmp_path, logits=z, labels=np.array([1, 0]))
+    (tmp_path / "t.json").write_text(t_doc(1e-308))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code = main(
+            [
+                "calibrate",
+                str(path),
+                "--temperature",
+                str(tmp_path / "t.json"),
+                "-o",
+                str(tmp_path / "c.npz"),
+            ]
+        )
+    assert code == 0
+    with np.load(tmp_path / "c.npz") as f:
+        assert f["calibrated_probs"].tolist() == [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+        assert np.isfinite(f["logits"]).all()
