@@ -776,6 +776,8 @@ class Gen:
                     "double",
                     "negative",
                     "min-samples",
+                    "deep",
+                    "inline",
                 )
             )
             self.tag(f"config {what}")
@@ -796,6 +798,8 @@ class Gen:
                 + self.pick(("1.0", "0.1", "nan", "0.99999999")),
                 "syntax": "max-ece = = 1",
                 "min-samples": f"min-samples = {self.pick((0, -5, 10**20, 1.5))}",
+                "deep": "max-ece = " + "[" * 5000 + "]" * 5000,
+                "inline": "max-ece = {x = 1}\nbins = 1e3",
                 "double": "max_ece = 0.2",
                 "negative": "max-ece = -0.1",
             }.get(what)

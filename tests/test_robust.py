@@ -235,6 +235,12 @@ def segmentation_nll_sum_overflow(tmp: Path) -> list[str]:
     return ["metrics", str(path)]
 
 
+def deep_config(tmp: Path) -> list[str]:
+    text = "[check]\nmax-ece = " + "[" * 5000 + "]" * 5000 + "\n"
+    (tmp / "relcal.toml").write_text(text)
+    return ["check", str(good_npz(tmp)), "--config", str(tmp / "relcal.toml")]
+
+
 CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     (
         "fifo-input",
@@ -382,6 +388,11 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         segmentation_nll_sum_overflow,
         "{d}/seg.npz: scores: the mean NLL overflows float64 (logits near the"
         " float range, e.g. 1e308)",
+    ),
+    (
+        "deep-config",
+        deep_config,
+        "{d}/relcal.toml: not valid TOML (nested too deeply)",
     ),
     (
         "config-bins-too-many",
