@@ -749,8 +749,12 @@ def _also_several_models(
         detect_kind(scores.astype(np.float64))
     except ScoresKindError as kind_err:
         several = _several_models_error(kind_err, cols)
-        several = _renumbered(several, len(df) - len(kept))
-        return FormatError(f"{several.message}. Also {err.message}")
+        # nothing was dropped (missing="error"): the rows were read among the
+        # complete ones only, and the message says so in those words
+        return FormatError(
+            f"{several.message} (rows counted among the {len(kept)} complete"
+            f" ones). Also {err.message}"
+        )
     except RelcalError:
         pass
     return err

@@ -101,17 +101,20 @@ def test_without_models_the_auto_reading_is_an_error(
         "score columns forecaster_a, forecaster_b, forecaster_c: every value is in"
         f" [0, 1] but {n} of {n} rows do not sum to 1 within 0.0001 (first:"
         f" {first_sum:.6g} at row 0): not probabilities of 3 classes. One binary"
-        " model per column: {models}; logits of 3 classes: {logits} (row numbers"
-        f" count the rows kept after dropping {N_DROPPED})"
+        " model per column: {models}; logits of 3 classes: {logits}"
     )
+    dropped = f" (row numbers count the rows kept after dropping {N_DROPPED})"
+    # missing="error": nothing dropped, the rows are counted among the complete
+    complete = f" (rows counted among the {n} complete ones)"
     code, out, err = run(["metrics", str(csv), *DROP])
     assert (code, out) == (2, "")
-    assert err == "Error: {}: {}\n".format(
+    assert err == "Error: {}: {}{}\n".format(
         csv,
         detail.format(
             models="--models forecaster_a,forecaster_b,forecaster_c",
             logits="--scores logits",
         ),
+        dropped,
     )
     # the Python API names its parameters
     python = detail.format(
@@ -120,7 +123,7 @@ def test_without_models_the_auto_reading_is_an_error(
     )
     with pytest.raises(RelcalError) as info:
         load(csv, label_col="outcome", missing="drop")
-    assert str(info.value) == f"{csv}: {python}"
+    assert str(info.value) == f"{csv}: {python}{dropped}"
     # the table as it comes: one message names the three options it needs
     missing = (
         "Also column 'forecaster_b': missing value at row 5 (4 rows have a missing"
@@ -128,7 +131,7 @@ def test_without_models_the_auto_reading_is_an_error(
     )
     with pytest.raises(RelcalError) as info:
         load(csv, label_col="outcome")
-    assert str(info.value) == f"{csv}: {python}. {missing}"
+    assert str(info.value) == f"{csv}: {python}{complete}. {missing}"
     code, out, err = run(["metrics", str(csv), "--label-col", "outcome"])
     assert (code, out) == (2, "")
     cli_text = detail.format(
@@ -136,7 +139,7 @@ def test_without_models_the_auto_reading_is_an_error(
         logits="--scores logits",
     )
     cli_missing = missing.replace('missing="drop"', "--missing drop")
-    assert err == f"Error: {csv}: {cli_text}. {cli_missing}\n"
+    assert err == f"Error: {csv}: {cli_text}{complete}. {cli_missing}\n"
 
 
 def test_an_array_file_of_such_scores_names_scores_logits(tmp_path: Path) -> None:
