@@ -53,6 +53,8 @@ PYTHON_TO_CLI: dict[str, str] = {
     "with_ensemble": "--ensemble",  # report
     "k": "--cv",  # fit-temperature (relcal.temperature.cross_fit)
     "n_bins": "--bins",  # every command that bins
+    "binning": "--binning",  # every command that bins
+    "baseline": "--baseline",  # check (relcal.gate.check)
 }
 
 # a Python literal after ``name=``: a number, True/False/None, a quoted string
@@ -61,13 +63,27 @@ _LITERAL = (
     r"""True|False|None|-?\d+(?:\.\d+)?(?:e[-+]?\d+)?"""
     r"""|'[^'\n]*'|"[^"\n]*"|\[[^\]\n]*\]"""
 )
-_PARAM = re.compile(
-    # a quoted user string (an opening quote, not an apostrophe) is skipped
-    # whole; a name inside a path or file name (k=3.html, /runs/k=3/) is not one
-    r"""(?P<quoted>(?<!\w)'[^'\n]*'|(?<!\w)"[^"\n]*")"""
-    rf"|(?<![\w.=/\\-])(?P<name>{'|'.join(sorted(PYTHON_TO_CLI, key=len)[::-1])})"
-    rf"=(?P<value>{_LITERAL})?(?![\w=./\\])"
-)
+@functools.lru_cache(maxsize=1)
+def _names() -> dict[str, str]:
+    """:data:`PYTHON_TO_CLI` and the checks of ``relcal check``: a threshold is
+    the key ``max-ece`` of :func:`relcal.gate.settings_from` and the option
+    ``--max-ece`` (built on the error path only: gate is not imported at
+    start-up)."""
+    from relcal.gate import CHECKS
+
+    return {**PYTHON_TO_CLI, **{name: f"--{name}" for name in CHECKS}}
+
+
+@functools.lru_cache(maxsize=1)
+def _param() -> re.Pattern[str]:
+    names = "|".join(re.escape(n) for n in sorted(_names(), key=len)[::-1])
+    return re.compile(
+        # a quoted user string (an opening quote, not an apostrophe) is skipped
+        # whole; a name inside a path or file name (k=3.html, /runs/k=3/) is not
+        r"""(?P<quoted>(?<!\w)'[^'\n]*'|(?<!\w)"[^"\n]*")"""
+        rf"|(?<![\w.=/\\-])(?P<name>{names})"
+        rf"=(?P<value>{_LITERAL})?(?![\w=./\\])"
+    )
 
 
 def _flag(match: re.Match[str]) -> str:
@@ -76,7 +92,7 @@ def _flag(match: re.Match[str]) -> str:
 
     if match.group("quoted") is not None:
         return match.group(0)
-    flag = PYTHON_TO_CLI[match.group("name")]
+    flag = _names()[match.group("name")]
     raw = match.group("value")
     if raw is None:
         return flag
@@ -98,7 +114,7 @@ def cli_message(text: str) -> str:
     ``--scores-key``, ``ignore_index=255`` becomes ``--ignore-index 255``,
     ``kind="logits"`` becomes ``--scores logits``.  Only the names of
     :data:`PYTHON_TO_CLI` are rewritten, and never inside a quoted string."""
-    return _PARAM.sub(_flag, text)
+    return _param().sub(_flag, text)
 
 
 def error_line(err: RelcalError) -> str:

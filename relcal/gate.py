@@ -438,13 +438,13 @@ def check(
     """
     if not settings.thresholds:
         raise InputError(
-            "no checks: give a threshold such as --max-ece 0.05, or put one in "
+            "no checks: give a threshold such as max-ece=0.05, or put one in "
             "[tool.relcal.check] of pyproject.toml or in relcal.toml"
         )
     notes: list[str] = []
     needs_baseline = [t.name for t in settings.thresholds if t.needs_baseline]
     if needs_baseline and baseline is None:
-        raise InputError(f"--{needs_baseline[0]} needs a --baseline to compare with")
+        raise InputError(f"{needs_baseline[0]}= needs a baseline= to compare with")
     for t in settings.thresholds:
         _available(new, t.metric, t.name)
         if t.needs_baseline and baseline is not None:
@@ -501,7 +501,7 @@ def _same_samples(new: Measured, old: Measured, notes: list[str]) -> bool:
         raise FormatError(
             f"{old.source}: the baseline was measured with {old.n_bins} "
             f"{_strategy(old.binning)} bins and this check uses {new.n_bins} "
-            f"{_strategy(new.binning)} (--bins, --binning): compare like with like"
+            f"{_strategy(new.binning)} (n_bins=, binning=): compare like with like"
         )
     if old.labels is None or new.labels is None:
         notes.append(
@@ -541,7 +541,7 @@ def _replicates(
     if settings.confidence is None:
         return []
     if new.samples is None:
-        raise InputError(f"{new.source}: --confidence needs the samples")
+        raise InputError(f"{new.source}: confidence= needs the samples")
     if any(t.metric == "classwise_ece" for t in settings.thresholds):
         notes.append(
             "class-wise ECE has no bootstrap interval yet: it is gated on its "

@@ -102,14 +102,25 @@ def test_point_verdicts_and_equality_passes() -> None:
 
 
 def test_no_thresholds_is_an_error() -> None:
-    with pytest.raises(RelcalError, match="no checks"):
+    with pytest.raises(RelcalError) as info:
         check(fixed(ece=0.1), Settings(()))
+    # the library names the settings key; the CLI shows --max-ece 0.05
+    assert str(info.value) == (
+        "no checks: give a threshold such as max-ece=0.05, or put one in "
+        "[tool.relcal.check] of pyproject.toml or in relcal.toml"
+    )
 
 
 def test_baseline_checks_need_a_baseline() -> None:
     s = settings_from({}, {"max-ece-increase": 0.0})
-    with pytest.raises(RelcalError, match="--max-ece-increase needs a --baseline"):
+    with pytest.raises(RelcalError) as info:
         check(fixed(ece=0.1), s)
+    assert str(info.value) == "max-ece-increase= needs a baseline= to compare with"
+    from relcal.cli import cli_message
+
+    assert cli_message(str(info.value)) == (
+        "--max-ece-increase needs a --baseline to compare with"
+    )
 
 
 def test_increase_and_decrease() -> None:
