@@ -68,3 +68,35 @@ def test_wheel_without_kernel_is_pure(tmp_path):
     assert "Tag: py3-none-any" in meta.splitlines()
     assert "relcal/libvexp.so.1" not in names
     assert any(n.startswith("relcal/templates/") for n in names)
+
+
+def _hook_module():
+    pytest.importorskip("hatchling", reason="hatch_build.py imports hatchling")
+    import importlib.util
+
+    path = ROOT / "hatch_build.py"
+    spec = importlib.util.spec_from_file_location("relcal_hatch_build", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_platform_tag_falls_back_without_readelf(tmp_path, monkeypatch):
+    hook = _hook_module()
+    lib = tmp_path / "lib.so"
+    lib.write_bytes(b"\x7fELF")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert hook.glibc_level(lib) is None
+    assert hook._platform_tag(lib) == "linux_x86_64"
+
+
+@pytest.mark.skipif(shutil.which("readelf") is None, reason="readelf not installed")
+def test_platform_tag_refuses_a_library_that_needs_more(tmp_path):
+    hook = _hook_module()
+    # this interpreter's binary links libpython on most builds: not manylinux-able
+    lib = Path(sys.executable).resolve()
+    needed = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True)
+    libs = set(re.findall(r"Shared library: \[([^\]]+)\]", needed.stdout))
+    if libs <= hook.GLIBC_LIBS:
+        pytest.skip(f"{lib} needs only {sorted(libs)}")
+    assert hook.glibc_level(lib) is None
