@@ -12,6 +12,7 @@ the next one is requested (copy it to keep it).
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -54,6 +55,83 @@ def _open_npy(p: Path) -> tuple[BinaryIO, tuple[int, ...], np.dtype]:
     return f, tuple(shape), dtype
 
 
+def _read_full(f: BinaryIO, mem: memoryview) -> int:
+    """readinto until ``mem`` is full or the stream ends (a zip member
+    stream returns short reads)."""
+    got = 0
+    while got < len(mem):
+        n = f.readinto(mem[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _npz_member(
+    z: zipfile.ZipFile, key: str
+) -> tuple[BinaryIO, tuple[int, ...], np.dtype]:
+    member = f"{key}.npy" if f"{key}.npy" in z.namelist() else key
+    if member not in z.namelist():
+        raise FormatError(f"no array {key!r} in the archive")
+    f = z.open(member)
+    try:
+        _check_size(f, z.getinfo(member).file_size, f"array {key!r}: ")
+        f.close()
+        f = z.open(member)
+        version = np.lib.format.read_magic(f)
+        read = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read(f)
+        if dtype.hasobject or (fortran and len(shape) > 1) or not shape:
+            raise FormatError(
+                f"array {key!r} cannot be streamed (objects, Fortran order or a scalar)"
+            )
+    except RelcalError:
+        f.close()
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged member
+        f.close()
+        raise FormatError(f"cannot read array {key!r}: {exc}") from None
+    return f, tuple(shape), dtype  # type: ignore[return-value]
+
+
+def iter_npz(
+    path: str | os.PathLike[str],
+    *,
+    scores_key: str = "scores",
+    labels_key: str = "labels",
+    rows: int = 65536,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Like :func:`iter_npy_pair`, for two members of a .npz archive, stored
+    or deflated: each member is decompressed as a stream, chunk by chunk."""
+    if rows < 1:
+        raise RelcalError(f"rows= must be at least 1, got {rows}")
+    p = Path(path)
+    try:
+        check_regular(p)
+        z = zipfile.ZipFile(p)
+    except RelcalError as err:
+        raise err.with_source(str(p)) from None
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise FormatError(f"not a .npz archive ({exc})", source=str(p)) from None
+    with z:
+        try:
+            sf, sshape, sdt = _npz_member(z, scores_key)
+            lf, lshape, ldt = _npz_member(z, labels_key)
+        except RelcalError as err:
+            raise err.with_source(str(p)) from None
+        with sf, lf:
+            _check_pair(sshape, lshape, p, p)
+            yield from zip(
+                _chunks(sf, sshape, sdt, rows, str(p)),
+                _chunks(lf, lshape, ldt, rows, str(p)),
+                strict=True,
+            )
+
+
 def _chunks(
     f: BinaryIO, shape: tuple[int, ...], dtype: np.dtype, rows: int, name: str
 ) -> Iterator[np.ndarray]:
@@ -62,7 +140,7 @@ def _chunks(
     for start in range(0, shape[0], rows):
         n = min(rows, shape[0] - start)
         view = buf[:n]
-        got = f.readinto(memoryview(view).cast("B"))
+        got = _read_full(f, memoryview(view).cast("B"))
         if got != view.nbytes:
             raise FormatError(
                 f"the file ended at row {start + got // max(1, view[0].nbytes)}"
@@ -107,9 +185,12 @@ def _check_pair(
     sshape: tuple[int, ...], lshape: tuple[int, ...], sp: Path, lp: Path
 ) -> None:
     ok = lshape[0] == sshape[0] and (
-        len(sshape) == 2 and len(lshape) == 1
-        or len(sshape) > 2 and lshape == (sshape[0], *sshape[2:])
-        or len(sshape) == 1 and len(lshape) == 1
+        len(sshape) == 2
+        and len(lshape) == 1
+        or len(sshape) > 2
+        and lshape == (sshape[0], *sshape[2:])
+        or len(sshape) == 1
+        and len(lshape) == 1
     )
     if not ok:
         raise ShapeError(

@@ -7,7 +7,7 @@ import pytest
 
 import relcal.io
 from relcal.errors import RelcalError
-from relcal.stream import iter_npy_pair
+from relcal.stream import iter_npy_pair, iter_npz
 
 
 def _cat(chunks):
@@ -78,7 +78,7 @@ def test_rows_must_be_positive(tmp_path):
 _MEMORY_SCRIPT = r"""
 import sys, numpy as np
 from pathlib import Path
-from relcal.stream import iter_npy_pair
+from relcal.stream import iter_npy_pair, iter_npz
 
 def hwm():
     for line in open("/proc/self/status"):
@@ -114,3 +114,23 @@ def test_npy_streaming_memory_does_not_grow_with_the_file(tmp_path):
     assert int(out[0]) == n
     assert float(out[1]) == 0.0
     assert int(out[2]) < 64 * 2**20, f"peak RSS grew by {int(out[2]) / 2**20:.0f} MB"
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+@pytest.mark.parametrize("rows", [1, 7, 1000])
+def test_npz_members_chunks_equal_load(tmp_path, save, rows):
+    rng = np.random.default_rng(2)
+    scores = rng.dirichlet(np.ones(5), size=60)
+    labels = rng.integers(0, 5, size=60)
+    save(tmp_path / "p.npz", scores=scores, labels=labels)
+    pred = relcal.io.load(tmp_path / "p.npz")
+    s, y = _cat(iter_npz(tmp_path / "p.npz", rows=rows))
+    np.testing.assert_array_equal(s, pred.scores)
+    np.testing.assert_array_equal(y, pred.labels)
+
+
+def test_npz_missing_member(tmp_path):
+    np.savez(tmp_path / "p.npz", scores=np.zeros((3, 2)), y=np.zeros(3))
+    with pytest.raises(RelcalError) as exc:
+        list(iter_npz(tmp_path / "p.npz"))
+    assert str(exc.value) == f"{tmp_path / 'p.npz'}: no array 'labels' in the archive"
