@@ -198,3 +198,39 @@ def _check_pair(
             f" (labels: {lp})",
             source=str(sp),
         )
+
+
+def iter_table(
+    path: str | os.PathLike[str],
+    *,
+    score_cols: list[str],
+    label_col: str = "label",
+    rows: int = 65536,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(scores_chunk, labels_chunk)`` from a .csv (pandas ``chunksize=``)
+    or .parquet file (pyarrow record batches).  Only explicit ``score_cols=``
+    and ``label_col=`` for now: io.load's column inference is not reused yet,
+    nor its checks of missing or non-numeric values."""
+    if rows < 1:
+        raise RelcalError(f"rows= must be at least 1, got {rows}")
+    p = Path(path)
+    try:
+        check_regular(p)
+    except RelcalError as err:
+        raise err.with_source(str(p)) from None
+    cols = [*score_cols, label_col]
+    if p.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        batches = (
+            b.to_pandas() for b in pq.ParquetFile(p).iter_batches(rows, columns=cols)
+        )
+    else:
+        import pandas as pd
+
+        batches = pd.read_csv(p, usecols=cols, chunksize=rows)
+    for df in batches:
+        yield (
+            df[score_cols].to_numpy(dtype=np.float64),
+            df[label_col].to_numpy(),
+        )

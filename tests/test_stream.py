@@ -7,7 +7,7 @@ import pytest
 
 import relcal.io
 from relcal.errors import RelcalError
-from relcal.stream import iter_npy_pair, iter_npz
+from relcal.stream import iter_npy_pair, iter_npz, iter_table
 
 
 def _cat(chunks):
@@ -78,7 +78,7 @@ def test_rows_must_be_positive(tmp_path):
 _MEMORY_SCRIPT = r"""
 import sys, numpy as np
 from pathlib import Path
-from relcal.stream import iter_npy_pair, iter_npz
+from relcal.stream import iter_npy_pair, iter_npz, iter_table
 
 def hwm():
     for line in open("/proc/self/status"):
@@ -134,3 +134,20 @@ def test_npz_missing_member(tmp_path):
     with pytest.raises(RelcalError) as exc:
         list(iter_npz(tmp_path / "p.npz"))
     assert str(exc.value) == f"{tmp_path / 'p.npz'}: no array 'labels' in the archive"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("rows", [1, 7, 1000])
+def test_table_chunks_equal_load(tmp_path, suffix, rows):
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    scores = rng.dirichlet(np.ones(3), size=40)
+    df = pd.DataFrame(scores, columns=["a", "b", "c"])
+    df["label"] = rng.integers(0, 3, size=40)
+    f = tmp_path / f"t{suffix}"
+    df.to_csv(f, index=False) if suffix == ".csv" else df.to_parquet(f)
+    pred = relcal.io.load(f, score_cols=["a", "b", "c"])
+    s, y = _cat(iter_table(f, score_cols=["a", "b", "c"], rows=rows))
+    np.testing.assert_array_equal(s, pred.scores)
+    np.testing.assert_array_equal(y, pred.labels)
