@@ -64,8 +64,26 @@ TRANSPOSE_MAX_CLASSES = 64
 MAX_CLASSWISE_CELLS = 1 << 24
 
 
+_jobs: int | None = None
+
+
+def set_jobs(jobs: int | None) -> None:
+    """Set the number of worker threads for this process (``None``: every core
+    this process may use).  The CLI's ``--jobs``."""
+    global _jobs
+    _jobs = None if jobs is None else max(1, int(jobs))
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, else cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def default_threads() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
+    return _jobs if _jobs is not None else available_cores()
 
 
 @dataclass(frozen=True)
