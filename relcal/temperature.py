@@ -78,6 +78,7 @@ import numpy as np
 
 from relcal import kernel
 from relcal.errors import InputError, UnsupportedMetricError
+from relcal.progress import advance
 from relcal.reduce import default_threads, scratch, shared_pool
 from relcal.validate import nonfinite_error, prepare
 
@@ -234,6 +235,7 @@ class _Pass:
         np.multiply(d, beta, out=e)
         kernel.exp(e)
         self._sums(e, d, sums[:, lo:hi])
+        advance(z.nbytes)
 
     def _chunk32(self, lo: int, hi: int, beta: float, sums: np.ndarray) -> None:
         z = self.z[lo:hi]
@@ -247,6 +249,7 @@ class _Pass:
         np.multiply(d, np.float32(beta), out=e)
         np.exp(e, out=e)
         self._sums(e, d, sums[:, lo:hi])
+        advance(z.nbytes)
 
     def _sums(self, e: np.ndarray, d: np.ndarray, out: np.ndarray) -> None:
         """Row sums Σ e, Σ e d, Σ e d² (and Σ e d³) into ``out``; ``e`` is
