@@ -309,6 +309,63 @@ def binning_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--jobs`` and ``--quiet``, on every command that computes: the worker
+    threads (:func:`relcal.reduce.set_jobs`) and the progress bar
+    (:mod:`relcal.progress`) for the command's run."""
+
+    @functools.wraps(f)
+    def command(*args: Any, jobs: int | None, quiet: bool, **kwargs: Any) -> Any:
+        from relcal import progress
+        from relcal.reduce import set_jobs
+
+        set_jobs(jobs)
+        if not quiet:
+            progress.enable()
+        try:
+            return f(*args, **kwargs)
+        finally:
+            progress.disable()
+            set_jobs(None)
+
+    command = click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        help="No progress bar (drawn on a terminal for work over about a second).",
+    )(command)
+    command = click.option(
+        "-j",
+        "--jobs",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="Worker threads.  [default: every core this process may use]",
+    )(command)
+    return command
+
+
+# full passes over the logits of fit_prepared: typically 3, and about a
+# quarter of one over its subsample (a bar's estimate; a longer fit grows it)
+FIT_PASSES = 4
+
+
+def _passes(binning: str) -> int:
+    """Passes of the reduction over the scores: equal-mass bins take two."""
+    return 2 if binning == "mass" else 1
+
+
+def _work(label: str, preds: Iterable[Any], passes: int) -> Any:
+    """A progress task over ``passes`` passes through the scores of ``preds``."""
+    from relcal import progress
+
+    return progress.task(label, _nbytes(preds) * passes)
+
+
+def _nbytes(preds: Iterable[Any]) -> int:
+    """Bytes of the scores of loaded predictions."""
+    return sum(int(getattr(p.scores, "nbytes", 0)) for p in preds)
+
+
 @click.group(cls=RelcalGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="relcal")
 def cli() -> None:
@@ -331,6 +388,7 @@ def cli() -> None:
     is_flag=True,
     help="Print the results as JSON (format 1, see the README).",
 )
+@run_options
 def metrics(
     file: str,
     load: LoadOptions,
@@ -356,9 +414,11 @@ def metrics(
     )
 
     done = []
-    for preds in load.each(file):
-        results = evaluate_predictions(preds, n_bins=n_bins, binning=binning)
-        done.append((results, source_info(preds, results)))
+    models = load.each(file)
+    with _work("metrics", models, _passes(binning)):
+        for preds in models:
+            results = evaluate_predictions(preds, n_bins=n_bins, binning=binning)
+            done.append((results, source_info(preds, results)))
     if as_json:
         docs = [results_to_dict(r, s) for r, s in done]
         doc = docs[0] if len(docs) == 1 else models_to_dict(docs)
@@ -411,6 +471,7 @@ def metrics(
 )
 @input_options
 @binning_options
+@run_options
 def report(
     files: tuple[str, ...],
     output: str,
@@ -450,27 +511,30 @@ def report(
     if t_doc is not None:
         for p in preds:
             _check_classes(t_doc, p, temperature_path or "")
-    data = build_report(
-        preds,
-        n_bins=n_bins,
-        binning=binning,
-        title=title,
-        with_ensemble=ensemble,
-        sha256=hashes,
-        labels_sha256=[_sha256(load.labels_path) for _ in preds],
-    )
-    if t_doc is not None or fit_in_sample:
-        for model, p in zip(data.models, preds, strict=False):
-            z, y = _logits_of(p)
-            add_scaling(
-                model,
-                z,
-                y,
-                t_doc=t_doc,
-                t_path=temperature_path,
-                n_bins=n_bins,
-                binning=binning,
-            )
+    scaling = t_doc is not None or fit_in_sample
+    passes = _passes(binning) * (2 if scaling else 1) + FIT_PASSES * fit_in_sample
+    with _work("report", preds, passes):
+        data = build_report(
+            preds,
+            n_bins=n_bins,
+            binning=binning,
+            title=title,
+            with_ensemble=ensemble,
+            sha256=hashes,
+            labels_sha256=[_sha256(load.labels_path) for _ in preds],
+        )
+        if scaling:
+            for model, p in zip(data.models, preds, strict=False):
+                z, y = _logits_of(p)
+                add_scaling(
+                    model,
+                    z,
+                    y,
+                    t_doc=t_doc,
+                    t_path=temperature_path,
+                    n_bins=n_bins,
+                    binning=binning,
+                )
     outputs = {out: render_html(data)}
     if json_out is not None:
         outputs[json_out] = to_json(report_to_dict(data))
@@ -545,6 +609,7 @@ def _logits_of(preds: Any) -> tuple[Any, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the file's JSON.")
 @input_options
 @binning_options
+@run_options
 def fit_temperature(
     file: str,
     output: str,
@@ -560,12 +625,36 @@ def fit_temperature(
     per step.  Writes T, the metrics before and after (in-sample) and, with
     --cv K, cross-fitted metrics, to a JSON file (format 1).
     """
-    from relcal.metrics import evaluate, evaluate_predictions
     from relcal.render import format_temperature, source_info, temperature_doc, to_json
-    from relcal.temperature import cross_fit, fit_prepared, scale_logits
 
     out = _target(output, [file, load.labels_path])
     preds = load.one(file)
+    passes = FIT_PASSES + 2 * _passes(binning)
+    if k is not None:  # k fits on (k - 1)/k of the rows, and the metrics
+        passes += FIT_PASSES * (k - 1) + _passes(binning)
+    with _work("fit-temperature", [preds], passes):
+        fit, before, after, cross = _fit_and_measure(preds, k, n_bins, binning)
+    source = source_info(preds, before)
+    source["sha256"] = _sha256(file)
+    doc = temperature_doc(fit, source, before, after, cross)
+    text = to_json(doc)
+    _emit({out: text})
+    if out == STDOUT:  # stdout is the temperature file; the summary goes to stderr
+        if not as_json:
+            click.echo(format_temperature(doc), nl=False, err=True)
+        return
+    click.echo(text if as_json else format_temperature(doc), nl=False)
+    click.echo(one_line(f"wrote {out}"), err=True)
+
+
+def _fit_and_measure(
+    preds: Any, k: int | None, n_bins: int, binning: str
+) -> tuple[Any, Any, Any, Any]:
+    """fit-temperature's work: the fit, the metrics before and after it and,
+    with ``k``, the cross-fitted metrics."""
+    from relcal.metrics import evaluate, evaluate_predictions
+    from relcal.temperature import cross_fit, fit_prepared, scale_logits
+
     z, y = _logits_of(preds)
     fit = fit_prepared(z, y)
     before = evaluate_predictions(preds, n_bins=n_bins, binning=binning)
@@ -588,17 +677,7 @@ def fit_temperature(
             temps,
             evaluate(z_cf, y, kind="logits", n_bins=n_bins, binning=binning),
         )
-    source = source_info(preds, before)
-    source["sha256"] = _sha256(file)
-    doc = temperature_doc(fit, source, before, after, cross)
-    text = to_json(doc)
-    _emit({out: text})
-    if out == STDOUT:  # stdout is the temperature file; the summary goes to stderr
-        if not as_json:
-            click.echo(format_temperature(doc), nl=False, err=True)
-        return
-    click.echo(text if as_json else format_temperature(doc), nl=False)
-    click.echo(one_line(f"wrote {out}"), err=True)
+    return fit, before, after, cross
 
 
 @cli.command()
@@ -620,6 +699,7 @@ def fit_temperature(
     help="The .npz to write: logits (scaled), calibrated_probs, labels.",
 )
 @input_options
+@run_options
 def calibrate(
     file: str,
     temperature_path: str,
@@ -646,19 +726,20 @@ def calibrate(
     preds = load.one(file)
     _check_classes(doc, preds, temperature_path)
     z, y = _logits_of(preds)  # a top-label file is refused here
-    try:
-        scaled, probs = calibrated_arrays(z, doc["temperature"])
-    except RelcalError as err:
-        raise err.with_source(temperature_path) from None
-    write_npz_atomic(
-        out,
-        {
-            "logits": scaled,
-            "calibrated_probs": probs,
-            "labels": y,
-            "temperature": doc["temperature"],
-        },
-    )
+    with _work("calibrate", [preds], 1):
+        try:
+            scaled, probs = calibrated_arrays(z, doc["temperature"])
+        except RelcalError as err:
+            raise err.with_source(temperature_path) from None
+        write_npz_atomic(
+            out,
+            {
+                "logits": scaled,
+                "calibrated_probs": probs,
+                "labels": y,
+                "temperature": doc["temperature"],
+            },
+        )
     dropped = f", {dropped_text(preds.n_dropped)}" if preds.n_dropped else ""
     click.echo(
         one_line(f"wrote {out} (T = {doc['temperature']:.6g}{dropped})"), err=True
@@ -794,6 +875,7 @@ def threshold_options(f: Callable[..., Any]) -> Callable[..., Any]:
     type=click.Choice(["width", "mass"]),
     help="Equal-width or equal-mass (adaptive) bins.  [default: width]",
 )
+@run_options
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -897,13 +979,18 @@ def _measure_check_inputs(
     from relcal.io import read_metrics_json
 
     bins = {"n_bins": settings.n_bins, "binning": settings.binning}
-    new = [measure(p, **bins) for p in load.each(file)]
-    if baseline is None:
-        return [(m, None) for m in new]
-    if baseline.lower().endswith(".json"):
-        olds = measured_from_jsons(read_metrics_json(baseline), baseline)
-    else:
-        olds = [measure(p, **bins) for p in load.each(baseline)]
+    passes = _passes(settings.binning)
+    models = load.each(file)
+    with _work("check", models, passes) as work:
+        new = [measure(p, **bins) for p in models]
+        if baseline is None:
+            return [(m, None) for m in new]
+        if baseline.lower().endswith(".json"):
+            olds = measured_from_jsons(read_metrics_json(baseline), baseline)
+        else:
+            old_models = load.each(baseline)
+            work.expect(_nbytes(old_models) * passes)
+            olds = [measure(p, **bins) for p in old_models]
     return list(zip(new, pair_baselines(new, olds, baseline), strict=True))
 
 
