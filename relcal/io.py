@@ -233,23 +233,7 @@ def load(
     p = Path(path)
     name = str(path)
     try:
-        if missing not in MISSING:
-            raise FormatError(
-                f'missing= must be "error" or "drop". Got {missing!r} instead'
-            )
-        check_regular(p)
-        suffix = p.suffix.lower()
-        if suffix not in FORMATS:
-            raise FormatError(
-                f"unknown file type {suffix or '(none)'!r};"
-                f" relcal reads {', '.join(FORMATS)}"
-            )
-        if labels is not None and suffix != ".npy":
-            raise FormatError(
-                "a separate labels file goes with a .npy scores file only"
-            )
-        if suffix not in TABLES:
-            _table_only(models, missing)
+        suffix = check_request(p, labels, models, missing)
         if suffix == ".npz":
             return _load_npz(
                 p, name, scores_key, labels_key, kind, ignore_index, channels_last
@@ -275,6 +259,31 @@ def load(
         return _load_table(df, name, read)
     except RelcalError as err:
         raise err.with_source(name) from None
+
+
+def check_request(
+    p: Path,
+    labels: str | os.PathLike[str] | None,
+    models: object,
+    missing: str,
+) -> str:
+    """The checks of :func:`load` before it opens the file; its suffix."""
+    if missing not in MISSING:
+        raise FormatError(
+            f'missing= must be "error" or "drop". Got {missing!r} instead'
+        )
+    check_regular(p)
+    suffix = p.suffix.lower()
+    if suffix not in FORMATS:
+        raise FormatError(
+            f"unknown file type {suffix or '(none)'!r};"
+            f" relcal reads {', '.join(FORMATS)}"
+        )
+    if labels is not None and suffix != ".npy":
+        raise FormatError("a separate labels file goes with a .npy scores file only")
+    if suffix not in TABLES:
+        _table_only(models, missing)
+    return suffix
 
 
 def _table_only(models: object, missing: str) -> None:
@@ -339,20 +348,23 @@ def _read_npy_member(npz: Any, key: str) -> np.ndarray:
         raise FormatError(f"cannot read array {key!r}: {_short(exc)}") from None
 
 
-def _check_size(f: BinaryIO, file_size: int, what: str = "") -> None:
+def _check_size(
+    f: BinaryIO, file_size: int, what: str = ""
+) -> tuple[tuple[int, ...], bool, np.dtype]:
     """Compare the shape a .npy header claims with the bytes the file holds,
     before numpy allocates or maps the array (a damaged header may claim
-    terabytes)."""
+    terabytes).  The header's shape, Fortran order and dtype; ``f`` is left
+    at the first byte of the data."""
     fmt = np.lib.format
     version = fmt.read_magic(f)
     if version == (1, 0):
-        shape, _, dtype = fmt.read_array_header_1_0(f)
+        shape, fortran, dtype = fmt.read_array_header_1_0(f)
     else:
-        shape, _, dtype = fmt.read_array_header_2_0(f)
+        shape, fortran, dtype = fmt.read_array_header_2_0(f)
     size = file_size - f.tell()
     needed = math.prod(shape) * dtype.itemsize
     if dtype.hasobject or needed <= size:
-        return  # object arrays are refused when read
+        return tuple(shape), bool(fortran), dtype  # objects are refused when read
     raise FormatError(
         f"{what}its header claims shape {shape} ({needed:,} bytes) but"
         f" the file holds {size:,} bytes"
@@ -496,7 +508,8 @@ def _open_npz(f: BinaryIO) -> Any:
     return npz
 
 
-def _load_npy(p: Path) -> np.ndarray:
+def check_npy_head(p: Path) -> None:
+    """The first bytes of a .npy file: not empty, not an .npz, a .npy magic."""
     head = _head(p)
     if not head:
         raise FormatError("the file is empty")
@@ -504,6 +517,10 @@ def _load_npy(p: Path) -> np.ndarray:
         raise FormatError("not a .npy array (a .npz archive?)")
     if head != b"\x93NUMPY":
         raise FormatError("not a .npy file (no .npy header)")
+
+
+def _load_npy(p: Path) -> np.ndarray:
+    check_npy_head(p)
     try:
         with open(p, "rb") as f:
             _check_size(f, os.fstat(f.fileno()).st_size)
@@ -570,7 +587,29 @@ def _from_arrays(
     class_names: tuple[str, ...] | None,
     origin: dict[str, str],
 ) -> Predictions:
-    labels = np.asarray(labels)
+    scores, labels = pixel_rows(scores, np.asarray(labels), channels_last, ignore_index)
+    s, y, k, c = prepare(scores, labels, kind=kind, ignore_index=ignore_index)
+    if class_names is not None and len(class_names) != c:
+        raise FormatError(
+            f"class_names has {len(class_names)} names but the scores have {c} classes"
+        )
+    return Predictions(
+        s, y, k, c, class_names, source, ignore_index=ignore_index, origin=origin
+    )
+
+
+def pixel_rows(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    channels_last: bool,
+    ignore_index: int | None,
+    *,
+    values: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores with the class axis at 1: ``channels_last=True`` maps of shape
+    ``(N, *spatial, C)`` become rows of pixels ``(N * H * W, C)`` (a view),
+    their labels checked in their own shape first, so that a message names
+    the pixel.  ``values=False``: shapes only (see ``prepare_labels``)."""
     if channels_last:
         if scores.ndim < 3:
             raise FormatError(
@@ -587,20 +626,13 @@ def _from_arrays(
             )
         # checked in their own shape, so a message names the pixel (and
         # suggests ignore_index= for a 255 map)
-        labels = check_labels(labels, scores.shape[-1], ignore_index=ignore_index)
+        if values:
+            labels = check_labels(labels, scores.shape[-1], ignore_index=ignore_index)
         # (N, *spatial, C) -> rows of pixels (N * H * W, C): a view, no copy
-        scores = scores.reshape(-1, scores.shape[-1])
-        labels = labels.reshape(-1)
-    elif class_axis_last(scores, labels):
+        return scores.reshape(-1, scores.shape[-1]), labels.reshape(-1)
+    if class_axis_last(scores, labels):
         raise misfit_error(scores, labels, fix="give channels_last=True")
-    s, y, k, c = prepare(scores, labels, kind=kind, ignore_index=ignore_index)
-    if class_names is not None and len(class_names) != c:
-        raise FormatError(
-            f"class_names has {len(class_names)} names but the scores have {c} classes"
-        )
-    return Predictions(
-        s, y, k, c, class_names, source, ignore_index=ignore_index, origin=origin
-    )
+    return scores, labels
 
 
 # --------------------------------------------------------------------------

@@ -1,151 +1,213 @@
-"""Streaming readers: hand an input to the reduction in chunks of rows,
-without holding the file in memory (issue #13, item 2).
+"""Streaming readers: a dataset handed to the reduction in chunks of whole
+leading-axis rows, in memory that does not grow with the file (issue #13).
 
-``iter_npy_pair(scores, labels, rows=)`` yields ``(scores_chunk,
-labels_chunk)`` views of at most ``rows`` leading-axis rows (for
-segmentation ``(N, C, H, W)`` a chunk is a block of whole images).  Each
-chunk is read with ``readinto`` into two buffers allocated once and reused,
-so resident memory does not grow with the file: a chunk is only valid until
-the next one is requested (copy it to keep it).
+``open_stream(path, **the options of relcal.io.load) -> Stream``.  A
+:class:`Stream` has ``.meta`` (:class:`StreamMeta`: kind, class count and
+names, rows, bytes of scores, sources) and ``.chunks(rows=None)``, which
+yields ``(scores, labels, start)``: scores of at most ``rows`` rows of the
+file(s) (whole images for segmentation maps), their labels mapped to int64
+class indices and checked exactly as :func:`relcal.io.load` checks them (the
+same functions), and ``start``, the index of the chunk's first row among all
+rows of the dataset.  ``chunks()`` may be called again: each call reads the
+files again, and a file that changed or disappeared in between is an error.
+
+What is decided before the first chunk, and how:
+
+- the class count and names: from the headers (.npy/.npz) or the columns
+  (tables), never from the values;
+- the kind (logits or probabilities): ``kind="logits"`` is taken as stated;
+  otherwise, as :func:`relcal.validate.detect_kind` does on all rows: a value
+  outside [0, 1] (or NaN) anywhere means logits, found in the first chunk
+  for almost every file of logits.  When the first chunk holds none,
+  ``open_stream`` reads the scores once (stopping at the first such value):
+  only then are they probabilities, or rows in [0, 1] not summing to 1 (an
+  error).  ``StreamMeta.first_pass`` says whether it did.
+
+Labels are checked chunk by chunk; when a chunk holds a bad one, the error is
+the one :func:`relcal.io.load` gives on the whole file (its counts and first
+position), found by checking every label again (the labels only, without the
+scores).
+
+A directory or glob is one dataset (see :func:`dataset_files`).
 """
 
 from __future__ import annotations
 
+import glob
+import inspect
+import math
 import os
 import zipfile
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import FormatError, RelcalError, ShapeError
-from .io import _check_size, check_regular
+from . import io
+from .errors import FormatError, RelcalError
+from .validate import (
+    KINDS,
+    ProbStats,
+    all_ignored_error,
+    check_float_scores,
+    check_ignore_index,
+    check_scores_layout,
+    kind_from_stats,
+    prepare_labels,
+    probability_stats,
+)
+
+CHUNK_BYTES = 32 << 20
+"""Bytes of scores in a chunk by default (at least one row)."""
+
+READ_BYTES = 4 << 20
+"""Bytes asked of a file in one ``readinto`` call."""
+
+SCORE_DIRS = ("scores", "logits", "probs")
+"""Sub-directories of a dataset directory that hold the scores' .npy files."""
 
 
-def _open_npy(p: Path) -> tuple[BinaryIO, tuple[int, ...], np.dtype]:
-    """Open a .npy file positioned at its data; its shape and dtype."""
-    check_regular(p)
-    f = open(p, "rb")  # noqa: SIM115 - closed by the caller
+# --------------------------------------------------------------------------
+# one array: a .npy file or a member of an .npz archive
+
+
+@dataclass(frozen=True)
+class _Array:
+    """A .npy file, or one member of an .npz archive (``key``): its header
+    and the file's size and modification time when it was first opened."""
+
+    path: Path
+    key: str | None
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    stamp: tuple[int, int]
+
+    @property
+    def what(self) -> str:
+        return "" if self.key is None else f"array {self.key!r}: "
+
+    def read(self, rows: int, reuse: bool) -> Iterator[np.ndarray]:
+        with _open_array(self.path, self.key, self.stamp) as (f, _, _, _):
+            yield from _rows(f, self, rows, reuse)
+
+    def whole(self) -> np.ndarray:
+        """The whole array (memory-mapped for a .npy): for error messages."""
+        if self.key is None:
+            return io._load_npy(self.path)
+        with open(self.path, "rb") as f, io._open_npz(f) as npz:
+            return io._read_npy_member(npz, self.key)
+
+
+def _open(path: Path, stamp: tuple[int, int] | None) -> BinaryIO:
     try:
-        if f.read(6) != b"\x93NUMPY":
-            raise FormatError("not a .npy file (no .npy header)")
-        f.seek(0)
-        _check_size(f, os.fstat(f.fileno()).st_size)
-        f.seek(0)
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        if dtype.hasobject:
-            raise FormatError(
-                "holds Python objects; relcal never unpickles (allow_pickle=False)"
-            )
-        if fortran and len(shape) > 1:
-            raise FormatError("is stored in Fortran order; streaming needs C order")
-        if not shape:
-            raise FormatError("holds a single number, not an array")
+        return open(path, "rb")
+    except FileNotFoundError:
+        gone = " (it was there when relcal started reading)" if stamp else ""
+        raise FormatError(f"no such file{gone}") from None
+    except OSError as exc:
+        raise FormatError(f"cannot read the file ({io._short(exc)})") from None
+
+
+def _check_stamp(f: BinaryIO, stamp: tuple[int, int] | None) -> tuple[int, int]:
+    st = os.fstat(f.fileno())
+    now = (st.st_size, st.st_mtime_ns)
+    if stamp is not None and now != stamp:
+        change = (
+            f"{stamp[0]:,} bytes, now {now[0]:,}"
+            if now[0] != stamp[0]
+            else "modified again"
+        )
+        raise FormatError(f"the file changed while relcal was reading it ({change})")
+    return now
+
+
+@contextmanager
+def _open_array(
+    path: Path, key: str | None, stamp: tuple[int, int] | None = None
+) -> Iterator[tuple[BinaryIO, tuple[int, ...], np.dtype, tuple[int, int]]]:
+    """``(stream at the first byte of the data, shape, dtype, stamp)``."""
+    with ExitStack() as stack:
+        try:
+            raw = stack.enter_context(_open(path, stamp))
+            now = _check_stamp(raw, stamp)
+            if key is None:
+                f, size, what = raw, now[0], ""
+            else:
+                z = stack.enter_context(_zip(raw))
+                member = f"{key}.npy" if f"{key}.npy" in z.namelist() else key
+                f = stack.enter_context(z.open(member))
+                size, what = z.getinfo(member).file_size, f"array {key!r}: "
+            shape, dtype = _header(f, size, what)
+        except RelcalError as err:
+            raise err.with_source(str(path)) from None
+        yield f, shape, dtype, now
+
+
+def _zip(raw: BinaryIO) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(raw)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise FormatError(f"not a readable .npz file ({io._short(exc)})") from None
+
+
+def _header(f: BinaryIO, size: int, what: str) -> tuple[tuple[int, ...], np.dtype]:
+    try:
+        shape, fortran, dtype = io._check_size(f, size, what)
     except RelcalError:
-        f.close()
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged header
-        f.close()
-        raise FormatError(f"not a readable .npy file ({exc})") from None
-    return f, tuple(shape), dtype
+        raise FormatError(
+            f"{what}not a readable .npy array ({io._short(exc)})"
+        ) from None
+    if dtype.hasobject:
+        raise FormatError(
+            f"{what}holds Python objects; relcal never unpickles (allow_pickle=False)"
+        )
+    if fortran and len(shape) > 1:
+        raise FormatError(
+            f"{what}is stored in Fortran order; relcal streams C-order arrays"
+            " (save it with np.save(path, np.ascontiguousarray(a)))"
+        )
+    return shape, dtype
 
 
 def _read_full(f: BinaryIO, mem: memoryview) -> int:
     """readinto until ``mem`` is full or the stream ends (a zip member
-    stream returns short reads)."""
+    stream returns short reads), at most :data:`READ_BYTES` at a time: a zip
+    member's ``readinto`` reads into a new bytes object first."""
     got = 0
     while got < len(mem):
-        n = f.readinto(mem[got:])
+        n = f.readinto(mem[got : got + READ_BYTES])  # type: ignore[attr-defined]
         if not n:
             break
         got += n
     return got
 
 
-def _npz_member(
-    z: zipfile.ZipFile, key: str
-) -> tuple[BinaryIO, tuple[int, ...], np.dtype]:
-    member = f"{key}.npy" if f"{key}.npy" in z.namelist() else key
-    if member not in z.namelist():
-        raise FormatError(f"no array {key!r} in the archive")
-    f = z.open(member)
-    try:
-        _check_size(f, z.getinfo(member).file_size, f"array {key!r}: ")
-        f.close()
-        f = z.open(member)
-        version = np.lib.format.read_magic(f)
-        read = (
-            np.lib.format.read_array_header_1_0
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0
-        )
-        shape, fortran, dtype = read(f)
-        if dtype.hasobject or (fortran and len(shape) > 1) or not shape:
-            raise FormatError(
-                f"array {key!r} cannot be streamed (objects, Fortran order or a scalar)"
-            )
-    except RelcalError:
-        f.close()
-        raise
-    except Exception as exc:  # noqa: BLE001 - a damaged member
-        f.close()
-        raise FormatError(f"cannot read array {key!r}: {exc}") from None
-    return f, tuple(shape), dtype  # type: ignore[return-value]
-
-
-def iter_npz(
-    path: str | os.PathLike[str],
-    *,
-    scores_key: str = "scores",
-    labels_key: str = "labels",
-    rows: int = 65536,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Like :func:`iter_npy_pair`, for two members of a .npz archive, stored
-    or deflated: each member is decompressed as a stream, chunk by chunk."""
-    if rows < 1:
-        raise RelcalError(f"rows= must be at least 1, got {rows}")
-    p = Path(path)
-    try:
-        check_regular(p)
-        z = zipfile.ZipFile(p)
-    except RelcalError as err:
-        raise err.with_source(str(p)) from None
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise FormatError(f"not a .npz archive ({exc})", source=str(p)) from None
-    with z:
+def _rows(f: BinaryIO, arr: _Array, rows: int, reuse: bool) -> Iterator[np.ndarray]:
+    """The array in blocks of ``rows`` rows, read with ``readinto``: into one
+    buffer reused for every block (``reuse``), or into a new one each."""
+    n, row_shape = arr.shape[0], arr.shape[1:]
+    buf = np.empty((min(rows, n), *row_shape), dtype=arr.dtype)
+    for start in range(0, n, rows):
+        k = min(rows, n - start)
+        view = buf[:k] if reuse else np.empty((k, *row_shape), dtype=arr.dtype)
         try:
-            sf, sshape, sdt = _npz_member(z, scores_key)
-            lf, lshape, ldt = _npz_member(z, labels_key)
-        except RelcalError as err:
-            raise err.with_source(str(p)) from None
-        with sf, lf:
-            _check_pair(sshape, lshape, p, p)
-            yield from zip(
-                _chunks(sf, sshape, sdt, rows, str(p)),
-                _chunks(lf, lshape, ldt, rows, str(p)),
-                strict=True,
-            )
-
-
-def _chunks(
-    f: BinaryIO, shape: tuple[int, ...], dtype: np.dtype, rows: int, name: str
-) -> Iterator[np.ndarray]:
-    row_shape = shape[1:]
-    buf = np.empty((min(rows, shape[0]), *row_shape), dtype=dtype)
-    for start in range(0, shape[0], rows):
-        n = min(rows, shape[0] - start)
-        view = buf[:n]
-        got = _read_full(f, memoryview(view).cast("B"))
-        if got != view.nbytes:
+            got = _read_full(f, memoryview(view.view(np.uint8)).cast("B"))
+        except Exception as exc:  # noqa: BLE001 - zlib.error, BadZipFile, OSError
             raise FormatError(
-                f"the file ended at row {start + got // max(1, view[0].nbytes)}"
-                f" of {shape[0]} (truncated while reading)",
-                source=name,
+                f"{arr.what}cannot read rows from {start} on ({io._short(exc)})",
+                source=str(arr.path),
+            ) from None
+        if got != view.nbytes:
+            row = start + got // max(1, view[0].nbytes)
+            raise FormatError(
+                f"{arr.what}the file ended at row {row} of {n} (truncated while"
+                " reading)",
+                source=str(arr.path),
             )
         yield view
 
@@ -156,48 +218,516 @@ def iter_npy_pair(
     *,
     rows: int = 65536,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield ``(scores_chunk, labels_chunk)`` of at most ``rows`` rows from a
-    pair of .npy files whose leading axes have the same length.  The chunks
-    are reused buffers: valid until the next one is requested."""
-    if rows < 1:
-        raise RelcalError(f"rows= must be at least 1, got {rows}")
-    sp, lp = Path(scores), Path(labels)
-    opened: list[BinaryIO] = []
-    try:
-        for p in (sp, lp):
-            try:
-                opened.append(_open_npy(p))  # type: ignore[arg-type]
-            except RelcalError as err:
-                raise err.with_source(str(p)) from None
-        (sf, sshape, sdt), (lf, lshape, ldt) = opened  # type: ignore[misc]
-        _check_pair(sshape, lshape, sp, lp)
-        yield from zip(
-            _chunks(sf, sshape, sdt, rows, str(sp)),
-            _chunks(lf, lshape, ldt, rows, str(lp)),
-            strict=True,
-        )
-    finally:
-        for o in opened:
-            o[0].close()  # type: ignore[index]
+    """Raw ``(scores_chunk, labels_chunk)`` of at most ``rows`` rows of a
+    .npy pair, in two reused buffers (valid until the next chunk); no label
+    is checked (:func:`open_stream` checks them)."""
+    stream = open_stream(scores, labels=labels, kind="logits")
+    return _raw(stream, rows)
 
 
-def _check_pair(
-    sshape: tuple[int, ...], lshape: tuple[int, ...], sp: Path, lp: Path
-) -> None:
-    ok = lshape[0] == sshape[0] and (
-        len(sshape) == 2
-        and len(lshape) == 1
-        or len(sshape) > 2
-        and lshape == (sshape[0], *sshape[2:])
-        or len(sshape) == 1
-        and len(lshape) == 1
+def iter_npz(
+    path: str | os.PathLike[str],
+    *,
+    scores_key: str | None = None,
+    labels_key: str | None = None,
+    rows: int = 65536,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Like :func:`iter_npy_pair`, for two members of a .npz archive, stored
+    or deflated: each member is decompressed as a stream, chunk by chunk."""
+    stream = open_stream(
+        path, scores_key=scores_key, labels_key=labels_key, kind="logits"
     )
-    if not ok:
-        raise ShapeError(
-            f"labels of shape {lshape} do not fit scores of shape {sshape}"
-            f" (labels: {lp})",
-            source=str(sp),
+    return _raw(stream, rows)
+
+
+def _raw(stream: Stream, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    _check_rows(rows)
+    for part in stream._parts:
+        yield from part.raw(rows, reuse=True)
+
+
+def _check_rows(rows: int) -> None:
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise RelcalError(f"rows= must be an integer of at least 1, got {rows!r}")
+
+
+# --------------------------------------------------------------------------
+# parts of a dataset, and the checks every chunk goes through
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """How raw chunks become checked ones: the options of :func:`io.load`."""
+
+    ignore_index: int | None
+    channels_last: bool
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One .npy pair or .npz archive of a dataset."""
+
+    source: str  # how the in-memory loader names it in messages
+    scores: _Array
+    labels: _Array
+    names: tuple[str, ...] | None = None  # an .npz's class_names
+
+    def raw(self, rows: int, reuse: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return zip(
+            self.scores.read(rows, reuse), self.labels.read(rows, reuse), strict=True
         )
+
+    def fit(
+        self, fit: _Fit, scores: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """What :func:`io.load` makes of these scores and labels (a chunk or,
+        for messages, a stand-in of all the scores and every label)."""
+        if labels.dtype.kind in "US" and self.labels.key is not None:
+            n = io._n_classes(scores, fit.channels_last)
+            labels = io._named_labels(labels, self.names, self.labels.key, n)
+        scores, labels = io.pixel_rows(
+            scores, labels, fit.channels_last, fit.ignore_index
+        )
+        scores = check_float_scores(scores)
+        labels, _ = prepare_labels(scores, labels, ignore_index=fit.ignore_index)
+        return scores, labels
+
+    def stand_in(self) -> np.ndarray:
+        """All the scores as a zero-stride array of their shape (no memory)."""
+        dt = self.scores.dtype
+        if dt.kind in "iub":  # made float64 by check_float_scores
+            dt = np.dtype(np.float64)
+        return np.broadcast_to(np.zeros((), dtype=dt), self.scores.shape)
+
+    def layout(self, fit: _Fit) -> tuple[tuple[int, ...], int]:
+        """Shape of the scores as chunks hold them, and the class count,
+        from the headers only."""
+        check_scores_layout(self.scores.dtype, self.scores.shape)
+        fake_y = np.broadcast_to(np.zeros((), self.labels.dtype), self.labels.shape)
+        s, y = io.pixel_rows(
+            self.stand_in(), fake_y, fit.channels_last, fit.ignore_index, values=False
+        )
+        _, n_classes = prepare_labels(s, y, values=False)
+        if self.names is not None and len(self.names) != n_classes:
+            raise FormatError(
+                f"class_names has {len(self.names)} names but the scores have"
+                f" {n_classes} classes"
+            )
+        return s.shape, n_classes
+
+    def exact(self, fit: _Fit, err: RelcalError) -> RelcalError:
+        """The error :func:`io.load` gives on the whole file, where ``err``
+        was found in a part of it: every label checked again."""
+        try:
+            self.fit(fit, self.stand_in(), np.asarray(self.labels.whole()))
+        except RelcalError as whole:
+            return whole.with_source(self.source)
+        return err.with_source(self.source)
+
+    def chunks(
+        self, fit: _Fit, rows: int, reuse: bool
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for s, y in self.raw(rows, reuse):
+            try:
+                yield self.fit(fit, s, y)
+            except RelcalError as err:
+                raise self.exact(fit, err) from None
+
+
+# --------------------------------------------------------------------------
+# the stream
+
+
+@dataclass(frozen=True)
+class StreamMeta:
+    """What a :class:`Stream` holds, known before its first chunk.
+
+    Attributes
+    ----------
+    n_classes : int
+    kind : {"logits", "probs"}
+    class_names : tuple of str, or None
+    n_rows : int
+        Leading-axis rows of all the chunks together (rows of pixels for
+        ``channels_last=True`` maps, as :func:`relcal.io.load` makes them).
+    n_bytes : int
+        Bytes of scores in the file(s).
+    shape : tuple of int
+        Shape of all the scores as the chunks hold them, one after the other.
+    dtype : numpy dtype
+        The scores' dtype in the chunks (integer scores become float64).
+    sources : tuple of str
+        The files read, in order.
+    source : str
+        How messages name the dataset (the path as given).
+    origin : dict
+        Which keys held the scores and labels.
+    first_pass : bool
+        Whether :func:`open_stream` read the scores once to decide the kind.
+    """
+
+    n_classes: int
+    kind: str
+    class_names: tuple[str, ...] | None
+    n_rows: int
+    n_bytes: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    sources: tuple[str, ...]
+    source: str
+    ignore_index: int | None = None
+    origin: dict[str, str] = field(default_factory=dict)
+    first_pass: bool = False
+
+
+class Stream:
+    """A dataset read chunk by chunk; see the module's docstring."""
+
+    def __init__(self, meta: StreamMeta, parts: list[_Part], fit: _Fit) -> None:
+        self.meta = meta
+        self._parts = parts
+        self._fit = fit
+
+    def default_rows(self) -> int:
+        """Rows of the file(s) in a chunk: about :data:`CHUNK_BYTES` of scores."""
+        a = self._parts[0].scores
+        row = math.prod(a.shape[1:]) * a.dtype.itemsize
+        return max(1, CHUNK_BYTES // max(1, row))
+
+    def chunks(
+        self, rows: int | None = None, *, reuse: bool = False
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+        """``(scores, labels, start)`` of at most ``rows`` rows of the file(s)
+        (default :meth:`default_rows`).  With ``reuse=True`` the scores are
+        read into one buffer reused for every chunk (valid until the next
+        one: for a consumer that finishes a chunk before asking for the
+        next); by default each chunk is a new array (safe to hand to a pool
+        of workers)."""
+        rows = self.default_rows() if rows is None else rows
+        _check_rows(rows)
+        ignore = self._fit.ignore_index
+        kept = ignore is None
+        start = 0
+        for part in self._parts:
+            for s, y in part.chunks(self._fit, rows, reuse):
+                kept = kept or bool((y != ignore).any())
+                yield s, y, start
+                start += len(s)
+        if not kept:
+            assert ignore is not None
+            raise all_ignored_error(ignore).with_source(self.meta.source)
+
+
+def open_stream(path: str | os.PathLike[str], **options: Any) -> Stream:
+    """Open saved predictions (a file, a directory or a glob) as a
+    :class:`Stream`.  The options are the keyword options of
+    :func:`relcal.io.load`, with its defaults (bound to its signature: a name
+    it does not take is a TypeError, as it would be there).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> logits = np.arange(12.0).reshape(4, 3)
+    >>> np.savez(os.path.join(d, "p.npz"), logits=logits, labels=[0, 1, 2, 2])
+    >>> stream = open_stream(os.path.join(d, "p.npz"))
+    >>> stream.meta.kind, stream.meta.n_classes, stream.meta.n_rows
+    ('logits', 3, 4)
+    >>> [(len(s), y.tolist(), start) for s, y, start in stream.chunks(rows=3)]
+    [(3, [0, 1, 2], 0), (1, [2], 3)]
+    """
+    bound = inspect.signature(io.load).bind(path, **options)
+    bound.apply_defaults()
+    return _open_dataset(**bound.arguments)
+
+
+def _open_dataset(
+    path: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None,
+    scores_key: str | None,
+    labels_key: str | None,
+    kind: str,
+    ignore_index: int | None,
+    channels_last: bool,
+    **table: Any,
+) -> Stream:
+    name = str(path)
+    try:
+        if kind not in KINDS:
+            raise FormatError(
+                f"kind= must be one of {', '.join(KINDS)}. Got {kind!r} instead"
+            )
+        check_ignore_index(ignore_index)
+        pairs = dataset_files(path, labels)
+        fit = _Fit(ignore_index, channels_last)
+        keys = (scores_key, labels_key)
+        parts, origin, declared = _parts(pairs, name, keys, kind, table)
+        return _stream(parts, fit, declared, name, origin)
+    except RelcalError as err:
+        raise err.with_source(name) from None
+
+
+_NO_TABLES = (
+    "streaming .csv/.parquet tables is not ready yet; relcal.io.load reads them"
+    " (label_col=, score_cols=, pred_col=, confidence_col=, models=)"
+)
+
+
+def _parts(
+    pairs: list[tuple[Path, Path | None]],
+    name: str,
+    keys: tuple[str | None, str | None],
+    kind: str,
+    table: dict[str, Any],
+) -> tuple[list[_Part], dict[str, str], str]:
+    parts = []
+    origin: dict[str, str] = {}
+    for scores, labels in pairs:
+        try:
+            suffix = io.check_request(scores, labels, table["models"], table["missing"])
+        except RelcalError as err:
+            raise err.with_source(str(scores)) from None
+        if suffix in io.TABLES:
+            raise FormatError(_NO_TABLES, source=str(scores))
+        if suffix == ".npz":
+            part, origin, kind = _npz_part(scores, *keys, kind)
+        elif labels is None:
+            raise FormatError(
+                'a .npy scores file needs its labels: labels="LABELS.npy"',
+                source=str(scores),
+            )
+        else:
+            part = _npy_part(scores, labels)
+            origin = {"scores": scores.name, "labels": labels.name}
+        parts.append(part)
+    if len(parts) > 1:
+        origin = {"scores": name, "labels": f"{len(parts)} files"}
+    return parts, origin, kind
+
+
+def _array(path: Path, key: str | None = None) -> _Array:
+    with _open_array(path, key) as (_, shape, dtype, stamp):
+        return _Array(path, key, shape, dtype, stamp)
+
+
+def _npy_part(scores: Path, labels: Path) -> _Part:
+    """A .npy pair, checked as :func:`io.load` checks it."""
+    try:
+        io.check_npy_head(scores)
+    except RelcalError as err:
+        raise err.with_source(str(scores)) from None
+    s = _array(scores)
+    try:
+        io.check_regular(labels)
+        if labels.suffix.lower() != ".npy":
+            raise FormatError("the labels file must be a .npy file")
+        io.check_npy_head(labels)
+    except RelcalError as err:
+        raise err.with_source(str(labels)) from None
+    return _Part(f"{scores} (labels: {labels})", s, _array(labels))
+
+
+def _npz_part(
+    p: Path, scores_key: str | None, labels_key: str | None, kind: str
+) -> tuple[_Part, dict[str, str], str]:
+    """An .npz archive: its keys picked as :func:`io.load` picks them."""
+    try:
+        head = io._head(p)
+        if not head:
+            raise FormatError("the file is empty")
+        if not head.startswith((b"PK", b"\x93NUMPY")):
+            raise FormatError("not a .npz file (not a zip archive)")
+        with open(p, "rb") as f, io._open_npz(f) as npz:
+            keys = list(npz.files)
+            skey, lkey = io._pick_keys(keys, scores_key, labels_key)
+            names = None
+            if "class_names" in keys:
+                raw = io._read_npy_member(npz, "class_names")
+                if raw.dtype.kind not in "US" or raw.ndim != 1:
+                    raise FormatError("'class_names' must be a 1-D array of strings")
+                names = tuple(io._text(raw).tolist())
+    except RelcalError as err:
+        raise err.with_source(str(p)) from None
+    if kind == "auto" and skey in io.PROB_KEYS:
+        kind = "probs"
+    part = _Part(str(p), _array(p, skey), _array(p, lkey), names)
+    return part, {"scores": skey, "labels": lkey}, kind
+
+
+def _stream(
+    parts: list[_Part], fit: _Fit, declared: str, name: str, origin: dict[str, str]
+) -> Stream:
+    shape, n_classes = _dataset_layout(parts, fit)
+    first = parts[0]
+    dtype = first.stand_in().dtype
+    meta = StreamMeta(
+        n_classes=n_classes,
+        kind=declared,
+        class_names=first.names,
+        n_rows=shape[0],
+        n_bytes=sum(math.prod(p.scores.shape) * p.scores.dtype.itemsize for p in parts),
+        shape=shape,
+        dtype=dtype,
+        sources=tuple(str(p.scores.path) for p in parts),
+        source=name if len(parts) > 1 else first.source,
+        ignore_index=fit.ignore_index,
+        origin=origin,
+    )
+    stream = Stream(meta, parts, fit)
+    kind, first_pass = _decide_kind(stream)
+    stream.meta = _replace(meta, kind=kind, first_pass=first_pass)
+    return stream
+
+
+def _replace(meta: StreamMeta, **changes: Any) -> StreamMeta:
+    from dataclasses import replace
+
+    return replace(meta, **changes)
+
+
+def _dataset_layout(parts: list[_Part], fit: _Fit) -> tuple[tuple[int, ...], int]:
+    """The shape of all the scores and the class count; every part must
+    agree with the first on everything but its length."""
+    shape, n_classes = None, 0
+    rows = 0
+    for part in parts:
+        try:
+            s, n = part.layout(fit)
+        except RelcalError as err:
+            raise part.exact(fit, err) from None
+        if shape is None:
+            shape, n_classes = s, n
+        elif s[1:] != shape[1:] or part.scores.dtype != parts[0].scores.dtype:
+            raise FormatError(
+                f"scores of shape {part.scores.shape} ({part.scores.dtype}) do not"
+                f" fit those of {parts[0].scores.path} ({parts[0].scores.shape},"
+                f" {parts[0].scores.dtype}): a dataset's files differ only in"
+                " their number of rows",
+                source=str(part.scores.path),
+            )
+        elif part.names != parts[0].names:
+            raise FormatError(
+                f"class_names differ from those of {parts[0].scores.path}",
+                source=str(part.scores.path),
+            )
+        rows += s[0]
+    assert shape is not None
+    return (rows, *shape[1:]), n_classes
+
+
+def _decide_kind(stream: Stream) -> tuple[str, bool]:
+    """The kind :func:`relcal.validate.detect_kind` decides on all the rows,
+    and whether a pass over the scores was needed to know it."""
+    declared, shape = stream.meta.kind, stream.meta.shape
+    if declared == "logits":
+        return "logits", False
+    spatial = math.prod(shape[2:])
+    stats: ProbStats | None = None
+    for i, (s, _, start) in enumerate(stream.chunks()):
+        chunk = probability_stats(s)
+        stats = chunk if stats is None else stats.merge(chunk, start * spatial)
+        if declared == "auto" and not stats.in_range:
+            return "logits", i > 0
+    assert stats is not None
+    try:
+        return kind_from_stats(stats, declared, stream.meta.dtype, shape), True
+    except RelcalError as err:
+        raise err.with_source(stream.meta.source) from None
+
+
+# --------------------------------------------------------------------------
+# a directory or glob as one dataset
+
+
+def dataset_files(
+    path: str | os.PathLike[str], labels: str | os.PathLike[str] | None = None
+) -> list[tuple[Path, Path | None]]:
+    """The files of a dataset: ``(scores, labels)`` pairs of .npy files, or
+    ``(archive, None)`` for an .npz.
+
+    - a file: itself (with ``labels``, for a .npy);
+    - a glob (``"preds/*.npy"``) with ``labels`` a glob or a directory: each
+      scores file with the labels file of the same name;
+    - a directory with sub-directories ``scores/`` (or ``logits/``,
+      ``probs/``) and ``labels/``: each ``scores/NAME.npy`` with
+      ``labels/NAME.npy``;
+    - a directory of ``NAME_logits.npy`` (or ``_scores``, ``_probs``) with
+      ``NAME_labels.npy``.
+
+    Files are taken in sorted order of their names.
+    """
+    text = str(path)
+    p = Path(path)
+    if glob.has_magic(text):
+        found = sorted(Path(f) for f in glob.glob(text) if Path(f).is_file())
+        if not found:
+            raise FormatError("matches no file")
+        return _pair_up(found, labels, text)
+    if p.is_dir():
+        return _directory(p, labels)
+    return [(p, Path(labels) if labels is not None else None)]
+
+
+def _pair_up(
+    scores: list[Path], labels: str | os.PathLike[str] | None, what: str
+) -> list[tuple[Path, Path | None]]:
+    if all(f.suffix.lower() == ".npz" for f in scores) and labels is None:
+        return [(f, None) for f in scores]
+    if labels is None:
+        raise FormatError(
+            f"{len(scores)} .npy scores files need their labels:"
+            ' labels="LABELS/*.npy" (or a directory), matched by file name'
+        )
+    text = str(labels)
+    if glob.has_magic(text):
+        by_name = {Path(f).name: Path(f) for f in glob.glob(text)}
+    elif Path(labels).is_dir():
+        by_name = {f.name: f for f in Path(labels).iterdir()}
+    else:
+        raise FormatError(
+            f"labels= of {len(scores)} scores files is a glob or a directory,"
+            f" not {text}"
+        )
+    pairs: list[tuple[Path, Path | None]] = []
+    for f in scores:
+        if f.name not in by_name:
+            raise FormatError(
+                f"no labels file for {f} (looked for {f.name} in {text})",
+                source=what,
+            )
+        pairs.append((f, by_name.pop(f.name)))
+    if by_name:
+        extra = sorted(by_name)[0]
+        raise FormatError(
+            f"labels file {by_name[extra]} has no scores file of the same name",
+            source=what,
+        )
+    return pairs
+
+
+def _directory(
+    d: Path, labels: str | os.PathLike[str] | None
+) -> list[tuple[Path, Path | None]]:
+    if labels is not None:
+        raise FormatError(
+            "a dataset directory holds its labels (labels/ or NAME_labels.npy);"
+            " labels= goes with a .npy file or a glob"
+        )
+    sub = [d / s for s in SCORE_DIRS if (d / s).is_dir()]
+    if len(sub) == 1 and (d / "labels").is_dir():
+        return _pair_up(sorted(sub[0].glob("*.npy")), d / "labels", str(d))
+    pairs = []
+    for f in sorted(d.glob("*.npy")):
+        stem, _, tail = f.stem.rpartition("_")
+        if stem and tail in SCORE_DIRS:
+            pairs.append((f, f.with_name(f"{stem}_labels.npy")))
+    if not pairs:
+        raise FormatError(
+            "is a directory without a dataset relcal reads: scores/*.npy (or"
+            " logits/, probs/) with labels/*.npy, or NAME_logits.npy with"
+            " NAME_labels.npy"
+        )
+    return pairs
 
 
 def iter_table(
@@ -207,15 +737,13 @@ def iter_table(
     label_col: str = "label",
     rows: int = 65536,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(scores_chunk, labels_chunk)`` from a .csv (pandas ``chunksize=``)
-    or .parquet file (pyarrow record batches).  Only explicit ``score_cols=``
-    and ``label_col=`` for now: io.load's column inference is not reused yet,
-    nor its checks of missing or non-numeric values."""
-    if rows < 1:
-        raise RelcalError(f"rows= must be at least 1, got {rows}")
+    """Raw ``(scores_chunk, labels_chunk)`` from a .csv (pandas
+    ``chunksize=``) or .parquet file (pyarrow record batches), with explicit
+    ``score_cols=`` and ``label_col=``; nothing is checked."""
+    _check_rows(rows)
     p = Path(path)
     try:
-        check_regular(p)
+        io.check_regular(p)
     except RelcalError as err:
         raise err.with_source(str(p)) from None
     cols = [*score_cols, label_col]

@@ -17,6 +17,8 @@ Conventions
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -44,15 +46,22 @@ def sum_tolerance(dtype: np.dtype, n_classes: int) -> float:
 
 def check_float_scores(scores: np.ndarray, name: str = "scores") -> np.ndarray:
     """Check the scores' dtype and size; integer scores become float64."""
-    if scores.dtype == object or scores.dtype.kind not in "fiub":
-        raise InputError(f"{name}: must be numeric. Got dtype {scores.dtype} instead")
+    check_scores_layout(scores.dtype, scores.shape, name)
     if scores.dtype.kind != "f":
         scores = scores.astype(np.float64)
-    if scores.ndim == 0:
-        raise ShapeError(f"{name}: a single number, not an array of scores")
-    if scores.size == 0:
-        raise ShapeError(f"{name}: empty array of shape {scores.shape}")
     return scores
+
+
+def check_scores_layout(
+    dtype: np.dtype, shape: tuple[int, ...], name: str = "scores"
+) -> None:
+    """The checks of :func:`check_float_scores` that need no value."""
+    if dtype == object or dtype.kind not in "fiub":
+        raise InputError(f"{name}: must be numeric. Got dtype {dtype} instead")
+    if not shape:
+        raise ShapeError(f"{name}: a single number, not an array of scores")
+    if math.prod(shape) == 0:
+        raise ShapeError(f"{name}: empty array of shape {shape}")
 
 
 def check_labels(
@@ -284,48 +293,104 @@ def detect_kind(scores: np.ndarray, declared: str = "auto") -> ScoresKind:
         with np.errstate(invalid="ignore"):
             if peek.min() < 0 or peek.max() > 1:
                 return "logits"
-        problem, in_range = _probability_problem(scores)
-        if problem and in_range:
-            raise ScoresKindError(
-                f"scores: every value is in [0, 1] but {problem}: not probabilities"
-                f" of {scores.shape[1]} classes; to read them as logits, give"
-                ' kind="logits"',
-                problem=problem,
-            )
-        return "logits" if problem else "probs"
-    problem, _ = _probability_problem(scores)
-    if problem:
-        raise InputError(f"scores declared as probabilities, but {problem}")
-    return "probs"
+        return kind_from_stats(
+            probability_stats(scores), "auto", scores.dtype, scores.shape
+        )
+    return kind_from_stats(
+        probability_stats(scores), "probs", scores.dtype, scores.shape
+    )
 
 
-def _probability_problem(scores: np.ndarray) -> tuple[str | None, bool]:
-    """Why ``scores`` are not probabilities (None if they are), and whether
-    every value is in [0, 1] (only the row sums are wrong)."""
+@dataclass(frozen=True)
+class ProbStats:
+    """What decides whether scores are probabilities, mergeable over chunks of
+    leading-axis rows: the extremes (NaN if any value is NaN), and the score
+    vectors whose sum is off by more than the tolerance (their count, the
+    first one's flat index among all of them and its sum)."""
+
+    lo: float
+    hi: float
+    n_off: int = 0
+    first_off: int = -1
+    first_sum: float = 0.0
+
+    @property
+    def in_range(self) -> bool:
+        """Every value finite and in [0, 1] (NaN compares False)."""
+        return bool(0 <= self.lo and self.hi <= 1)
+
+    def merge(self, later: ProbStats, offset: int) -> ProbStats:
+        """These stats followed by those of ``later``, whose first score
+        vector is number ``offset`` among all of them."""
+        first, value = self.first_off, self.first_sum
+        if first < 0 and later.first_off >= 0:
+            first, value = offset + later.first_off, later.first_sum
+        return ProbStats(
+            float(np.minimum(self.lo, later.lo)),
+            float(np.maximum(self.hi, later.hi)),
+            self.n_off + later.n_off,
+            first,
+            value,
+        )
+
+
+def probability_stats(scores: np.ndarray) -> ProbStats:
+    """:class:`ProbStats` of ``scores`` (row sums only when every value is in
+    [0, 1]: otherwise they decide nothing)."""
     with np.errstate(invalid="ignore"):
-        lo = scores.min()
-        hi = scores.max()
-    if not np.isfinite(lo) or not np.isfinite(hi):
-        return "they hold NaN or infinite values", False
-    if lo < 0:
-        return f"they hold negative values (min {float(lo):.6g})", False
-    if hi > 1:
-        return f"they hold values above 1 (max {float(hi):.6g})", False
-    if scores.ndim == 1 or scores.shape[1] == 1:
-        return None, True
+        stats = ProbStats(float(scores.min()), float(scores.max()))
+    if not stats.in_range or scores.ndim == 1 or scores.shape[1] == 1:
+        return stats
     sums = np.sum(scores, axis=1, dtype=np.float64)
     tol = sum_tolerance(scores.dtype, scores.shape[1])
-    off = np.abs(sums - 1.0) > tol
-    if off.any():
-        flat = np.flatnonzero(off.ravel())
-        first = int(flat[0])
-        where = _where(sums.shape, first)
-        what = "rows" if sums.ndim == 1 else "score vectors"
-        return (
-            f"{len(flat)} of {sums.size} {what} do not sum to 1 within {tol:g}"
-            f" (first: {float(sums.ravel()[first]):.6g} at {where})"
-        ), True
-    return None, True
+    flat = np.flatnonzero(np.abs(sums - 1.0) > tol)
+    if not len(flat):
+        return stats
+    first = int(flat[0])
+    return ProbStats(stats.lo, stats.hi, len(flat), first, float(sums.flat[first]))
+
+
+def probability_problem(
+    stats: ProbStats, dtype: np.dtype, shape: tuple[int, ...]
+) -> str | None:
+    """Why scores of ``shape`` with these stats are not probabilities (None if
+    they are)."""
+    if not np.isfinite(stats.lo) or not np.isfinite(stats.hi):
+        return "they hold NaN or infinite values"
+    if stats.lo < 0:
+        return f"they hold negative values (min {stats.lo:.6g})"
+    if stats.hi > 1:
+        return f"they hold values above 1 (max {stats.hi:.6g})"
+    if not stats.n_off:
+        return None
+    sums_shape = (shape[0], *shape[2:])
+    tol = sum_tolerance(dtype, shape[1])
+    where = _where(sums_shape, stats.first_off)
+    what = "rows" if len(sums_shape) == 1 else "score vectors"
+    return (
+        f"{stats.n_off} of {math.prod(sums_shape)} {what} do not sum to 1 within"
+        f" {tol:g} (first: {stats.first_sum:.6g} at {where})"
+    )
+
+
+def kind_from_stats(
+    stats: ProbStats, declared: str, dtype: np.dtype, shape: tuple[int, ...]
+) -> ScoresKind:
+    """The kind :func:`detect_kind` decides, from the stats of all the scores
+    (``declared`` is "auto" or "probs")."""
+    problem = probability_problem(stats, dtype, shape)
+    if declared == "probs":
+        if problem:
+            raise InputError(f"scores declared as probabilities, but {problem}")
+        return "probs"
+    if problem and stats.in_range:
+        raise ScoresKindError(
+            f"scores: every value is in [0, 1] but {problem}: not probabilities"
+            f" of {shape[1]} classes; to read them as logits, give"
+            ' kind="logits"',
+            problem=problem,
+        )
+    return "logits" if problem else "probs"
 
 
 def nonfinite_error(
@@ -381,14 +446,36 @@ def prepare(
     """
     check_ignore_index(ignore_index)
     s = check_float_scores(np.asarray(scores))
-    y = np.asarray(labels)
-    if y.ndim == 2 and s.ndim == 2 and y.shape == s.shape and s.shape[1] > 1:
-        y = labels_from_onehot(y)
-    y = squeeze_labels(s, y)
+    y, n_classes = prepare_labels(s, np.asarray(labels), ignore_index=ignore_index)
+    if ignore_index is not None and not (y != ignore_index).any():
+        raise all_ignored_error(ignore_index)
+    return s, y, detect_kind(s, kind), n_classes
+
+
+def prepare_labels(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    ignore_index: int | None = None,
+    values: bool = True,
+) -> tuple[np.ndarray, int]:
+    """The labels of :func:`prepare` (one-hot rows and a class axis of length
+    1 taken away, shapes and values checked) and the class count.  With
+    ``values=False`` only the shapes are checked: ``labels`` may then be a
+    stand-in of the right shape and dtype (``np.broadcast_to``)."""
+    y = labels
+    if y.ndim == 2 and scores.ndim == 2 and y.shape == scores.shape:
+        if scores.shape[1] > 1:
+            y = labels_from_onehot(y) if values else y[:, 0]
+    y = squeeze_labels(scores, y)
     if y.size == 0:
         raise ShapeError(f"labels: empty array of shape {y.shape}")
-    n_classes = check_shapes(s, y)
-    y = check_labels(y, n_classes, ignore_index=ignore_index)
-    if ignore_index is not None and not (y != ignore_index).any():
-        raise InputError(f"labels: every label equals ignore_index {ignore_index}")
-    return s, y, detect_kind(s, kind), n_classes
+    n_classes = check_shapes(scores, y)
+    if values:
+        y = check_labels(y, n_classes, ignore_index=ignore_index)
+    return y, n_classes
+
+
+def all_ignored_error(ignore_index: int) -> InputError:
+    """Every label equals ``ignore_index``: nothing is left to measure."""
+    return InputError(f"labels: every label equals ignore_index {ignore_index}")
