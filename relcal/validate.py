@@ -56,7 +56,7 @@ def check_scores_layout(
     dtype: np.dtype, shape: tuple[int, ...], name: str = "scores"
 ) -> None:
     """The checks of :func:`check_float_scores` that need no value."""
-    if dtype == object or dtype.kind not in "fiub":
+    if dtype.hasobject or dtype.kind not in "fiub":
         raise InputError(f"{name}: must be numeric. Got dtype {dtype} instead")
     if not shape:
         raise ShapeError(f"{name}: a single number, not an array of scores")
