@@ -1,21 +1,37 @@
-"""Bootstrap intervals for the metrics, vectorised: pure numpy, seeded.
+"""Bootstrap intervals for the metrics: a mergeable Poisson bootstrap, pure numpy.
 
 Convention
 ----------
-- **Resampling**: the ordinary (multinomial) bootstrap over samples: each
-  replicate draws N samples with replacement, so every replicate has exactly
-  N samples.  Replicate ``r`` is a vector of counts ``c_r`` (how often each
-  sample was drawn); with a seed (``numpy.random.default_rng(seed)``) the
-  replicates are reproducible.
-- **What is resampled**: the per-sample quantities of one reduction (top-label
-  confidence, correct, NLL, Brier term) and the bin of each sample.  The bin
-  edges are those of the full sample and stay fixed (for equal-mass bins too):
-  the intervals are conditional on the edges.  Nothing is recomputed from the
-  scores: a replicate's per-bin sums are ``c_r @ x`` over the samples of each
-  bin, computed for a block of replicates at once as a matrix product.
-- **Paired**: several sets of predictions on the same N samples (a model and
-  its baseline) share the count vectors, so a difference between them is
-  bootstrapped as a difference on the same resampled data.
+- **Resampling unit**: the leading-axis row of the scores.  For (N, C) scores
+  a unit is one sample; for segmentation, (N, C, H, W), a unit is one whole
+  image with all its kept pixels (a cluster bootstrap).  Pixels of one image
+  are strongly correlated, so resampling pixels one by one would treat a
+  handful of images as millions of independent draws and give intervals far
+  too narrow; resampling images is the statistically right unit.
+- **Weights**: replicate ``r`` weighs unit ``u`` by ``w[u, r] ~ Poisson(1)``,
+  independently for every unit and replicate (the Poisson bootstrap: the
+  number of times a unit is drawn when about N draws are made).  ``w[u, r]``
+  is a function of ``(seed, u, r)`` only: units are cut into fixed global
+  blocks of :data:`UNIT_BLOCK` and replicates into blocks of
+  :data:`REPLICATE_BLOCK`; the weights of one (unit block, replicate block)
+  come from ``numpy.random.default_rng(SeedSequence([seed, unit_block,
+  replicate_block]))`` (:func:`block_weights`).  A chunk of the data generates
+  the blocks its units fall in and takes their rows, so the result does not
+  depend on how the data is cut into chunks, on their order or on the number
+  of jobs; a paired baseline (or the positive-class set) with the same seed
+  and units gets the same weights.
+- **What is summed**: per replicate and bin, the weighted count, the weighted
+  sum of top-label confidence and of correct; per replicate the weighted sums
+  of the NLL and Brier terms (:class:`ReplicateSums`).  First per unit and bin
+  (a ``bincount``), then ``weights @ per-unit sums``, one block at a time, so
+  memory stays bounded whatever N.  Sums of two chunks merge by addition.
+  The bin edges are those of the full sample and stay fixed (for equal-mass
+  bins too): the intervals are conditional on the edges.
+- **Metrics of a replicate**: a Poisson replicate's total weight varies, so
+  every metric is a ratio of its sums: accuracy = weighted correct / total
+  weight, ECE = sum over bins of |weighted confidence - weighted correct| /
+  total weight, and so on.  A replicate whose total weight is 0 (possible only
+  with very few units) has no value and is left out of the interval.
 - **Interval**: percentile interval, bias-corrected for the binned metrics.
   Binned calibration errors (ECE, RMS-CE, MCE) are biased upward on finite
   samples: a bin's |accuracy - confidence| is never below zero, so noise adds
@@ -25,16 +41,20 @@ Convention
   of Kumar, Liang & Ma 2019 for the L1 error, with bootstrap replicates), and
   the interval is the percentile interval of ``theta*`` shifted by ``-2 b`` so
   it is centred on the debiased estimate.  Sample means (accuracy, NLL, Brier)
-  are unbiased and get the plain percentile interval.
+  get the plain percentile interval.
 
 References
 ----------
 Efron & Tibshirani (1993), An Introduction to the Bootstrap, ch. 10 and 13.
+Hanley & MacGibbon (2006), Creating non-parametric bootstrap samples using
+Poisson frequencies, Computer Methods and Programs in Biomedicine 83.
 Kumar, Liang, Ma (2019), Verified Uncertainty Calibration (NeurIPS).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,12 +70,22 @@ POSITIVE = {  # the positive-class metrics: the binned ones of P(class 1)'s set
 }
 BOOTSTRAP_METRICS = ("accuracy", "ece", "rms_ce", "mce", "nll", "brier", *POSITIVE)
 BINNED = frozenset({"ece", "rms_ce", "mce", *POSITIVE})
-# counts matrix of one block of replicates: about 32 MB of float64
-BLOCK_ELEMENTS = 1 << 22
-# N x replicates above this is refused (tens of seconds of work)
-MAX_RESAMPLES = 2_000_000_000
+# the value of "resampling" in relcal check --json (a versioned name: the
+# multinomial bootstrap of relcal 0.1 was "multinomial: N samples drawn with
+# replacement")
+RESAMPLING = "poisson: Poisson(1) weight per unit (sample, or image) and replicate"
+# the fixed global blocks the weights are generated in (see the module
+# docstring): changing either changes every replicate
+UNIT_BLOCK = 1024
+REPLICATE_BLOCK = 256
+# units x replicates above this is refused (about a minute of work)
+MAX_RESAMPLES = 10_000_000_000
+# replicates x bins above this is refused: the sums would take over 100 MB
+MAX_REPLICATE_BINS = 1 << 22
 # more replicates than this is refused: the interval's end points no longer move
 MAX_REPLICATES = 100_000
+# samples handed to replicate_sums at a time by the in-memory path
+CHUNK_SAMPLES = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -68,13 +98,20 @@ class Samples:
     nll: np.ndarray | None  # float64
     brier: np.ndarray | None  # float64
     n_bins: int
+    unit: np.ndarray | None = None  # int64: the leading-axis row; None: arange(n)
 
     @property
     def n(self) -> int:
         return len(self.confidence)
 
+    @property
+    def units(self) -> np.ndarray:
+        return np.arange(self.n, dtype=np.int64) if self.unit is None else self.unit
 
-def samples_from_reduced(reduced: Reduced, edges: np.ndarray) -> Samples:
+
+def samples_from_reduced(
+    reduced: Reduced, edges: np.ndarray, unit: np.ndarray | None = None
+) -> Samples:
     """What the bootstrap needs from a reduction, binned with ``edges``."""
     conf = np.asarray(reduced.confidence, dtype=np.float64)
     return Samples(
@@ -84,10 +121,13 @@ def samples_from_reduced(reduced: Reduced, edges: np.ndarray) -> Samples:
         nll=None if reduced.nll is None else np.asarray(reduced.nll, np.float64),
         brier=None if reduced.brier is None else np.asarray(reduced.brier, np.float64),
         n_bins=len(edges) - 1,
+        unit=unit,
     )
 
 
-def positive_samples(reduced: Reduced, edges: np.ndarray) -> Samples | None:
+def positive_samples(
+    reduced: Reduced, edges: np.ndarray, unit: np.ndarray | None = None
+) -> Samples | None:
     """Two classes: P(class 1) and "label == 1" per sample, binned with
     ``edges`` (the positive-class table's), resampled like a top-label set;
     its ECE, RMS-CE and MCE are the positive-class ones.  None otherwise."""
@@ -101,7 +141,440 @@ def positive_samples(reduced: Reduced, edges: np.ndarray) -> Samples | None:
         nll=None,
         brier=None,
         n_bins=len(edges) - 1,
+        unit=unit,
     )
+
+
+def sample_units(labels: np.ndarray, ignore_index: int | None = None) -> np.ndarray:
+    """The unit of each kept sample: its leading-axis row (an image for
+    labels of shape (N, H, W)), in the order the reduction keeps them.
+
+    Examples
+    --------
+    >>> sample_units(np.array([[0, 255], [255, 255], [1, 2]]), 255)
+    array([0, 2, 2])
+    """
+    labels = np.asarray(labels)
+    n = labels.shape[0] if labels.ndim else 0
+    if ignore_index is None:
+        per_row = np.full(n, labels[0].size if n else 0, dtype=np.int64)
+    else:
+        per_row = np.count_nonzero(labels.reshape(n, -1) != ignore_index, axis=1)
+    return np.repeat(np.arange(n, dtype=np.int64), per_row)
+
+
+# --------------------------------------------------------------------------
+# the weights
+
+
+@functools.lru_cache(maxsize=1)
+def _poisson_table() -> tuple[np.ndarray, np.ndarray]:
+    """Inversion of the Poisson(1) CDF at 32-bit resolution.
+
+    ``thresholds[k] = floor(2**32 P(X <= k))``: a uniform 32-bit integer ``u``
+    gives ``X = #{k: thresholds[k] <= u}``.  ``table`` holds that value for
+    each of the 2**16 ranges of ``u``'s top 16 bits, or -1 for the few ranges
+    that hold a threshold (resolved with the thresholds themselves).
+    """
+    pmf = np.array([math.exp(-1.0) / math.factorial(k) for k in range(40)])
+    cut = np.floor(np.cumsum(pmf) * 2.0**32)
+    thresholds = cut[cut < 2.0**32].astype(np.uint64)
+    low = np.arange(1 << 16, dtype=np.uint64) << np.uint64(16)
+    first = np.searchsorted(thresholds, low, side="right")
+    last = np.searchsorted(thresholds, low + np.uint64(0xFFFF), side="right")
+    return thresholds, np.where(first == last, first, -1).astype(np.float64)
+
+
+def block_weights(seed: int, unit_block: int, replicate_block: int) -> np.ndarray:
+    """The Poisson(1) weights of one block of units in one block of replicates.
+
+    Returns float64 of shape (UNIT_BLOCK, REPLICATE_BLOCK): row ``i`` is unit
+    ``unit_block * UNIT_BLOCK + i``, column ``j`` replicate
+    ``replicate_block * REPLICATE_BLOCK + j``.
+
+    Examples
+    --------
+    >>> w = block_weights(0, 0, 0)
+    >>> w.shape, bool(np.array_equal(w, block_weights(0, 0, 0)))
+    ((1024, 256), True)
+    >>> bool(abs(w.mean() - 1) < 0.01 and abs(w.var() - 1) < 0.01)
+    True
+    """
+    rng = np.random.default_rng(
+        np.random.SeedSequence([seed, unit_block, replicate_block])
+    )
+    draws = rng.integers(
+        0, 1 << 32, size=(UNIT_BLOCK, REPLICATE_BLOCK), dtype=np.uint32
+    )
+    thresholds, table = _poisson_table()
+    weights = table[draws >> np.uint32(16)]
+    split = np.flatnonzero(weights < 0)
+    weights.flat[split] = np.searchsorted(thresholds, draws.flat[split], side="right")
+    return weights
+
+
+def unit_weights(units: np.ndarray, n_replicates: int, *, seed: int) -> np.ndarray:
+    """The weights of ``units`` in replicates 0 .. n_replicates - 1, shape
+    (len(units), n_replicates): what :func:`replicate_sums` multiplies by.
+
+    Examples
+    --------
+    >>> w = unit_weights(np.array([5, 2000]), 300, seed=1)
+    >>> bool(np.array_equal(w[1], unit_weights(np.array([2000]), 300, seed=1)[0]))
+    True
+    """
+    units = np.asarray(units, dtype=np.int64)
+    out = np.empty((len(units), n_replicates))
+    blocks = units // UNIT_BLOCK
+    for b in np.unique(blocks).tolist():
+        at = np.flatnonzero(blocks == b)
+        rows = units[at] - b * UNIT_BLOCK
+        for q, lo, hi in _replicate_blocks(n_replicates):
+            out[at, lo:hi] = block_weights(seed, b, q)[rows, : hi - lo]
+    return out
+
+
+def _replicate_blocks(n_replicates: int) -> list[tuple[int, int, int]]:
+    """(block, first replicate, end) of every replicate block."""
+    return [
+        (q, lo, min(lo + REPLICATE_BLOCK, n_replicates))
+        for q, lo in enumerate(range(0, n_replicates, REPLICATE_BLOCK))
+    ]
+
+
+# --------------------------------------------------------------------------
+# the replicate sums
+
+
+@dataclass(frozen=True)
+class ReplicateSums:
+    """Per replicate, the weighted sums every bootstrapped metric is a ratio of.
+
+    ``count``, ``confidence`` and ``correct`` have shape (n_replicates,
+    n_bins): the weighted number of samples in each bin, and the weighted sums
+    of their top-label confidence and of correct.  ``nll`` and ``brier`` have
+    shape (n_replicates,) (None when not computed).  Sums of disjoint parts of
+    the data, under the same seed, add up (:meth:`merge`).
+    """
+
+    n_bins: int
+    seed: int
+    count: np.ndarray
+    confidence: np.ndarray
+    correct: np.ndarray
+    nll: np.ndarray | None = None
+    brier: np.ndarray | None = None
+
+    @property
+    def n_replicates(self) -> int:
+        return int(self.count.shape[0])
+
+    def merge(self, other: ReplicateSums) -> ReplicateSums:
+        """The sums of both parts (same seed, replicates, bins and quantities).
+
+        Examples
+        --------
+        >>> a = replicate_sums(np.array([0, 1]), np.array([0, 1]), np.array([.2, .7]),
+        ...                    np.array([0., 1.]), None, None, n_bins=2,
+        ...                    n_replicates=100, seed=3)
+        >>> b = replicate_sums(np.array([2]), np.array([1]), np.array([.9]),
+        ...                    np.array([1.]), None, None, n_bins=2,
+        ...                    n_replicates=100, seed=3)
+        >>> whole = replicate_sums(np.array([0, 1, 2]), np.array([0, 1, 1]),
+        ...                        np.array([.2, .7, .9]), np.array([0., 1., 1.]),
+        ...                        None, None, n_bins=2, n_replicates=100, seed=3)
+        >>> bool(np.allclose(a.merge(b).confidence, whole.confidence, rtol=1e-12))
+        True
+        """
+        mine = (self.n_bins, self.seed, self.n_replicates)
+        theirs = (other.n_bins, other.seed, other.n_replicates)
+        both = (self.nll is None, self.brier is None)
+        if mine != theirs or both != (other.nll is None, other.brier is None):
+            raise InputError(
+                "replicate sums of other settings cannot be merged: (n_bins, seed,"
+                f" n_replicates) {mine} and {theirs}, NLL/Brier missing {both} and"
+                f" {(other.nll is None, other.brier is None)}"
+            )
+        return ReplicateSums(
+            self.n_bins,
+            self.seed,
+            self.count + other.count,
+            self.confidence + other.confidence,
+            self.correct + other.correct,
+            None if self.nll is None else self.nll + other.nll,  # type: ignore[operator]
+            None if self.brier is None else self.brier + other.brier,  # type: ignore[operator]
+        )
+
+
+def replicate_sums(
+    unit: np.ndarray,
+    bin_index: np.ndarray,
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    nll: np.ndarray | None,
+    brier: np.ndarray | None,
+    *,
+    n_bins: int,
+    n_replicates: int,
+    seed: int,
+) -> ReplicateSums:
+    """The Poisson bootstrap's replicate sums of one chunk of samples.
+
+    Parameters
+    ----------
+    unit : array-like of int, shape (n,)
+        The global leading-axis row each sample came from (a classification
+        row, or a segmentation image): the resampling unit.
+    bin_index : array-like of int, shape (n,)
+        Each sample's top-label bin (under the full sample's edges).
+    confidence, correct : array-like of shape (n,)
+        Top-label confidence, and 1.0 / 0.0 for a correct prediction.
+    nll, brier : array-like of shape (n,), or None
+        Per-sample NLL and Brier terms, when they are bootstrapped.
+    n_bins : int
+    n_replicates : int
+    seed : int
+        Non-negative; the weights of unit ``u`` in replicate ``r`` depend on
+        ``(seed, u, r)`` only (:func:`block_weights`).
+
+    Returns
+    -------
+    ReplicateSums
+        Chunks of the same data give, merged, the sums of the whole to
+        rounding (~1e-15 relative), however the data is cut.
+
+    Examples
+    --------
+    >>> s = replicate_sums(np.arange(4), np.array([0, 0, 1, 1]),
+    ...                    np.array([.2, .3, .8, .9]), np.array([0., 1., 1., 1.]),
+    ...                    None, None, n_bins=2, n_replicates=200, seed=1)
+    >>> total = s.count.sum(axis=1)  # each replicate's total weight: about 4
+    >>> s.count.shape, bool(abs(total.mean() - 4) < 0.5), int(total.min())
+    ((200, 2), True, 0)
+    """
+    n_replicates = check_replicates(n_replicates, n_bins=n_bins)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be an integer >= 0. Got {seed!r} instead")
+    columns = [confidence, correct, *(c for c in (nll, brier) if c is not None)]
+    cell_unit, cell_bin, values = _cells(unit, bin_index, columns, n_bins)
+    sums = np.zeros((n_bins, len(values), n_replicates))
+    for b, lo, hi in _runs(cell_unit // UNIT_BLOCK):
+        _add_block(
+            sums,
+            seed,
+            b,
+            cell_unit[lo:hi] - b * UNIT_BLOCK,
+            cell_bin[lo:hi],
+            values[:, lo:hi],
+        )
+    total = sums.sum(axis=0)  # (columns, replicates)
+    return ReplicateSums(
+        n_bins,
+        int(seed),
+        np.ascontiguousarray(sums[:, 0].T),
+        np.ascontiguousarray(sums[:, 1].T),
+        np.ascontiguousarray(sums[:, 2].T),
+        None if nll is None else total[3],
+        None if brier is None else total[-1],
+    )
+
+
+def _cells(
+    unit: np.ndarray, bin_index: np.ndarray, columns: list[np.ndarray], n_bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Samples summed per (unit, bin) cell: the cells' units and bins, and
+    their sums (row 0 the sample count, then one row per column), the cells
+    sorted by unit block and, within a block, by bin."""
+    unit = np.asarray(unit, dtype=np.int64)
+    bins = np.asarray(bin_index, dtype=np.int64)
+    if unit.shape != bins.shape or any(np.shape(c) != unit.shape for c in columns):
+        raise InputError(
+            "unit, bin_index and the per-sample values must have one shape"
+        )
+    if unit.size == 0:
+        return unit, bins, np.zeros((len(columns) + 1, 0))
+    first = int(unit.min())
+    key = (unit - first) * n_bins + bins
+    size = (int(unit.max()) - first + 1) * n_bins
+    if size <= max(4 * unit.size, 1 << 16):  # a dense grid of units x bins
+        count = np.bincount(key, minlength=size)
+        keep = np.flatnonzero(count)
+        sums = [count[keep]] + [
+            np.bincount(key, weights=c, minlength=size)[keep] for c in columns
+        ]
+    else:  # units far apart, or very many bins: the cells that occur
+        keep, inverse = np.unique(key, return_inverse=True)
+        sums = [np.bincount(inverse)] + [
+            np.bincount(inverse, weights=c) for c in columns
+        ]
+    cell_unit = keep // n_bins + first
+    cell_bin = keep % n_bins
+    order = np.lexsort((cell_bin, cell_unit // UNIT_BLOCK))
+    values = np.stack(sums).astype(np.float64)[:, order]
+    return cell_unit[order], cell_bin[order], np.ascontiguousarray(values)
+
+
+def _runs(sorted_keys: np.ndarray) -> list[tuple[int, int, int]]:
+    """(key, start, end) of each run of equal values in a sorted array."""
+    if sorted_keys.size == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    ends = np.r_[starts[1:], sorted_keys.size]
+    keys = sorted_keys[starts].tolist()
+    return list(zip(keys, starts.tolist(), ends.tolist(), strict=True))
+
+
+def _add_block(
+    sums: np.ndarray,
+    seed: int,
+    block: int,
+    rows: np.ndarray,
+    bins: np.ndarray,
+    values: np.ndarray,
+) -> None:
+    """Add the replicate sums of the cells of one unit block (sorted by bin)
+    to ``sums`` (bins x columns x replicates): per replicate block, the
+    block's weights of the cells' units times the cells' sums, one matrix
+    product per bin."""
+    groups = _runs(bins)
+    for q, r0, r1 in _replicate_blocks(sums.shape[2]):
+        weights = block_weights(seed, block, q)[rows, : r1 - r0]
+        for b, lo, hi in groups:
+            sums[b, :, r0:r1] += values[:, lo:hi] @ weights[lo:hi]
+
+
+def check_replicates(n_replicates: object, *, n_bins: int) -> int:
+    """``n_replicates`` as an int, refused when not positive, above
+    :data:`MAX_REPLICATES`, or when the sums of ``n_bins`` bins would be too
+    large to hold."""
+    if (
+        isinstance(n_replicates, bool)
+        or not isinstance(n_replicates, (int, np.integer))
+        or n_replicates < 1
+    ):
+        raise InputError(
+            f"bootstrap replicates must be a positive integer. Got {n_replicates!r}"
+        )
+    count = int(n_replicates)
+    if count > MAX_REPLICATES:
+        raise InputError(
+            f"bootstrap replicates must be at most {MAX_REPLICATES}."
+            f" Got {count} instead"
+        )
+    if count * n_bins > MAX_REPLICATE_BINS:
+        raise InputError(
+            f"a bootstrap of {count} replicates x {n_bins} bins is too large"
+            f" (limit {MAX_REPLICATE_BINS} sums of each quantity); lower"
+            " n_replicates= or n_bins="
+        )
+    return count
+
+
+def check_size(n_units: int, n_replicates: int, *, unit: str = "samples") -> None:
+    """Refuse a bootstrap of more than :data:`MAX_RESAMPLES` weights."""
+    if n_units * n_replicates > MAX_RESAMPLES:
+        raise InputError(
+            f"a bootstrap of {n_units} {unit} x {n_replicates} replicates is too"
+            f" large (limit {MAX_RESAMPLES:.0e} weights); use fewer replicates, or"
+            " gate on the point estimate (its sampling noise is small at this N)"
+        )
+
+
+def samples_sums(samples: Samples, *, n_replicates: int, seed: int) -> ReplicateSums:
+    """:func:`replicate_sums` of per-sample arrays held in memory, fed in
+    chunks of :data:`CHUNK_SAMPLES` samples and merged (as a stream would)."""
+    s = samples
+    units = s.units
+    parts = [
+        replicate_sums(
+            units[lo:hi],
+            s.bin_index[lo:hi],
+            s.confidence[lo:hi],
+            s.correct[lo:hi],
+            None if s.nll is None else s.nll[lo:hi],
+            None if s.brier is None else s.brier[lo:hi],
+            n_bins=s.n_bins,
+            n_replicates=n_replicates,
+            seed=seed,
+        )
+        for lo, hi in _spans(s.n, CHUNK_SAMPLES)
+    ]
+    total = parts[0]
+    for part in parts[1:]:
+        total = total.merge(part)
+    return total
+
+
+def _spans(n: int, size: int) -> list[tuple[int, int]]:
+    """[lo, hi) spans of at most ``size`` covering range(n) (one when n == 0)."""
+    return [(lo, min(lo + size, n)) for lo in range(0, max(n, 1), size)]
+
+
+def replicate_metrics(sums: ReplicateSums) -> dict[str, np.ndarray]:
+    """Every bootstrapped metric of each replicate, from its sums.
+
+    Returns ``{metric: ndarray of shape (n_replicates,)}`` for accuracy, ECE,
+    RMS-CE and MCE, and NLL and Brier when summed; NaN for a replicate of
+    total weight 0.
+    """
+    count, conf, hits = sums.count, sums.confidence, sums.correct
+    total = count.sum(axis=1)
+    diff = np.abs(conf - hits)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.where(count > 0, diff / count, 0.0)
+        res = {
+            "accuracy": hits.sum(axis=1) / total,
+            "ece": diff.sum(axis=1) / total,
+            "rms_ce": np.sqrt((gap * diff).sum(axis=1) / total),
+            "mce": np.where(total > 0, gap.max(axis=1), np.nan),
+        }
+        for name in ("nll", "brier"):
+            value = getattr(sums, name)
+            if value is not None:
+                res[name] = value / total
+    return res
+
+
+def bootstrap(
+    sets: list[Samples],
+    *,
+    n_replicates: int = 1000,
+    seed: int = 0,
+) -> list[dict[str, np.ndarray]]:
+    """Replicates of every metric of one or several paired sets of predictions.
+
+    Parameters
+    ----------
+    sets : list of Samples
+        One set, or several sets on the same units (a model and its baseline,
+        a set and its positive-class set): the same seed gives them the same
+        weights (a paired bootstrap).
+    n_replicates : int, default=1000
+    seed : int, default=0
+
+    Returns
+    -------
+    list of dict
+        Per set, ``{metric: ndarray of shape (n_replicates,)}`` for accuracy,
+        ECE, RMS-CE and MCE, and NLL and Brier when the set has them.
+
+    Examples
+    --------
+    >>> s = Samples(np.array([0, 0, 1, 1]), np.array([.2, .3, .8, .9]),
+    ...             np.array([0., 1., 1., 1.]), None, None, 2)
+    >>> reps = bootstrap([s], n_replicates=200, seed=1)[0]
+    >>> reps["ece"].shape, bool(np.all(reps["ece"][np.isfinite(reps["ece"])] >= 0))
+    ((200,), True)
+    """
+    if not sets:
+        raise InputError("bootstrap: no predictions given")
+    n = sets[0].n
+    if any(s.n != n for s in sets):
+        raise InputError("bootstrap: paired sets must hold the same samples")
+    return [
+        replicate_metrics(samples_sums(s, n_replicates=n_replicates, seed=seed))
+        for s in sets
+    ]
 
 
 @dataclass(frozen=True)
@@ -150,158 +623,3 @@ def interval(
         bias,
         confidence,
     )
-
-
-def bootstrap(
-    sets: list[Samples],
-    *,
-    n_replicates: int = 1000,
-    seed: int = 0,
-) -> list[dict[str, np.ndarray]]:
-    """Replicates of every metric of one or several paired sets of predictions.
-
-    Parameters
-    ----------
-    sets : list of Samples
-        One set, or several sets on the same samples (same N, same order): they
-        share the resampling (a paired bootstrap).
-    n_replicates : int, default=1000
-    seed : int, default=0
-        Seed of ``numpy.random.default_rng``.
-
-    Returns
-    -------
-    list of dict
-        Per set, ``{metric: ndarray of shape (n_replicates,)}`` for accuracy,
-        ECE, RMS-CE and MCE, and NLL and Brier when the set has them.
-
-    Examples
-    --------
-    >>> s = Samples(np.array([0, 0, 1, 1]), np.array([.2, .3, .8, .9]),
-    ...             np.array([0., 1., 1., 1.]), None, None, 2)
-    >>> reps = bootstrap([s], n_replicates=200, seed=1)[0]
-    >>> reps["ece"].shape, bool(np.all(reps["ece"] >= 0))
-    ((200,), True)
-    """
-    if not sets:
-        raise InputError("bootstrap: no predictions given")
-    n = sets[0].n
-    if any(s.n != n for s in sets):
-        raise InputError("bootstrap: paired sets must hold the same samples")
-    if isinstance(n_replicates, bool) or int(n_replicates) < 1:
-        raise InputError(
-            f"bootstrap replicates must be a positive integer. Got {n_replicates!r}"
-        )
-    n_replicates = int(n_replicates)
-    if n_replicates > MAX_REPLICATES:
-        raise InputError(
-            f"bootstrap replicates must be at most {MAX_REPLICATES}."
-            f" Got {n_replicates} instead"
-        )
-    if n * n_replicates > MAX_RESAMPLES:
-        raise InputError(
-            f"a bootstrap of {n} samples x {n_replicates} replicates is too large"
-            f" (limit {MAX_RESAMPLES:.0e} resampled values); use fewer replicates,"
-            " or gate on the point estimate (its sampling noise is small at this N)"
-        )
-    groups = _Groups(sets)
-    rng = np.random.default_rng(seed)
-    # a block's arrays: counts (block, n), and per group and per bin one row
-    # of columns per replicate
-    width = max(n, groups.cells)
-    block = max(1, min(n_replicates, BLOCK_ELEMENTS // width))
-    parts: list[list[dict[str, np.ndarray]]] = []
-    for start in range(0, n_replicates, block):
-        r = min(block, n_replicates - start)
-        parts.append(groups.metrics(_counts(rng, n, r)))
-    return [
-        {key: np.concatenate([p[i][key] for p in parts]) for key in parts[0][i]}
-        for i in range(len(sets))
-    ]
-
-
-def _counts(rng: np.random.Generator, n: int, r: int) -> np.ndarray:
-    """(r, n) float64: how often each sample is drawn in each of r replicates."""
-    draws = rng.integers(0, n, size=(r, n))
-    draws += (np.arange(r, dtype=np.int64) * n)[:, None]
-    return np.bincount(draws.ravel(), minlength=r * n).reshape(r, n).astype(np.float64)
-
-
-class _Groups:
-    """Samples grouped by their bin in every set, with the per-sample columns
-    each group's sums need.  One replicate block's sums are, per group, a
-    matrix product of the counts of the group's samples with its columns."""
-
-    def __init__(self, sets: list[Samples]) -> None:
-        self.sets = sets
-        self.n = sets[0].n
-        key = np.zeros(self.n, dtype=np.int64)
-        for s in sets:
-            key = key * s.n_bins + s.bin_index
-        order = np.argsort(key, kind="stable")
-        key = key[order]
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        ends = [*starts[1:].tolist(), self.n]
-        self.bounds = list(zip(starts.tolist(), ends, strict=True))
-        # the bin of each group in each set
-        self.group_bins = [s.bin_index[order][starts] for s in sets]
-        # columns: per set, confidence, correct, then NLL and Brier if present
-        cols: list[np.ndarray] = [np.ones(self.n)]
-        self.layout: list[dict[str, int]] = []
-        for s in sets:
-            where = {"confidence": len(cols), "correct": len(cols) + 1}
-            cols += [s.confidence, s.correct]
-            for name in ("nll", "brier"):
-                values = getattr(s, name)
-                if values is not None:
-                    where[name] = len(cols)
-                    cols.append(values)
-            self.layout.append(where)
-        self.columns = np.asfortranarray(np.stack(cols, axis=1)[order])
-        # per replicate, the sums of every group and of every bin
-        n_bins = max(s.n_bins for s in sets)
-        self.cells = (len(self.bounds) + n_bins) * self.columns.shape[1]
-
-    def metrics(self, counts: np.ndarray) -> list[dict[str, np.ndarray]]:
-        r = counts.shape[0]
-        sums = np.empty((len(self.bounds), r, self.columns.shape[1]))
-        # one matrix-vector product per group and column, by numpy's own
-        # einsum loop: multi-threaded BLAS (gemv, or a skinny gemm) was
-        # measured up to 50x slower on these shapes on a busy 2-core machine
-        for g, (lo, hi) in enumerate(self.bounds):
-            block = counts[:, lo:hi]
-            for j in range(self.columns.shape[1]):
-                np.einsum("ij,j->i", block, self.columns[lo:hi, j], out=sums[g, :, j])
-        out = []
-        for s, bins, where in zip(self.sets, self.group_bins, self.layout, strict=True):
-            per_bin = np.zeros((s.n_bins, r, sums.shape[2]))
-            np.add.at(per_bin, bins, sums)
-            count = per_bin[:, :, 0].T
-            conf = per_bin[:, :, where["confidence"]].T
-            hits = per_bin[:, :, where["correct"]].T
-            out.append(_from_sums(count, conf, hits, per_bin, where, self.n))
-        return out
-
-
-def _from_sums(
-    count: np.ndarray,
-    conf: np.ndarray,
-    hits: np.ndarray,
-    per_bin: np.ndarray,
-    where: dict[str, int],
-    n: int,
-) -> dict[str, np.ndarray]:
-    """Metrics of r replicates from their (r, n_bins) bin sums."""
-    diff = np.abs(conf - hits)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gap = np.where(count > 0, diff / count, 0.0)
-    res = {
-        "accuracy": hits.sum(axis=1) / n,
-        "ece": diff.sum(axis=1) / n,
-        "rms_ce": np.sqrt((gap * diff).sum(axis=1) / n),
-        "mce": gap.max(axis=1),
-    }
-    for name in ("nll", "brier"):
-        if name in where:
-            res[name] = per_bin[:, :, where[name]].sum(axis=0) / n
-    return res

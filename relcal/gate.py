@@ -22,7 +22,8 @@ Verdicts
 Without a confidence level, a check fails when the plug-in value (the number
 ``relcal metrics`` prints) is beyond its limit.  With ``confidence=0.95`` each
 check gets a two-sided 95% bootstrap interval (:mod:`relcal.bootstrap`:
-multinomial resampling, seeded; bias-corrected for the binned metrics) and
+a Poisson bootstrap over units, samples or whole segmentation images, seeded;
+bias-corrected for the binned metrics) and
 fails only when the whole interval lies beyond the limit: the value is over
 the limit with at least that confidence.  A baseline given as predictions on
 the same samples is compared by a paired bootstrap (the same resampled samples
@@ -48,8 +49,11 @@ from relcal.bootstrap import (
     Interval,
     Samples,
     bootstrap,
+    check_replicates,
+    check_size,
     interval,
     positive_samples,
+    sample_units,
     samples_from_reduced,
 )
 from relcal.errors import FormatError, InputError, ShapeError, UnsupportedMetricError
@@ -199,6 +203,8 @@ def settings_from(
     n_rep = _int_setting(merged, "bootstrap", 1000, 100, MAX_REPLICATES)
     seed = _int_setting(merged, "seed", 0, minimum=0)
     n_bins = _int_setting(merged, "bins", 15, 1, MAX_BINS)
+    if confidence is not None:
+        check_replicates(n_rep, n_bins=n_bins)
     binning = _setting(merged, "binning", "width")
     if binning not in ("width", "mass"):
         raise InputError(f"binning must be width or mass. Got {binning!r} instead")
@@ -271,14 +277,21 @@ class Measured:
     model: str | None = None  # the table column of this model (models=)
     n_dropped: int = 0  # rows dropped for a missing label or score
     positive_samples: Samples | None = None  # two classes: P(class 1), label == 1
+    unit: str = "sample"  # what the bootstrap resamples: "sample" or "image"
+    n_units: int | None = None  # how many (None: n)
 
 
 def measure(predictions: Any, *, n_bins: int = 15, binning: str = "width") -> Measured:
     """Reduce loaded predictions (:class:`relcal.io.Predictions`) once: every
     metric, and the per-sample arrays the bootstrap resamples."""
     reduced, results = reduce_predictions(predictions, n_bins=n_bins, binning=binning)
+    labels = np.asarray(predictions.labels)
     m = measured_from_reduced(
-        reduced, results, predictions.source, labels=np.asarray(predictions.labels)
+        reduced,
+        results,
+        predictions.source,
+        labels=labels,
+        units=sample_units(labels, getattr(predictions, "ignore_index", None)),
     )
     return replace(
         m,
@@ -293,8 +306,15 @@ def measured_from_reduced(
     source: str,
     *,
     labels: np.ndarray | None = None,
+    units: np.ndarray | None = None,
 ) -> Measured:
-    """A :class:`Measured` from a reduction and its metrics (arrays in memory)."""
+    """A :class:`Measured` from a reduction and its metrics (arrays in memory).
+
+    ``units`` is each kept sample's leading-axis row (:func:`relcal.bootstrap.
+    sample_units`); None: every sample its own row.  Labels of more than one
+    axis make the bootstrap resample whole images.
+    """
+    images = labels is not None and labels.ndim > 1
     return Measured(
         source=source,
         n=results.n,
@@ -303,13 +323,22 @@ def measured_from_reduced(
         binning=results.binning,
         metrics={m: results.metric(m) for m in METRIC_NAMES},
         unavailable=dict(results.unavailable),
-        samples=samples_from_reduced(reduced, results.table.edges),
+        samples=samples_from_reduced(reduced, results.table.edges, units),
         labels=labels,
         results=results,
         positive_samples=None
         if results.positive_table is None
-        else positive_samples(reduced, results.positive_table.edges),
+        else positive_samples(reduced, results.positive_table.edges, units),
+        unit="image" if images else "sample",
+        n_units=results.n if units is None else _distinct(units),
     )
+
+
+def _distinct(units: np.ndarray) -> int:
+    """How many distinct units ``units`` holds."""
+    if units.size and np.all(units[1:] >= units[:-1]):  # sample_units's order
+        return int(np.count_nonzero(np.diff(units))) + 1
+    return int(np.unique(units).size)
 
 
 def measured_from_json(doc: Mapping[str, Any], source: str) -> Measured:
@@ -559,6 +588,8 @@ def _replicates(
     if with_positive:
         sets += positive
     try:
+        n_units = new.n if new.n_units is None else new.n_units
+        check_size(n_units, settings.n_replicates, unit=f"{new.unit}s")
         reps = bootstrap(sets, n_replicates=settings.n_replicates, seed=settings.seed)
     except InputError as err:
         raise err.with_source(new.source) from None

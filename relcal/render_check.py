@@ -17,6 +17,7 @@ import math
 from typing import Any
 
 from relcal import __version__
+from relcal.bootstrap import RESAMPLING
 from relcal.gate import Check, GateResult
 from relcal.render import dropped_text
 
@@ -110,10 +111,17 @@ def method_line(g: GateResult) -> str:
     if s.confidence is None:
         return f"gate on the point estimates; {bins}"
     kind = "paired bootstrap" if g.paired else "bootstrap"
+    units = ""
+    if g.new.unit != "sample":  # segmentation: whole images are resampled
+        units = f", {_n_units(g)} {g.new.unit}s resampled whole"
     return (
         f"gate on {100 * s.confidence:g}% {kind} intervals ({s.n_replicates} "
-        f"replicates, seed {s.seed}; binned metrics bias-corrected); {bins}"
+        f"replicates, seed {s.seed}{units}; binned metrics bias-corrected); {bins}"
     )
+
+
+def _n_units(g: GateResult) -> int:
+    return g.new.n if g.new.n_units is None else g.new.n_units
 
 
 def format_check(g: GateResult, config: str | None) -> str:
@@ -200,7 +208,9 @@ def check_to_dict(g: GateResult, config: str | None) -> dict[str, Any]:
             else {
                 "replicates": s.n_replicates,
                 "seed": s.seed,
-                "resampling": "multinomial: N samples drawn with replacement",
+                "resampling": RESAMPLING,
+                "unit": g.new.unit,
+                "n_units": _n_units(g),
                 "paired": g.paired,
                 "interval": "two-sided percentile; a check fails when the whole "
                 "interval is beyond its threshold",

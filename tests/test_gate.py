@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from relcal.binning import bin_table, calibration_errors, uniform_edges
-from relcal.bootstrap import Samples, _counts, bootstrap, interval
+from relcal.bootstrap import Samples, bootstrap, interval, unit_weights
 from relcal.errors import RelcalError
 from relcal.gate import (
     CHECKS,
@@ -157,19 +157,21 @@ def test_baseline_on_other_samples_is_an_error() -> None:
 # the bootstrap
 
 
-def test_replicates_equal_a_recomputation_on_resampled_data() -> None:
-    """Each replicate is the metric of the data drawn with replacement."""
+def test_replicates_equal_a_recomputation_on_weighted_data() -> None:
+    """Each replicate is the metric of the data with sample u repeated
+    w[u, r] ~ Poisson(1) times (w from ``unit_weights``), to 1e-12."""
     rng = np.random.default_rng(5)
     n, edges = 300, uniform_edges(15)
-    conf = np.sort(rng.uniform(0.2, 1.0, n))  # sorted: bins in sample order
+    conf = rng.uniform(0.2, 1.0, n)
     correct = (rng.random(n) < conf).astype(np.float64)
     nll, brier = rng.random(n), rng.random(n)
     idx = np.searchsorted(edges[1:-1], conf)
     s = Samples(idx, conf, correct, nll, brier, 15)
     reps = bootstrap([s], n_replicates=6, seed=11)[0]
-    counts = _counts(np.random.default_rng(11), n, 6).astype(np.int64)
+    weights = unit_weights(np.arange(n), 6, seed=11).astype(np.int64)
+    assert weights.max() >= 3 and (weights == 0).any()  # not the data itself
     for r in range(6):
-        take = np.repeat(np.arange(n), counts[r])
+        take = np.repeat(np.arange(n), weights[:, r])
         ece, rms, mce = calibration_errors(bin_table(conf[take], correct[take], edges))
         assert reps["ece"][r] == pytest.approx(ece, abs=1e-12)
         assert reps["rms_ce"][r] == pytest.approx(rms, abs=1e-12)
