@@ -53,6 +53,7 @@ PYTHON_TO_CLI: dict[str, str] = {
     "with_ensemble": "--ensemble",  # report
     "k": "--cv",  # fit-temperature (relcal.temperature.cross_fit)
     "n_bins": "--bins",  # every command that bins
+    "n_replicates": "--bootstrap",  # check (relcal.bootstrap)
     "binning": "--binning",  # every command that bins
     "baseline": "--baseline",  # check (relcal.gate.check)
 }
