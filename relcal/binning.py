@@ -260,3 +260,192 @@ def calibration_errors(table: BinTable) -> tuple[float, float, float]:
     rms = float(np.sqrt(np.sum(w * gap * gap)))
     mce = float(np.max(gap))
     return ece, rms, mce
+
+
+# --------------------------------------------------------------------------
+# equal-mass edges from mergeable passes
+#
+# ``np.quantile(p, q)`` (linear) needs, for each q, two order statistics of p.
+# A pass histograms p into FINE_BINS bins (counts, and each bin's smallest and
+# largest value: all mergeable); the bin holding an order statistic is then
+# known from the cumulative counts.  The statistic is the bin's minimum or
+# maximum when it is the bin's first or last value (or all its values are
+# equal); otherwise the next pass collects that bin's values (a bounded number,
+# at most COLLECT_MAX) or, when there are more, histograms the bin's range
+# [min, max] again.  Bins are intervals of values, so a value's bin, and its
+# rank among the values, do not depend on the chunking.  The edges are then
+# computed from the order statistics with numpy's own formula: bit-identical
+# to :func:`mass_edges` on all the values at once.
+
+FINE_BINS = 1 << 14
+COLLECT_MAX = 1 << 16
+# histogram cells per pass (ranges x bins) at most this many
+PROBE_CELLS = 1 << 20
+
+
+@dataclass(frozen=True, eq=False)
+class Probe:
+    """What one pass looks at: disjoint value ranges ``[lo_k, hi_k]`` (sorted),
+    each histogrammed into ``bins`` bins or (``collect``) its values kept.
+    ``first``: one range, all values, binned on [0, 1]."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    collect: np.ndarray
+    bins: int
+    first: bool = False
+
+    def measure(self, values: np.ndarray) -> ProbeResult:
+        """The mergeable result of this probe on some values (float64)."""
+        k = len(self.lo)
+        v = np.asarray(values, dtype=np.float64)
+        if self.first:
+            which = np.zeros(len(v), dtype=np.intp)
+            pos = v * self.bins
+        else:
+            which = np.searchsorted(self.lo, v, side="right") - 1
+            inside = which >= 0
+            inside[inside] = v[inside] <= self.hi[which[inside]]
+            v, which = v[inside], which[inside]
+            lo, hi = self.lo[which], self.hi[which]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                pos = (v - lo) / (hi - lo) * self.bins
+        kept = self.collect[which]
+        values_out, which_out = v[kept], which[kept]
+        hist = ~kept
+        v, which, pos = v[hist], which[hist], pos[hist]
+        sub = np.clip(np.nan_to_num(np.floor(pos), nan=0.0), 0, self.bins - 1)
+        flat = which * self.bins + sub.astype(np.intp)
+        size = k * self.bins
+        count = np.bincount(flat, minlength=size).astype(np.int64)
+        vmin = np.full(size, np.inf)
+        vmax = np.full(size, -np.inf)
+        np.minimum.at(vmin, flat, v)
+        np.maximum.at(vmax, flat, v)
+        return ProbeResult(count, vmin, vmax, values_out, which_out.astype(np.int64))
+
+
+@dataclass(frozen=True, eq=False)
+class ProbeResult:
+    """Per range and bin (flat, range-major): count, min, max; and the values
+    collected, with the range each came from."""
+
+    count: np.ndarray
+    vmin: np.ndarray
+    vmax: np.ndarray
+    values: np.ndarray
+    which: np.ndarray
+
+    def merge(self, other: ProbeResult) -> ProbeResult:
+        return ProbeResult(
+            self.count + other.count,
+            np.minimum(self.vmin, other.vmin),
+            np.maximum(self.vmax, other.vmax),
+            np.concatenate([self.values, other.values]),
+            np.concatenate([self.which, other.which]),
+        )
+
+
+def _quantile_indexes(n: int, n_bins: int) -> tuple[np.ndarray, ...]:
+    """numpy's linear-quantile indexes and weights for q = linspace(0, 1,
+    n_bins + 1) over n values: (previous, next, gamma), as ``np.quantile``
+    computes them (an index past the end is -1, the last value)."""
+    q = np.linspace(0.0, 1.0, n_bins + 1)
+    h = (n - 1) * q
+    prev = np.floor(h)
+    nxt = prev + 1
+    above = h >= n - 1
+    prev[above] = -1
+    nxt[above] = -1
+    prev_i = prev.astype(np.intp)
+    return prev_i, nxt.astype(np.intp), h - prev_i
+
+
+class QuantileSearch:
+    """The order statistics behind equal-mass edges, found pass by pass.
+
+    ``next_probe()`` says what the next pass must measure; ``update(n,
+    result)`` reads its merged result (``n``: how many values in all);
+    ``done`` once every statistic is known; ``edges()`` then equals
+    ``mass_edges(values, n_bins)`` bit for bit.
+    """
+
+    def __init__(self, n_bins: int) -> None:
+        self.n_bins = check_n_bins(n_bins)
+        self.n: int | None = None
+        self.known: dict[int, float] = {}
+        self.pending: dict[int, tuple[int, int]] = {}  # rank -> (range, local)
+        self.probe = Probe(
+            np.array([-np.inf]), np.array([np.inf]), np.array([False]), FINE_BINS, True
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.n is not None and not self.pending
+
+    def next_probe(self) -> Probe:
+        return self.probe
+
+    def update(self, n: int, result: ProbeResult) -> None:
+        if self.n is None:
+            self.n = n
+            prev, nxt, _ = _quantile_indexes(n, self.n_bins)
+            ranks = np.concatenate([prev[1:-1], nxt[1:-1]]) % max(n, 1)
+            self.pending = {int(r): (0, int(r)) for r in np.unique(ranks)} if n else {}
+        ranges: dict[tuple[float, float], tuple[int, bool]] = {}
+        pending: dict[int, tuple[float, float, int]] = {}
+        collected: dict[int, np.ndarray] = {}
+        bins = self.probe.bins
+        for rank, (k, local) in self.pending.items():
+            if self.probe.collect[k]:
+                if k not in collected:
+                    collected[k] = np.sort(result.values[result.which == k])
+                self.known[rank] = float(collected[k][local])
+                continue
+            row = slice(k * bins, (k + 1) * bins)
+            cum = np.cumsum(result.count[row])
+            b = int(np.searchsorted(cum, local, side="right"))
+            within = local - (int(cum[b - 1]) if b else 0)
+            lo, hi = float(result.vmin[row][b]), float(result.vmax[row][b])
+            count = int(result.count[row][b])
+            if lo == hi or within == 0:
+                self.known[rank] = lo
+            elif within == count - 1:
+                self.known[rank] = hi
+            else:
+                ranges[(lo, hi)] = (0, count <= COLLECT_MAX)
+                pending[rank] = (lo, hi, within)
+        self._next(ranges, pending)
+
+    def _next(
+        self,
+        ranges: dict[tuple[float, float], tuple[int, bool]],
+        pending: dict[int, tuple[float, float, int]],
+    ) -> None:
+        keys = sorted(ranges)
+        index = {key: i for i, key in enumerate(keys)}
+        self.pending = {r: (index[(lo, hi)], w) for r, (lo, hi, w) in pending.items()}
+        bins = max(16, min(FINE_BINS, PROBE_CELLS // max(len(keys), 1)))
+        self.probe = Probe(
+            np.array([k[0] for k in keys], dtype=np.float64),
+            np.array([k[1] for k in keys], dtype=np.float64),
+            np.array([ranges[k][1] for k in keys], dtype=bool),
+            bins,
+        )
+
+    def edges(self) -> np.ndarray:
+        """The equal-mass edges (``mass_edges`` of the values searched)."""
+        assert self.done and self.n is not None
+        n = self.n
+        if n == 0:
+            return uniform_edges(self.n_bins)
+        prev, nxt, gamma = _quantile_indexes(n, self.n_bins)
+        a = np.array([self.known.get(int(i) % n, np.nan) for i in prev])
+        b = np.array([self.known.get(int(i) % n, np.nan) for i in nxt])
+        diff = b - a
+        out = a + diff * gamma
+        late = gamma >= 0.5
+        out[late] = (b - diff * (1 - gamma))[late]
+        out[0] = 0.0
+        out[-1] = 1.0
+        return np.maximum.accumulate(out)

@@ -46,7 +46,8 @@ Learning.  Kull et al. (2019), Beyond temperature scaling.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -61,7 +62,17 @@ from relcal.binning import (
     uniform_edges,
 )
 from relcal.errors import InputError, RelcalError, ShapeError
-from relcal.reduce import ClasswiseBins, Reduced, reduce_scores, reduce_toplabel
+from relcal.reduce import toplabel_scores
+from relcal.summary import (
+    ClasswiseBins,
+    Plan,
+    SampleValues,
+    Summary,
+    first_probes,
+    mass_edges_of,
+    reduce_chunks,
+    reduce_chunks_with_samples,
+)
 from relcal.validate import prepare
 
 METRIC_NAMES = (
@@ -162,24 +173,39 @@ def reduce_arrays(
     classwise_bins: int | None = 15,
     brier: bool = True,
     nll: bool = True,
-) -> Reduced:
-    """Validate and reduce in one call (see :func:`relcal.reduce.reduce_scores`)."""
+) -> SampleValues:
+    """Validate and reduce in one call, keeping the per-sample values (the
+    opt-in output of :func:`relcal.summary.reduce_chunks_with_samples`)."""
     s, y, k, c = prepare(scores, labels, kind=kind, ignore_index=ignore_index)
     edges = None if classwise_bins is None else uniform_edges(classwise_bins)
-    return reduce_scores(
-        s,
-        y,
-        kind=k,
-        n_classes=c,
-        ignore_index=ignore_index,
-        classwise_edges=edges,
-        brier=brier,
-        nll=nll,
+    plan = Plan(c, k, ignore_index, classwise_edges=edges, nll=nll, brier=brier)
+    return reduce_chunks_with_samples([(s, y, 0)], plan)[1]
+
+
+def summary_of_samples(
+    samples: SampleValues, n_bins: int = 15, binning: str = "width"
+) -> Summary:
+    """The summary of per-sample values (no class-wise bins: they need every
+    class's scores)."""
+    conf, right = samples.confidence, samples.correct
+    pos = None
+    if samples.positive is not None:
+        pos_edges = make_edges(samples.positive, n_bins, binning)
+        pos = bin_table(samples.positive, samples.labels == 1, pos_edges)
+    return Summary(
+        n_classes=samples.n_classes,
+        n=samples.n,
+        n_correct=int(np.count_nonzero(right)),
+        sum_confidence=float(np.sum(conf)),
+        sum_nll=None if samples.nll is None else float(np.sum(samples.nll)),
+        sum_brier=None if samples.brier is None else float(np.sum(samples.brier)),
+        table=bin_table(conf, right, make_edges(conf, n_bins, binning)),
+        positive=pos,
     )
 
 
 def summarize(
-    reduced: Reduced,
+    summary: Summary | SampleValues,
     *,
     n_bins: int = 15,
     binning: str = "width",
@@ -187,34 +213,19 @@ def summarize(
     unavailable: dict[str, str] | None = None,
     class_names: Any = None,
 ) -> Results:
-    """All metrics from a reduction (the kernel behind :func:`evaluate`)."""
+    """All metrics from a summary (the kernel behind :func:`evaluate`): pure
+    functions of its sums.  Per-sample values are summarised first."""
     n_bins = check_n_bins(n_bins)
     check_binning(binning)
-    if reduced.n == 0:
+    if isinstance(summary, SampleValues):
+        summary = summary_of_samples(summary, n_bins, binning)
+    n = summary.n
+    if n == 0:
         raise ShapeError("no samples left to evaluate")
-    conf = reduced.confidence
-    correct = reduced.correct
-    tot = reduced.totals
-    if conf is None or correct is None:  # sums only (evaluate's own pass)
-        assert tot is not None and reduced.table is not None
-        if binning != "width" or len(reduced.table.edges) != n_bins + 1:
-            raise ValueError("a reduction without per-sample arrays has one binning")
-        table = reduced.table
-        accuracy = tot.n_correct / tot.n
-        mean_conf = tot.sum_confidence / tot.n
-        nll = None if tot.sum_nll is None else tot.sum_nll / tot.n
-        brier = None if tot.sum_brier is None else tot.sum_brier / tot.n
-    else:
-        edges = make_edges(conf, n_bins, binning)
-        if reduced.table is not None and np.array_equal(reduced.table.edges, edges):
-            table = reduced.table  # accumulated in the pass itself
-        else:
-            table = bin_table(conf, correct, edges)
-        accuracy = float(np.mean(correct))
-        mean_conf = float(np.mean(conf))
-        with np.errstate(over="ignore"):  # checked below
-            nll = None if reduced.nll is None else float(np.mean(reduced.nll))
-        brier = None if reduced.brier is None else float(np.mean(reduced.brier))
+    table = summary.table
+    if table is None or len(table.edges) != n_bins + 1:
+        raise ValueError(f"the summary has no top-label table of {n_bins} bins")
+    nll = None if summary.sum_nll is None else summary.sum_nll / n
     if nll is not None and not math.isfinite(nll):
         raise InputError(
             "scores: the mean NLL overflows float64 (logits near the float range,"
@@ -222,44 +233,34 @@ def summarize(
         )
     ece, rms, mce = calibration_errors(table)
     cw = cw_per_class = None
-    if reduced.classwise is not None:
-        cw_per_class = classwise_errors(reduced)
+    if summary.classwise is not None:
+        cw_per_class = classwise_errors(summary)
         cw = float(np.mean(cw_per_class))
-    positive_table = None
-    if reduced.positive is not None:
-        pos = reduced.positive
-        pos_edges = make_edges(pos, n_bins, binning)
-        cwb = reduced.classwise
-        if cwb is not None and np.array_equal(cwb.edges, pos_edges):
-            positive_table = cwb.table(1)  # class 1's class-wise bins
-        else:
-            assert reduced.labels is not None
-            positive_table = bin_table(pos, reduced.labels == 1, pos_edges)
     missing = dict(unavailable or {})
     pos_errors: tuple[float | None, ...] = (None, None, None)
-    if positive_table is not None:
-        pos_errors = calibration_errors(positive_table)
-    elif reduced.n_classes != 2:
-        why = f"needs two classes; the input has {reduced.n_classes}"
+    if summary.positive is not None:
+        pos_errors = calibration_errors(summary.positive)
+    elif summary.n_classes != 2:
+        why = f"needs two classes; the input has {summary.n_classes}"
         missing.update({key: why for key in POSITIVE_METRICS})
     return Results(
-        n=reduced.n,
-        n_classes=reduced.n_classes,
+        n=n,
+        n_classes=summary.n_classes,
         kind=kind,
         n_bins=n_bins,
         binning=binning,
-        accuracy=accuracy,
-        mean_confidence=mean_conf,
+        accuracy=summary.n_correct / n,
+        mean_confidence=summary.sum_confidence / n,
         ece=ece,
         rms_ce=rms,
         mce=mce,
         classwise_ece=cw,
         nll=nll,
-        brier=brier,
+        brier=None if summary.sum_brier is None else summary.sum_brier / n,
         table=table,
-        positive_table=positive_table,
+        positive_table=summary.positive,
         classwise_per_class=cw_per_class,
-        classwise_bins=reduced.classwise,
+        classwise_bins=summary.classwise,
         unavailable=missing,
         class_names=None if class_names is None else tuple(map(str, class_names)),
         positive_class_ece=pos_errors[0],
@@ -268,12 +269,81 @@ def summarize(
     )
 
 
-def classwise_errors(reduced: Reduced) -> np.ndarray:
+def classwise_errors(summary: Summary) -> np.ndarray:
     """Per-class ECE, shape (n_classes,): sum_b (n_bc / N) |freq_bc - p_bc|."""
-    cwb = reduced.classwise
+    cwb = summary.classwise
     if cwb is None:
         raise InputError("class-wise ECE needs every class's scores")
-    return np.abs(cwb.sum_p - cwb.sum_y).sum(axis=1) / reduced.n
+    return np.abs(cwb.sum_p - cwb.sum_y).sum(axis=1) / summary.n
+
+
+def plan_for(
+    kind: str,
+    n_classes: int,
+    ignore_index: int | None = None,
+    *,
+    n_bins: int = 15,
+    classwise: bool = True,
+    nll: bool = True,
+    brier: bool = True,
+) -> Plan:
+    """The plan of every metric with ``n_bins`` equal-width bins (equal-mass
+    edges are found by :func:`summarize_chunks`)."""
+    edges = uniform_edges(check_n_bins(n_bins))
+    toplabel = kind == "toplabel"
+    return Plan(
+        n_classes,
+        kind,
+        ignore_index,
+        toplabel_edges=edges,
+        classwise_edges=edges if classwise and not toplabel else None,
+        positive_edges=edges if n_classes == 2 and not toplabel else None,
+        nll=nll and not toplabel,
+        brier=brier and not toplabel,
+    )
+
+
+def summarize_chunks(
+    source: Callable[[], Iterable[tuple[np.ndarray, np.ndarray, int]]],
+    plan: Plan,
+    *,
+    n_bins: int = 15,
+    binning: str = "width",
+    jobs: int | None = None,
+) -> Summary:
+    """The summary of the chunks ``source()`` yields, with equal-width bins (one
+    pass) or equal-mass bins (``binning="mass"``: more passes over
+    ``source()``, which must yield the same chunks each time)."""
+    if check_binning(binning) == "width":
+        return reduce_chunks(source(), plan, jobs=jobs)
+    names = ["confidence"]
+    if plan.positive_edges is not None:
+        names.append("positive")
+    first = reduce_chunks(
+        source(),
+        replace(
+            plan,
+            toplabel_edges=None,
+            positive_edges=None,
+            probes=first_probes(names, n_bins),
+        ),
+        jobs=jobs,
+    )
+    edges = mass_edges_of(source, plan, n_bins, names, first=first, jobs=jobs)
+    binned = reduce_chunks(
+        source(),
+        replace(
+            plan,
+            toplabel_edges=edges["confidence"],
+            positive_edges=edges.get("positive"),
+            classwise_edges=None,
+            nll=False,
+            brier=False,
+            float64=not plan.top_only,
+        ),
+        jobs=jobs,
+    )
+    return replace(first, table=binned.table, positive=binned.positive, probes=())
 
 
 def evaluate(
@@ -314,38 +384,43 @@ def evaluate(
     (0.6667, 2, 'logits')
     """
     s, y, k, c = prepare(scores, labels, kind=kind, ignore_index=ignore_index)
-    edges = uniform_edges(check_n_bins(n_bins))
-    width = check_binning(binning) == "width"
-    red = reduce_scores(
-        s,
-        y,
-        kind=k,
-        n_classes=c,
-        ignore_index=ignore_index,
-        classwise_edges=edges,
-        toplabel_edges=edges if width else None,
-        per_sample=not width,  # the bin sums and totals are all it needs
+    plan = plan_for(k, c, ignore_index, n_bins=n_bins)
+    summary = summarize_arrays(s, y, plan, n_bins=n_bins, binning=binning)
+    return summarize(summary, n_bins=n_bins, binning=binning, kind=k)
+
+
+def summarize_arrays(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    plan: Plan,
+    *,
+    n_bins: int = 15,
+    binning: str = "width",
+) -> Summary:
+    """:func:`summarize_chunks` of validated in-memory arrays: one chunk, cut
+    into blocks on the thread pool."""
+    return summarize_chunks(
+        lambda: [(scores, labels, 0)], plan, n_bins=n_bins, binning=binning
     )
-    return summarize(red, n_bins=n_bins, binning=binning, kind=k)
 
 
-def _toplabel(
+def _arrays_summary(
     scores: object,
     labels: object,
     kind: str,
     ignore_index: int | None,
     *,
-    nll: bool = False,
-) -> Reduced:
-    return reduce_arrays(
-        scores,
-        labels,
-        kind=kind,
-        ignore_index=ignore_index,
-        classwise_bins=None,
-        brier=False,
-        nll=nll,
-    )
+    n_bins: int = 15,
+    binning: str = "width",
+    **asked: bool,
+) -> Summary:
+    """Validate arrays and summarise them with only what is ``asked`` for."""
+    s, y, k, c = prepare(scores, labels, kind=kind, ignore_index=ignore_index)
+    plan = plan_for(k, c, ignore_index, n_bins=n_bins, **asked)
+    return summarize_arrays(s, y, plan, n_bins=n_bins, binning=binning)
+
+
+TOP_ONLY = {"classwise": False, "nll": False, "brier": False}
 
 
 def reliability_table(
@@ -368,26 +443,11 @@ def reliability_table(
     >>> t.count.tolist(), t.correct.tolist()
     ([0, 0, 0, 1, 1], [0.0, 0.0, 0.0, 0.0, 1.0])
     """
-    if check_binning(binning) == "width":
-        s, y, k, c = prepare(scores, labels, kind=kind, ignore_index=ignore_index)
-        red = reduce_scores(
-            s,
-            y,
-            kind=k,
-            n_classes=c,
-            ignore_index=ignore_index,
-            brier=False,
-            nll=False,
-            toplabel_edges=uniform_edges(n_bins),
-            per_sample=False,  # the table is summed in the pass itself
-        )
-        assert red.table is not None
-        return red.table
-    red = _toplabel(scores, labels, kind, ignore_index)
-    assert red.confidence is not None and red.correct is not None  # per sample
-    return bin_table(
-        red.confidence, red.correct, make_edges(red.confidence, n_bins, binning)
+    summary = _arrays_summary(
+        scores, labels, kind, ignore_index, n_bins=n_bins, binning=binning, **TOP_ONLY
     )
+    assert summary.table is not None
+    return summary.table
 
 
 def _errors(
@@ -465,9 +525,8 @@ def accuracy(
     ignore_index: int | None = None,
 ) -> float:
     """Fraction of samples whose first maximal score is the label."""
-    red = _toplabel(scores, labels, kind, ignore_index)
-    assert red.correct is not None  # per sample
-    return float(np.mean(red.correct))
+    summary = _arrays_summary(scores, labels, kind, ignore_index, **TOP_ONLY)
+    return summary.n_correct / summary.n
 
 
 def classwise_ece(
@@ -479,16 +538,10 @@ def classwise_ece(
     ignore_index: int | None = None,
 ) -> float:
     """Class-wise ECE (equal-width bins), the mean over classes of each class's ECE."""
-    red = reduce_arrays(
-        scores,
-        labels,
-        kind=kind,
-        ignore_index=ignore_index,
-        classwise_bins=n_bins,
-        brier=False,
-        nll=False,
+    summary = _arrays_summary(
+        scores, labels, kind, ignore_index, n_bins=n_bins, nll=False, brier=False
     )
-    return float(np.mean(classwise_errors(red)))
+    return float(np.mean(classwise_errors(summary)))
 
 
 def nll(
@@ -505,9 +558,11 @@ def nll(
     >>> round(nll([[0.0, 0.0]], [1], kind="logits"), 6)  # log 2
     0.693147
     """
-    red = _toplabel(scores, labels, kind, ignore_index, nll=True)
-    assert red.nll is not None
-    return float(np.mean(red.nll))
+    summary = _arrays_summary(
+        scores, labels, kind, ignore_index, classwise=False, brier=False
+    )
+    assert summary.sum_nll is not None
+    return summary.sum_nll / summary.n
 
 
 def brier_score(
@@ -518,17 +573,11 @@ def brier_score(
     ignore_index: int | None = None,
 ) -> float:
     """Mean over samples of sum_c (p_c - [y == c])^2, in [0, 2]."""
-    red = reduce_arrays(
-        scores,
-        labels,
-        kind=kind,
-        ignore_index=ignore_index,
-        classwise_bins=None,
-        brier=True,
-        nll=False,
+    summary = _arrays_summary(
+        scores, labels, kind, ignore_index, classwise=False, nll=False
     )
-    assert red.brier is not None
-    return float(np.mean(red.brier))
+    assert summary.sum_brier is not None
+    return summary.sum_brier / summary.n
 
 
 def positive_class_table(
@@ -545,16 +594,15 @@ def positive_class_table(
     ``calibration_curve(labels, p1, n_bins=n_bins)`` ``prob_pred`` and
     ``prob_true``.
     """
-    red = reduce_arrays(
-        scores, labels, kind=kind, classwise_bins=None, brier=False, nll=False
+    summary = _arrays_summary(
+        scores, labels, kind, None, n_bins=n_bins, binning=binning, **TOP_ONLY
     )
-    if red.positive is None:
+    if summary.positive is None:
         raise InputError(
-            f"the positive-class curve needs two classes. Got {red.n_classes} instead"
+            "the positive-class curve needs two classes."
+            f" Got {summary.n_classes} instead"
         )
-    pos = red.positive
-    assert red.labels is not None  # per sample
-    return bin_table(pos, red.labels == 1, make_edges(pos, n_bins, binning))
+    return summary.positive
 
 
 NORMS = ("l1", "l2", "max")
@@ -652,18 +700,20 @@ def evaluate_predictions(
 
 
 def _evaluate_predictions(predictions: Any, *, n_bins: int, binning: str) -> Results:
-    # the metrics alone: no per-sample arrays (as :func:`evaluate`)
-    return _reduce_predictions(
-        predictions, n_bins=n_bins, binning=binning, per_sample=False
-    )[1]
+    # the metrics alone: no per-sample values (as :func:`evaluate`)
+    plan = _predictions_plan(predictions, n_bins)
+    summary = summarize_chunks(
+        lambda: [_predictions_chunk(predictions)], plan, n_bins=n_bins, binning=binning
+    )
+    return _results_of(predictions, summary, n_bins, binning)
 
 
 def reduce_predictions(
     predictions: Any, *, n_bins: int = 15, binning: str = "width"
-) -> tuple[Reduced, Results]:
-    """The reduction of loaded predictions (per-sample quantities) and every
-    metric from it: what :func:`evaluate_predictions` computes, with the
-    per-sample arrays kept (the bootstrap of ``relcal check`` resamples them)."""
+) -> tuple[SampleValues, Results]:
+    """The per-sample values of loaded predictions and every metric: what
+    :func:`evaluate_predictions` computes, with the per-sample values kept
+    (the bootstrap of ``relcal check`` resamples them)."""
     try:
         return _reduce_predictions(predictions, n_bins=n_bins, binning=binning)
     except RelcalError as err:
@@ -672,40 +722,44 @@ def reduce_predictions(
 
 
 def _reduce_predictions(
-    predictions: Any, *, n_bins: int, binning: str, per_sample: bool = True
-) -> tuple[Reduced, Results]:
-    n_bins = check_n_bins(n_bins)
-    check_binning(binning)
-    if predictions.kind == "toplabel":
-        red = reduce_toplabel(
-            predictions.confidence,
-            predictions.predicted,
-            predictions.labels,
-            predictions.n_classes,
+    predictions: Any, *, n_bins: int, binning: str
+) -> tuple[SampleValues, Results]:
+    plan = _predictions_plan(predictions, n_bins)
+    chunk = _predictions_chunk(predictions)
+    summary, samples = reduce_chunks_with_samples([chunk], plan)
+    if binning != "width":
+        summary = summarize_chunks(
+            lambda: [chunk], plan, n_bins=n_bins, binning=binning
         )
-        return red, summarize(
-            red,
-            n_bins=n_bins,
-            binning=binning,
-            kind="toplabel",
-            unavailable=TOPLABEL_UNAVAILABLE,
-            class_names=predictions.class_names,
-        )
-    edges = uniform_edges(n_bins)
-    red = reduce_scores(
-        predictions.scores,
-        predictions.labels,
-        kind=predictions.kind,
-        n_classes=predictions.n_classes,
-        ignore_index=predictions.ignore_index,
-        classwise_edges=edges,
-        toplabel_edges=edges if binning == "width" else None,
-        per_sample=per_sample or binning != "width",
+    return samples, _results_of(predictions, summary, n_bins, binning)
+
+
+def _predictions_plan(predictions: Any, n_bins: int) -> Plan:
+    check_n_bins(n_bins)
+    return plan_for(
+        predictions.kind,
+        predictions.n_classes,
+        getattr(predictions, "ignore_index", None),
+        n_bins=n_bins,
     )
-    return red, summarize(
-        red,
+
+
+def _predictions_chunk(predictions: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    if predictions.kind == "toplabel":
+        scores = toplabel_scores(predictions.confidence, predictions.predicted)
+        return scores, np.asarray(predictions.labels, dtype=np.int64), 0
+    return predictions.scores, predictions.labels, 0
+
+
+def _results_of(
+    predictions: Any, summary: Summary, n_bins: int, binning: str
+) -> Results:
+    top = predictions.kind == "toplabel"
+    return summarize(
+        summary,
         n_bins=n_bins,
         binning=binning,
         kind=predictions.kind,
+        unavailable=TOPLABEL_UNAVAILABLE if top else None,
         class_names=predictions.class_names,
     )

@@ -159,13 +159,16 @@ def _ignore_hint(
     return f"; if {value} marks labels to ignore, give ignore_index={value}"
 
 
-def _where(shape: tuple[int, ...], flat_index: int) -> str:
+def _where(shape: tuple[int, ...], flat_index: int, offset: int = 0) -> str:
+    """Where a flat index is, ``offset`` added to the leading axis (a chunk's
+    first row)."""
     if len(shape) <= 1:
-        return f"row {flat_index}"
-    pos = np.unravel_index(flat_index, shape)
+        return f"row {offset + flat_index}"
+    pos = [int(p) for p in np.unravel_index(flat_index, shape)]
+    pos[0] += offset
     if len(shape) == 2:
-        return f"row {int(pos[0])}, column {int(pos[1])}"
-    return "index (" + ", ".join(str(int(p)) for p in pos) + ")"
+        return f"row {pos[0]}, column {pos[1]}"
+    return "index (" + ", ".join(map(str, pos)) + ")"
 
 
 def check_shapes(scores: np.ndarray, labels: np.ndarray) -> int:
@@ -394,9 +397,14 @@ def kind_from_stats(
 
 
 def nonfinite_error(
-    scores: np.ndarray, labels: np.ndarray | None = None, name: str = "scores"
+    scores: np.ndarray,
+    labels: np.ndarray | None = None,
+    name: str = "scores",
+    *,
+    offset: int = 0,
 ) -> InputError:
-    """The error for NaN or +inf scores, or for a -inf logit at the true class."""
+    """The error for NaN or +inf scores, or for a -inf logit at the true class
+    (``offset``: the leading-axis index of the first row, for a chunk)."""
     bad = np.isnan(scores) | np.isposinf(scores)
     n_bad = int(bad.sum())
     if n_bad:
@@ -404,7 +412,7 @@ def nonfinite_error(
         value = scores.ravel()[first]
         return InputError(
             f"{name}: {n_bad} values are NaN or +inf"
-            f" (first: {value} at {_where(scores.shape, first)})"
+            f" (first: {value} at {_where(scores.shape, first, offset)})"
         )
     if labels is not None and scores.ndim >= 2:
         y = np.clip(labels, 0, scores.shape[1] - 1)
@@ -414,7 +422,7 @@ def nonfinite_error(
             first = int(np.flatnonzero(hit.ravel())[0])
             return InputError(
                 f"{name}: the true class has a logit of -inf (probability 0,"
-                f" infinite NLL) at {_where(labels.shape, first)}"
+                f" infinite NLL) at {_where(labels.shape, first, offset)}"
             )
     elif labels is not None:
         # one score column: the logit of class 1; -inf makes class 1 impossible
@@ -423,7 +431,7 @@ def nonfinite_error(
             first = int(np.flatnonzero(hit)[0])
             return InputError(
                 f"{name}: the true class has a logit of -inf (probability 0,"
-                f" infinite NLL) at row {first}"
+                f" infinite NLL) at row {offset + first}"
             )
     if np.isneginf(scores).all(axis=1 if scores.ndim > 1 else 0).any():
         return InputError(f"{name}: a row whose logits are all -inf")

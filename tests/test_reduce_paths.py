@@ -13,8 +13,16 @@ import pytest
 
 import relcal
 from relcal import reduce as rd
-from relcal.binning import assign_bins, uniform_edges
+from relcal.binning import BinTable, assign_bins, uniform_edges
 from relcal.errors import InputError
+from relcal.summary import (
+    ClasswiseBins,
+    Plan,
+    SampleValues,
+    Summary,
+    reduce_chunks,
+    reduce_chunks_with_samples,
+)
 from relcal.synth import make_logits
 from relcal.temperature import softmax
 from relcal.validate import check_labels, detect_kind
@@ -37,9 +45,52 @@ def chunking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     return str(request.param)
 
 
+class Reduction:
+    """A summary and the per-sample values of the same pass."""
+
+    def __init__(self, summary: Summary, samples: SampleValues) -> None:
+        self.summary, self.samples = summary, samples
+        self.n = summary.n
+        self.labels, self.correct = samples.labels, samples.correct
+        self.confidence, self.nll, self.brier = (
+            samples.confidence,
+            samples.nll,
+            samples.brier,
+        )
+        self.table: BinTable | None = summary.table
+        self.classwise: ClasswiseBins | None = summary.classwise
+
+
+def reduce_scores(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    kind: str,
+    n_classes: int,
+    ignore_index: int | None = None,
+    classwise_edges: np.ndarray | None = None,
+    brier: bool = True,
+    nll: bool = True,
+    toplabel_edges: np.ndarray | None = None,
+    threads: int | None = None,
+) -> Reduction:
+    plan = Plan(
+        n_classes,
+        kind,
+        ignore_index,
+        toplabel_edges=toplabel_edges,
+        classwise_edges=classwise_edges,
+        nll=nll,
+        brier=brier,
+    )
+    return Reduction(
+        *reduce_chunks_with_samples([(scores, labels, 0)], plan, jobs=threads)
+    )
+
+
 def reduce_both(
     scores: np.ndarray, labels: np.ndarray, **kw: object
-) -> tuple[rd.Reduced, rd.Reduced]:
+) -> tuple[Reduction, Reduction]:
     """``reduce_scores`` on the transposed path, then on the row path."""
     first = _reduce(scores, labels, **kw)  # type: ignore[arg-type]
     with pytest.MonkeyPatch.context() as mp:
@@ -55,9 +106,9 @@ def _reduce(
     kind: str = "logits",
     ignore_index: int | None = None,
     top_only: bool = False,
-) -> rd.Reduced:
+) -> Reduction:
     full = not top_only
-    return rd.reduce_scores(
+    return reduce_scores(
         scores,
         labels,
         kind=kind,
@@ -71,7 +122,7 @@ def _reduce(
     )
 
 
-def assert_same(a: rd.Reduced, b: rd.Reduced, rtol: float) -> None:
+def assert_same(a: Reduction, b: Reduction, rtol: float) -> None:
     assert a.n == b.n
     assert np.array_equal(a.labels, b.labels)
     assert np.array_equal(a.correct, b.correct)
@@ -260,7 +311,7 @@ def test_toplabel_nonfinite_confidence_is_named() -> None:
 def test_totals_only_equal_the_per_sample_means(
     layout: str, chunking: str, kind: str
 ) -> None:
-    """``per_sample=False`` (what ``evaluate`` uses) gives the same metrics as
+    """Sums only (what ``evaluate`` uses) give the same metrics as
     the per-sample arrays, ignored samples included."""
     z, y = make_logits(3000, 12, seed=5, temperature=2.0)
     y = y.copy()
@@ -273,12 +324,16 @@ def test_totals_only_equal_the_per_sample_means(
         classwise_edges=EDGES,
         toplabel_edges=EDGES,
     )
-    full = rd.reduce_scores(scores, y, **kw)  # type: ignore[arg-type]
-    sums = rd.reduce_scores(scores, y, per_sample=False, **kw)  # type: ignore[arg-type]
-    assert sums.confidence is None and sums.nll is None and sums.totals is not None
+    full = reduce_scores(scores, y, **kw)  # type: ignore[arg-type]
+    plan = Plan(12, kind, IGNORE, toplabel_edges=EDGES, classwise_edges=EDGES)
+    sums = reduce_chunks([(scores, y, 0)], plan)
     assert sums.n == full.n == np.count_nonzero(y != IGNORE)
-    a = relcal.metrics.summarize(full, kind=kind)
+    a = relcal.metrics.summarize(full.summary, kind=kind)
     b = relcal.metrics.summarize(sums, kind=kind)
+    assert full.nll is not None and full.brier is not None
+    assert a.nll == pytest.approx(float(np.mean(full.nll)), rel=1e-12)
+    assert a.brier == pytest.approx(float(np.mean(full.brier)), rel=1e-12)
+    assert a.accuracy == pytest.approx(float(np.mean(full.correct)), rel=1e-12)
     for name in ("accuracy", "mean_confidence", "ece", "mce", "rms_ce", "nll", "brier"):
         assert getattr(b, name) == pytest.approx(getattr(a, name), rel=1e-12), name
     assert b.classwise_ece == pytest.approx(a.classwise_ece, rel=1e-12)
@@ -290,13 +345,13 @@ def test_totals_only_equal_the_per_sample_means(
 
 def reduce_rows_or_seg(
     logits: np.ndarray, labels: np.ndarray, seg: bool, top_only: bool
-) -> rd.Reduced:
+) -> Reduction:
     """(N, C) logits as they are, or as one (1, C, 8, N/8) segmentation map."""
     c = logits.shape[1]
     if seg:
         logits = np.ascontiguousarray(logits.T).reshape(1, c, 8, -1)
         labels = labels.reshape(1, 8, -1)
-    return rd.reduce_scores(
+    return reduce_scores(
         logits,
         labels,
         kind="logits",

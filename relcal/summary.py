@@ -1,0 +1,336 @@
+"""One mergeable summary of predictions: what every metric is a function of.
+
+The flow (DESIGN.md): scores are split into chunks, each chunk is reduced to a
+:class:`Summary` by :func:`reduce_chunk`, and the summaries are merged in a
+fixed order (:func:`reduce_chunks`).  Every path runs this: the in-memory
+:func:`relcal.evaluate` (the arrays are one chunk, cut into cache-sized blocks
+on the thread pool), a stream of chunks read from disk, a Dask cluster.
+
+A :class:`Plan` says what is asked for (the bins, NLL, Brier, per-sample
+values); a :class:`Summary` holds only sums that add up across chunks: the
+counts and sums behind accuracy, mean confidence, NLL and Brier, the top-label
+bin table, the class-wise bins and (two classes) the bins of P(class 1).
+Per-sample values, which only the bootstrap of ``relcal check`` needs, are a
+separate opt-in output (:class:`SampleValues`, from
+:func:`reduce_chunks_with_samples`).
+
+Equal-mass bins need the quantiles of the confidences before the binned sums:
+:func:`mass_edges_of` finds them exactly (bit-identical to ``np.quantile``)
+from mergeable histograms over a re-readable source of chunks (see
+:mod:`relcal.binning`), then the binned sums take one more pass.
+
+Numerics are those of :mod:`relcal.reduce`: the merge adds float64 sums in the
+order of the chunks, so a different chunking changes a metric by float64
+rounding only (~1e-15 relative), and the number of threads not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from relcal import progress
+from relcal import reduce as _rd
+from relcal.binning import BinTable, Probe, ProbeResult, QuantileSearch
+
+Chunk = tuple[np.ndarray, np.ndarray, int]
+
+
+@dataclass(frozen=True, eq=False)
+class ClasswiseBins:
+    """Per-class equal-width bin accumulators, arrays of shape (n_classes, n_bins).
+
+    For class c and bin b: ``count`` samples had ``p_c`` in the bin, ``sum_p`` is
+    the sum of those ``p_c``, and ``sum_y`` how many of them had label c.
+    """
+
+    edges: np.ndarray
+    count: np.ndarray
+    sum_p: np.ndarray
+    sum_y: np.ndarray
+
+    def table(self, c: int) -> BinTable:
+        return BinTable(self.edges, self.count[c], self.sum_y[c], self.sum_p[c])
+
+    def merge(self, other: ClasswiseBins) -> ClasswiseBins:
+        return ClasswiseBins(
+            self.edges,
+            self.count + other.count,
+            self.sum_p + other.sum_p,
+            self.sum_y + other.sum_y,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """What a reduction is asked for.
+
+    ``kind`` is "logits", "probs" or "toplabel" (scores of shape (n, 2): the
+    top-label confidence and the predicted class).  Edges left None skip
+    those bins.  ``positive_edges`` (two classes) bins P(class 1).
+    ``float64`` computes ``exp`` in float64 even when only top-label
+    quantities are asked for, so that a pass for equal-mass edges sees the
+    same confidences as the pass with NLL and Brier.  ``probes`` are
+    the searches of equal-mass edges (:class:`relcal.binning.Probe`, one per
+    variable: "confidence", "positive").
+    """
+
+    n_classes: int
+    kind: str
+    ignore_index: int | None = None
+    toplabel_edges: np.ndarray | None = None
+    classwise_edges: np.ndarray | None = None
+    positive_edges: np.ndarray | None = None
+    nll: bool = True
+    brier: bool = True
+    per_sample: bool = False
+    float64: bool = False
+    probes: tuple[tuple[str, Probe], ...] = ()
+
+    @property
+    def top_only(self) -> bool:
+        """Only top-label quantities: a float32 ``exp`` will do."""
+        return not (
+            self.nll or self.brier or self.classwise_edges is not None or self.float64
+        )
+
+
+def _add(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return None
+    with np.errstate(over="ignore"):  # inf: the metric refuses it
+        return float(np.float64(a) + np.float64(b))
+
+
+def _merge_opt(a: object, b: object) -> object:
+    if a is None or b is None:
+        return None
+    return a.merge(b)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, eq=False)
+class Summary:
+    """Sums over the kept samples of some chunks; :meth:`merge` adds two.
+
+    ``n`` samples, ``n_correct`` of them top-label correct, ``sum_confidence``
+    their top-label confidences; ``sum_nll`` and ``sum_brier`` (None when not
+    asked for or not available); the top-label bin ``table``; the
+    ``classwise`` bins; the ``positive`` bins of P(class 1) (two classes);
+    ``probes``: the histograms or values of an equal-mass edge search.
+    """
+
+    n_classes: int
+    n: int
+    n_correct: int
+    sum_confidence: float
+    sum_nll: float | None = None
+    sum_brier: float | None = None
+    table: BinTable | None = None
+    classwise: ClasswiseBins | None = None
+    positive: BinTable | None = None
+    probes: tuple[tuple[str, ProbeResult], ...] = ()
+
+    def merge(self, other: Summary) -> Summary:
+        if self.n_classes != other.n_classes:
+            raise ValueError("cannot merge summaries of different numbers of classes")
+        return Summary(
+            n_classes=self.n_classes,
+            n=self.n + other.n,
+            n_correct=self.n_correct + other.n_correct,
+            sum_confidence=float(self.sum_confidence + other.sum_confidence),
+            sum_nll=_add(self.sum_nll, other.sum_nll),
+            sum_brier=_add(self.sum_brier, other.sum_brier),
+            table=_merge_opt(self.table, other.table),  # type: ignore[arg-type]
+            classwise=_merge_opt(self.classwise, other.classwise),  # type: ignore[arg-type]
+            positive=_merge_opt(self.positive, other.positive),  # type: ignore[arg-type]
+            probes=tuple(
+                (name, a.merge(b))
+                for (name, a), (_, b) in zip(self.probes, other.probes, strict=True)
+            ),
+        )
+
+    def probe(self, name: str) -> ProbeResult:
+        return dict(self.probes)[name]
+
+
+@dataclass(frozen=True, eq=False)
+class SampleValues:
+    """Per-sample values of the kept samples (the opt-in output), in order.
+
+    ``unit`` is the global leading-axis row each sample came from (a row of
+    (N, C) scores, or the image of a segmentation pixel): what a bootstrap
+    resamples.  ``positive`` is P(class 1) for two classes, else None.
+    """
+
+    n_classes: int
+    confidence: np.ndarray  # (n,) float64, top-label probability
+    correct: np.ndarray  # (n,) bool, first maximal class == label
+    labels: np.ndarray  # (n,) int64
+    nll: np.ndarray | None  # (n,) float64
+    brier: np.ndarray | None  # (n,) float64
+    positive: np.ndarray | None  # (n,) float64
+    unit: np.ndarray  # (n,) int64
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+    @staticmethod
+    def concatenate(parts: Sequence[SampleValues]) -> SampleValues:
+        first = parts[0]
+
+        def cat(name: str) -> np.ndarray | None:
+            arrays = [getattr(p, name) for p in parts]
+            if arrays[0] is None:
+                return None
+            return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+        return SampleValues(
+            first.n_classes,
+            *(cat(f) for f in ("confidence", "correct", "labels")),  # type: ignore[arg-type]
+            cat("nll"),
+            cat("brier"),
+            cat("positive"),
+            cat("unit"),  # type: ignore[arg-type]
+        )
+
+
+# --------------------------------------------------------------------------
+# reducing chunks
+
+
+def reduce_chunk(
+    scores: np.ndarray, labels: np.ndarray, plan: Plan, *, start: int = 0
+) -> Summary:
+    """The summary of one chunk (serially, in this thread).
+
+    ``scores``: (rows, C), (rows, C, *spatial), (rows,) binary scores, or for
+    ``plan.kind == "toplabel"`` (rows, 2) [confidence, predicted class];
+    ``labels``: validated int labels of the leading shape; ``start``: the
+    global index of the chunk's first leading-axis row (located errors, units).
+    """
+    return reduce_chunks([(scores, labels, start)], plan, jobs=1)
+
+
+def reduce_chunks(
+    chunks: Iterable[Chunk], plan: Plan, *, jobs: int | None = None
+) -> Summary:
+    """Reduce every chunk on the thread pool and merge in the chunks' order.
+
+    The chunks are cut into the same cache-sized blocks whatever ``jobs`` is,
+    so the result does not depend on it.  A chunk is finished before the next
+    is asked for (a streamed chunk may be overwritten by the next one).
+    """
+    return _drive(chunks, replace(plan, per_sample=False), jobs)[0]
+
+
+def reduce_chunks_with_samples(
+    chunks: Iterable[Chunk], plan: Plan, *, jobs: int | None = None
+) -> tuple[Summary, SampleValues]:
+    """:func:`reduce_chunks`, with the per-sample values of the kept samples."""
+    summary, samples = _drive(chunks, replace(plan, per_sample=True), jobs)
+    assert samples is not None
+    return summary, samples
+
+
+def _drive(
+    chunks: Iterable[Chunk], plan: Plan, jobs: int | None
+) -> tuple[Summary, SampleValues | None]:
+    total: Summary | None = None
+    parts: list[SampleValues] = []
+    for scores, labels, start in chunks:
+        for out in _run_blocks(_rd.blocks(scores, labels, plan, start), jobs):
+            total = out.summary if total is None else total.merge(out.summary)
+            if out.samples is not None:
+                parts.append(out.samples)
+            progress.advance(out.nbytes)
+    if total is None:
+        raise ValueError("no chunks to reduce")
+    return total, SampleValues.concatenate(parts) if parts else None
+
+
+def _run_blocks(
+    tasks: Sequence[Callable[[], _rd.BlockOut]], jobs: int | None
+) -> Iterator[_rd.BlockOut]:
+    """The blocks' results in order (on the shared pool when there are several)."""
+    workers = _rd.default_threads() if jobs is None else max(1, int(jobs))
+    if len(tasks) <= 1 or workers <= 1:
+        for t in tasks:
+            yield t()
+        return
+    pool = _rd.shared_pool(workers)
+    futures = [pool.submit(t) for t in tasks]
+    try:
+        for f in futures:
+            yield f.result()
+    finally:
+        for f in futures:
+            f.cancel()
+
+
+def array_chunks(scores: np.ndarray, labels: np.ndarray, rows: int) -> Iterator[Chunk]:
+    """In-memory arrays as chunks of ``rows`` leading-axis rows (views)."""
+    n = scores.shape[0]
+    for lo in range(0, n, max(1, int(rows))):
+        hi = min(n, lo + max(1, int(rows)))
+        yield scores[lo:hi], labels[lo:hi], lo
+
+
+# --------------------------------------------------------------------------
+# equal-mass edges
+
+
+Source = Callable[[], Iterable[Chunk]]
+
+
+def mass_edges_of(
+    source: Source,
+    plan: Plan,
+    n_bins: int,
+    names: Sequence[str],
+    *,
+    first: Summary | None = None,
+    jobs: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Equal-mass edges of the variables ``names`` ("confidence", and
+    "positive" for two classes): exactly ``binning.mass_edges`` of them.
+
+    ``source()`` yields the chunks anew for each pass.  ``first``: a summary
+    whose plan carried :func:`first_probes` (the main pass then did the first
+    histogram).  Passes repeat, collecting the few values left or
+    histogramming narrower ranges, until every order statistic is known
+    (usually one more pass; at most about four, from 53 bits of float64 in
+    steps of 14).  The passes compute the confidences exactly as ``plan``'s
+    own pass does (``float64`` unless it is top-label only).
+    """
+    searches = {name: QuantileSearch(n_bins) for name in names}
+    probe_plan = replace(
+        plan,
+        toplabel_edges=None,
+        classwise_edges=None,
+        positive_edges=None,
+        nll=False,
+        brier=False,
+        float64=not plan.top_only,
+        per_sample=False,
+    )
+    summary = first
+    while True:
+        if summary is not None:
+            got = dict(summary.probes)
+            for name, search in searches.items():
+                if name in got:
+                    search.update(summary.n, got[name])
+        pending = tuple((k, s.next_probe()) for k, s in searches.items() if not s.done)
+        if not pending:
+            return {k: s.edges() for k, s in searches.items()}
+        summary = reduce_chunks(
+            source(), replace(probe_plan, probes=pending), jobs=jobs
+        )
+
+
+def first_probes(names: Sequence[str], n_bins: int) -> tuple[tuple[str, Probe], ...]:
+    """The probes of the first pass of an equal-mass edge search."""
+    return tuple((name, QuantileSearch(n_bins).next_probe()) for name in names)
