@@ -1,0 +1,255 @@
+#!/usr/bin/env python
+"""How relcal scales with the number of jobs (issue #13, "Every core").
+
+For jobs = 1, 2, 4, ... up to the cores this process may use
+(``relcal.reduce.available_cores()``, which is always included), times every
+default metric two ways on the same files:
+
+- in process: ``relcal.reduce.set_jobs(n)`` then ``relcal.evaluate(scores,
+  labels)`` on the memory-mapped ``.npy`` files (page cache warm; median of
+  ``--repeat`` runs after one untimed run per setting);
+- whole process: ``relcal metrics SCORES --labels LABELS --jobs n --quiet``
+  as a fresh process (start-up and loading included; median likewise).
+
+Datasets, generated seeded and chunk-wise into a temporary directory (each
+image or block of rows is written as it is drawn; the array is never held
+whole):
+
+- ``seg``: 32x19x512x512 float32 segmentation logits (637 MB), uint8 labels;
+- ``cls``: 50,000x1000 float32 logits (200 MB), int64 labels.
+
+Prints, per dataset, seconds, GB/s of scores (1 GB = 1e9 bytes) and the
+speed-up over one job.  Issue #13 asks for >= 1.8x from 1 to 2 jobs on two
+cores and aims at >= 6x from 1 to 16 on larger machines (on ``seg``).
+
+    python benchmarks/bench_scaling.py          # both datasets, ~2 min on 2 cores
+    python benchmarks/bench_scaling.py --datasets seg --repeat 5 --max-jobs 8
+    python benchmarks/bench_scaling.py --json scaling.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import relcal  # noqa: E402
+from relcal.reduce import available_cores, set_jobs  # noqa: E402
+
+SEED = 13
+
+
+def _write_npy(path: Path, shape: tuple[int, ...], dtype: str, blocks) -> None:
+    """Write a .npy of ``shape`` from ``blocks`` (arrays along axis 0)."""
+    header = {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape}
+    rows = 0
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for block in blocks:
+            f.write(np.ascontiguousarray(block, dtype=dtype).tobytes())
+            rows += len(block)
+    assert rows == shape[0], (path, rows, shape)
+
+
+def make_seg(
+    folder: Path, n: int = 32, c: int = 19, side: int = 512
+) -> tuple[Path, Path]:
+    """(n, c, side, side) float32 logits and (n, side, side) uint8 labels,
+    one image at a time (each image from its own seeded stream)."""
+
+    def images():
+        for i in range(n):
+            rng = np.random.default_rng([SEED, i])
+            y = rng.integers(0, c, size=(side, side), dtype=np.uint8)
+            z = rng.standard_normal((c, side, side), dtype=np.float32)
+            z *= np.float32(1.5)
+            r, k = np.indices((side, side), sparse=True)
+            z[y, r, k] += rng.normal(3.0, 1.5, (side, side)).astype(np.float32)
+            yield z[None], y[None]
+
+    return _pair(folder, "seg", images(), (n, c, side, side), (n, side, side), "|u1")
+
+
+def make_cls(folder: Path, n: int = 50_000, c: int = 1000) -> tuple[Path, Path]:
+    """(n, c) float32 logits and int64 labels, 5,000 rows at a time."""
+
+    def blocks():
+        for b, lo in enumerate(range(0, n, 5000)):
+            rng = np.random.default_rng([SEED, b])
+            m = min(5000, n - lo)
+            y = rng.integers(0, c, m)
+            z = rng.standard_normal((m, c), dtype=np.float32)
+            z *= np.float32(2.0)
+            z[np.arange(m), y] += rng.normal(4.0, 2.0, m).astype(np.float32)
+            yield z, y
+
+    return _pair(folder, "cls", blocks(), (n, c), (n,), "<i8")
+
+
+def _pair(folder, name, blocks, zshape, yshape, ydtype) -> tuple[Path, Path]:
+    zp, yp = folder / f"{name}_scores.npy", folder / f"{name}_labels.npy"
+    ys: list[np.ndarray] = []  # labels are small (1/76 of the scores at most)
+
+    def scores():
+        for z, y in blocks:
+            ys.append(y)
+            yield z
+
+    _write_npy(zp, zshape, "<f4", scores())
+    _write_npy(yp, yshape, ydtype, ys)
+    return zp, yp
+
+
+def job_counts(most: int) -> list[int]:
+    counts, n = [], 1
+    while n < most:
+        counts.append(n)
+        n *= 2
+    return [*counts, most]
+
+
+def _median(run: Callable[[], object], repeat: int) -> float:
+    run()  # untimed: warms the pool's threads, their buffers, the page cache
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def in_process(zp: Path, yp: Path, jobs: int, repeat: int) -> float:
+    z = np.load(zp, mmap_mode="r")
+    y = np.load(yp, mmap_mode="r")
+    set_jobs(jobs)
+    try:
+        return _median(lambda: relcal.evaluate(z, y), repeat)
+    finally:
+        set_jobs(None)
+
+
+def whole_process(zp: Path, yp: Path, jobs: int, repeat: int) -> float:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "relcal",
+        "metrics",
+        str(zp),
+        "--labels",
+        str(yp),
+        "--jobs",
+        str(jobs),
+        "--quiet",
+    ]
+
+    def run() -> None:
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr}")
+
+    return _median(run, repeat)
+
+
+def measure(
+    name: str, zp: Path, yp: Path, counts: list[int], repeat: int
+) -> list[dict]:
+    n_bytes = np.load(zp, mmap_mode="r").nbytes
+    rows = []
+    for jobs in counts:
+        t_in = in_process(zp, yp, jobs, repeat)
+        t_out = whole_process(zp, yp, jobs, repeat)
+        rows.append(
+            {
+                "dataset": name,
+                "jobs": jobs,
+                "bytes": int(n_bytes),
+                "in_process_s": t_in,
+                "whole_process_s": t_out,
+            }
+        )
+        print(
+            f"  {name} jobs={jobs}: {t_in:.3f} s in process, {t_out:.3f} s whole",
+            flush=True,
+        )
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    out = [
+        f"{'dataset':<8}{'jobs':>5} | {'in process':>10} {'GB/s':>6} {'speed-up':>8}"
+        f" | {'whole':>8} {'GB/s':>6} {'speed-up':>8}"
+    ]
+    base: dict[str, dict] = {}
+    for r in rows:
+        b = base.setdefault(r["dataset"], r)
+        gb = r["bytes"] / 1e9
+        t_in, t_out = r["in_process_s"], r["whole_process_s"]
+        out.append(
+            f"{r['dataset']:<8}{r['jobs']:>5} | {r['in_process_s']:>9.3f}s"
+            f" {gb / t_in:>6.2f} {b['in_process_s'] / t_in:>7.2f}x"
+            f" | {t_out:>7.3f}s {gb / t_out:>6.2f}"
+            f" {b['whole_process_s'] / t_out:>7.2f}x"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="seg,cls", help="seg, cls or both")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per setting")
+    parser.add_argument(
+        "--max-jobs",
+        type=int,
+        default=available_cores(),
+        help="the most jobs (default: the cores this process may use)",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        help="where the files go (default: a temporary directory, deleted at the end)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    opts = parser.parse_args(argv)
+    makers = {"seg": make_seg, "cls": make_cls}
+    names = opts.datasets.split(",")
+    if set(names) - set(makers) or opts.repeat < 1 or opts.max_jobs < 1:
+        parser.error("--datasets: seg and/or cls; --repeat and --max-jobs >= 1")
+    counts = job_counts(opts.max_jobs)
+    print(
+        f"cores this process may use: {available_cores()}; jobs: {counts};"
+        f" kernel: {os.environ.get('RELCAL_KERNEL', 'default')}",
+        flush=True,
+    )
+    rows = []
+    with tempfile.TemporaryDirectory(dir=opts.dir) as tmp:
+        for name in names:
+            t0 = time.perf_counter()
+            zp, yp = makers[name](Path(tmp))
+            print(
+                f"generated {name}: {np.load(zp, mmap_mode='r').shape} in"
+                f" {time.perf_counter() - t0:.1f} s",
+                flush=True,
+            )
+            rows += measure(name, zp, yp, counts, opts.repeat)
+    print()
+    print(table(rows))
+    if opts.json:
+        opts.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
