@@ -185,11 +185,12 @@ def _poisson_table() -> tuple[np.ndarray, np.ndarray]:
     return thresholds, np.where(first == last, first, -1).astype(np.float64)
 
 
+@functools.lru_cache(maxsize=8)  # 16 MB: small chunks reuse their blocks
 def block_weights(seed: int, unit_block: int, replicate_block: int) -> np.ndarray:
     """The Poisson(1) weights of one block of units in one block of replicates.
 
-    Returns float64 of shape (UNIT_BLOCK, REPLICATE_BLOCK): row ``i`` is unit
-    ``unit_block * UNIT_BLOCK + i``, column ``j`` replicate
+    Returns read-only float64 of shape (UNIT_BLOCK, REPLICATE_BLOCK): row
+    ``i`` is unit ``unit_block * UNIT_BLOCK + i``, column ``j`` replicate
     ``replicate_block * REPLICATE_BLOCK + j``.
 
     Examples
@@ -210,6 +211,7 @@ def block_weights(seed: int, unit_block: int, replicate_block: int) -> np.ndarra
     weights = table[draws >> np.uint32(16)]
     split = np.flatnonzero(weights < 0)
     weights.flat[split] = np.searchsorted(thresholds, draws.flat[split], side="right")
+    weights.flags.writeable = False
     return weights
 
 

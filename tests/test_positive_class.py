@@ -279,7 +279,7 @@ def test_check_increase_against_a_baseline(binary, tmp_path: Path) -> None:
 
 def test_check_bootstrap_interval_of_the_positive_class_error(binary) -> None:
     """With --confidence the positive-class checks get bias-corrected bootstrap
-    intervals: (P(class 1), label == 1) resampled with the same counts as the
+    intervals: (P(class 1), label == 1) resampled with the same weights as the
     top-label quantities (one bootstrap over both sets, as the gate runs it)."""
     from relcal.bootstrap import Samples, bootstrap, interval
 
