@@ -93,17 +93,35 @@ def _fit_args(files: tuple[Path, Path], out: Path) -> list[str]:
     return ["fit-temperature", str(z), "--labels", str(y), "-o", str(out)]
 
 
-def test_bar_on_a_terminal_shows_rate_and_time_left(logits, tmp_path):
+def _command(name: str, files: tuple[Path, Path], tmp: Path) -> list[str]:
+    z, y = files
+    args = [name, str(z), "--labels", str(y)]
+    return (
+        args
+        + {
+            "metrics": [],
+            "check": ["--max-ece", "0.5"],
+            "report": ["-o", str(tmp / "r.html")],
+            "fit-temperature": ["-o", str(tmp / "t.json")],
+        }[name]
+    )
+
+
+@pytest.mark.parametrize("name", ["metrics", "check", "report", "fit-temperature"])
+def test_bar_on_a_terminal_shows_rate_and_time_left(logits, tmp_path, name):
     code, out, err = _run(
-        _fit_args(logits, tmp_path / "t.json"), tty=True, RELCAL_PROGRESS_DELAY="0"
+        _command(name, logits, tmp_path), tty=True, RELCAL_PROGRESS_DELAY="0"
     )
     assert code == 0, err
-    assert "fit-temperature:" in err
+    assert f"{name}:" in err
     assert RATE.search(err), err
     assert LEFT.search(err), err
-    # the bar is erased at the end: the last line left is the command's own
-    assert err.rstrip("\r\n").split("\r")[-1].strip().startswith("wrote ")
-    assert "temperature" in out  # the summary is on stdout, untouched
+    # the bar is erased at the end: what is left on its line is blank, or
+    # the command's own last line (wrote ...)
+    last = err.rstrip("\r\n").split("\r")[-1].strip()
+    assert last == "" or last.startswith("wrote "), err
+    # the results are on stdout (report's in its file), untouched
+    assert (tmp_path / "r.html").is_file() if name == "report" else out
 
 
 def test_no_bar_in_a_pipe(logits, tmp_path):
