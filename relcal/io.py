@@ -748,15 +748,7 @@ def _load_table(df: Any, name: str, read: TableRead) -> Predictions:
         )
     except FormatError as err:
         raise _also_several_models(err, df, cols, read) from None
-    class_names = tuple(c[len(prefix) :] for c in cols)
-    scores = np.column_stack([_numeric_column(df, c) for c in cols])
-    if scores.dtype.kind != "f":
-        scores = scores.astype(np.float64)
-    labels = _table_labels(df[read.label_col], class_names, read.label_col, n_dropped)
-    names: tuple[str, ...] | None = class_names
-    if len(cols) == 1:  # the positive-class score of a binary problem
-        scores = scores[:, 0]
-        names = None
+    scores, labels, names = table_arrays(df, cols, prefix, read.label_col, n_dropped)
     origin = {"scores": ",".join(cols), "labels": read.label_col}
     try:
         pred = _from_arrays(
@@ -766,6 +758,22 @@ def _load_table(df: Any, name: str, read: TableRead) -> Predictions:
         table_err = _table_error(err, df, cols, read.score_cols)
         raise _renumbered(table_err, n_dropped) from None
     return replace(pred, n_dropped=n_dropped, notes=notes)
+
+
+def table_arrays(
+    df: Any, cols: list[str], prefix: str, label_col: str, n_dropped: int = 0
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
+    """Scores, labels (class indices, or class names matched against the
+    score columns' names without ``prefix``) and class names of the rows of
+    ``df`` (none missing); one score column is a binary problem's P(1)."""
+    class_names = tuple(c[len(prefix) :] for c in cols)
+    scores = np.column_stack([_numeric_column(df, c) for c in cols])
+    if scores.dtype.kind != "f":
+        scores = scores.astype(np.float64)
+    labels = _table_labels(df[label_col], class_names, label_col, n_dropped)
+    if len(cols) == 1:  # the positive-class score of a binary problem
+        return scores[:, 0], labels, None
+    return scores, labels, class_names
 
 
 def _also_several_models(
@@ -916,6 +924,18 @@ def _score_columns(
     df: Any, columns: list[str], label_col: str, score_cols: list[str] | str | None
 ) -> tuple[list[str], str, tuple[str, ...]]:
     """The score columns, the prefix of their names, and notes for the user."""
+    named = named_score_columns(columns, label_col, score_cols)
+    if named is not None:
+        return named
+    return default_score_columns(
+        column_profile(df), columns, label_col, lambda c: _numeric_column(df, c)
+    )
+
+
+def named_score_columns(
+    columns: list[str], label_col: str, score_cols: list[str] | str | None
+) -> tuple[list[str], str, tuple[str, ...]] | None:
+    """The score columns ``score_cols=`` names (None: it names none)."""
     if isinstance(score_cols, str):
         parts = [c.strip() for c in score_cols.split(",") if c.strip()]
         if len(parts) == 1 and parts[0] not in columns:
@@ -937,23 +957,62 @@ def _score_columns(
         if not score_cols:
             raise FormatError("score_cols= names no column")
         return list(score_cols), "", ()
-    return _default_score_columns(df, columns, label_col)
+    return None
 
 
-def _default_score_columns(
-    df: Any, columns: list[str], label_col: str
+@dataclass(frozen=True)
+class Column:
+    """What decides whether a table's column is a score column: all its
+    values missing, a numeric dtype, some value a number (as text), the
+    dtype's name."""
+
+    empty: bool
+    numeric: bool
+    numbers: bool
+    dtype: str
+
+    def then(self, later: Column) -> Column:
+        """This column's profile followed by that of its next rows: numeric
+        when every part with a value is."""
+        numeric = (self.numeric or self.empty) and (later.numeric or later.empty)
+        return Column(
+            self.empty and later.empty,
+            numeric,
+            self.numbers or later.numbers,
+            self.dtype if not self.empty else later.dtype,
+        )
+
+
+def column_profile(df: Any) -> dict[str, Column]:
+    """The :class:`Column` of every column of ``df``."""
+    out = {}
+    for c in df.columns:
+        series = df[c]
+        empty = bool(series.isna().all())
+        numeric = series.dtype.kind in "fiub"
+        numbers = (numeric and not empty) or _some_numbers(series)
+        out[c] = Column(empty, numeric, numbers, str(series.dtype))
+    return out
+
+
+def default_score_columns(
+    profile: dict[str, Column],
+    columns: list[str],
+    label_col: str,
+    bad_value: Callable[[str], object],
 ) -> tuple[list[str], str, tuple[str, ...]]:
     """Every numeric column but the labels.  A column none of whose values is
     a number (dates, ids, names) or that is empty is left out, with a note; one
-    where only some are is a score column with a bad value, an error."""
+    where only some are is a score column with a bad value, an error (raised
+    by ``bad_value(column)``)."""
     others = [c for c in columns if c != label_col]
-    empty = [c for c in others if df[c].isna().all()]
+    empty = [c for c in others if profile[c].empty]
     others = [c for c in others if c not in empty]
-    numeric = [c for c in others if df[c].dtype.kind in "fiub"]
-    text = [c for c in others if c not in numeric and not _some_numbers(df[c])]
+    numeric = [c for c in others if profile[c].numeric]
+    text = [c for c in others if c not in numeric and not profile[c].numbers]
     mixed = [c for c in others if c not in numeric and c not in text]
     if mixed:
-        _numeric_column(df, mixed[0])  # raises with the first bad value
+        bad_value(mixed[0])  # raises with the first bad value
     if not numeric:
         bad = others[0] if others else None
         if bad is None:
@@ -961,7 +1020,7 @@ def _default_score_columns(
             raise FormatError(f"the table has no score columns besides the labels{why}")
         raise FormatError(
             f"no numeric score column; column {bad!r} holds"
-            f" {df[bad].dtype} values (name the score columns with score_cols=)"
+            f" {profile[bad].dtype} values (name the score columns with score_cols=)"
         )
     notes = tuple(
         f"left out {what} {'column' if len(cols) == 1 else 'columns'}"

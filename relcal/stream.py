@@ -38,11 +38,11 @@ import inspect
 import math
 import os
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -103,7 +103,7 @@ class _Array:
 
 def _open(path: Path, stamp: tuple[int, int] | None) -> BinaryIO:
     try:
-        return open(path, "rb")
+        return open(path, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
     except FileNotFoundError:
         gone = " (it was there when relcal started reading)" if stamp else ""
         raise FormatError(f"no such file{gone}") from None
@@ -162,9 +162,10 @@ def _header(f: BinaryIO, size: int, what: str) -> tuple[tuple[int, ...], np.dtyp
         raise FormatError(
             f"{what}not a readable .npy array ({io._short(exc)})"
         ) from None
-    if dtype.hasobject:
+    if dtype.hasobject:  # in io.load's words: "array 'labels' holds ..."
         raise FormatError(
-            f"{what}holds Python objects; relcal never unpickles (allow_pickle=False)"
+            f"{what[:-2] + ' ' if what else ''}holds Python objects; relcal never"
+            " unpickles (allow_pickle=False)"
         )
     if fortran and len(shape) > 1:
         raise FormatError(
@@ -198,10 +199,7 @@ def _rows(f: BinaryIO, arr: _Array, rows: int, reuse: bool) -> Iterator[np.ndarr
         try:
             got = _read_full(f, memoryview(view.view(np.uint8)).cast("B"))
         except Exception as exc:  # noqa: BLE001 - zlib.error, BadZipFile, OSError
-            raise FormatError(
-                f"{arr.what}cannot read rows from {start} on ({io._short(exc)})",
-                source=str(arr.path),
-            ) from None
+            raise _read_error(arr, exc) from None
         if got != view.nbytes:
             row = start + got // max(1, view[0].nbytes)
             raise FormatError(
@@ -210,6 +208,15 @@ def _rows(f: BinaryIO, arr: _Array, rows: int, reuse: bool) -> Iterator[np.ndarr
                 source=str(arr.path),
             )
         yield view
+
+
+def _read_error(arr: _Array, exc: BaseException) -> FormatError:
+    """A read that failed, in io.load's words."""
+    if arr.key is None:
+        why = f"cannot read the file ({io._short(exc)})"
+    else:
+        why = f"cannot read array {arr.key!r}: {io._short(exc)}"
+    return FormatError(why, source=str(arr.path))
 
 
 def iter_npy_pair(
@@ -270,18 +277,24 @@ class _Part:
     source: str  # how the in-memory loader names it in messages
     scores: _Array
     labels: _Array
+    fit: _Fit
     names: tuple[str, ...] | None = None  # an .npz's class_names
+
+    @property
+    def row_bytes(self) -> int:
+        return math.prod(self.scores.shape[1:]) * self.scores.dtype.itemsize
 
     def raw(self, rows: int, reuse: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         return zip(
             self.scores.read(rows, reuse), self.labels.read(rows, reuse), strict=True
         )
 
-    def fit(
-        self, fit: _Fit, scores: np.ndarray, labels: np.ndarray
+    def checked(
+        self, scores: np.ndarray, labels: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """What :func:`io.load` makes of these scores and labels (a chunk or,
         for messages, a stand-in of all the scores and every label)."""
+        fit = self.fit
         if labels.dtype.kind in "US" and self.labels.key is not None:
             n = io._n_classes(scores, fit.channels_last)
             labels = io._named_labels(labels, self.names, self.labels.key, n)
@@ -299,9 +312,10 @@ class _Part:
             dt = np.dtype(np.float64)
         return np.broadcast_to(np.zeros((), dtype=dt), self.scores.shape)
 
-    def layout(self, fit: _Fit) -> tuple[tuple[int, ...], int]:
+    def layout(self) -> tuple[tuple[int, ...], int]:
         """Shape of the scores as chunks hold them, and the class count,
         from the headers only."""
+        fit = self.fit
         check_scores_layout(self.scores.dtype, self.scores.shape)
         fake_y = np.broadcast_to(np.zeros((), self.labels.dtype), self.labels.shape)
         s, y = io.pixel_rows(
@@ -315,23 +329,21 @@ class _Part:
             )
         return s.shape, n_classes
 
-    def exact(self, fit: _Fit, err: RelcalError) -> RelcalError:
+    def exact(self, err: RelcalError) -> RelcalError:
         """The error :func:`io.load` gives on the whole file, where ``err``
         was found in a part of it: every label checked again."""
         try:
-            self.fit(fit, self.stand_in(), np.asarray(self.labels.whole()))
+            self.checked(self.stand_in(), np.asarray(self.labels.whole()))
         except RelcalError as whole:
             return whole.with_source(self.source)
         return err.with_source(self.source)
 
-    def chunks(
-        self, fit: _Fit, rows: int, reuse: bool
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def chunks(self, rows: int, reuse: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for s, y in self.raw(rows, reuse):
             try:
-                yield self.fit(fit, s, y)
+                yield self.checked(s, y)
             except RelcalError as err:
-                raise self.exact(fit, err) from None
+                raise self.exact(err) from None
 
 
 # --------------------------------------------------------------------------
@@ -363,7 +375,16 @@ class StreamMeta:
     origin : dict
         Which keys held the scores and labels.
     first_pass : bool
-        Whether :func:`open_stream` read the scores once to decide the kind.
+        Whether :func:`open_stream` read the scores once before (to decide
+        the kind; for tables, also the rows kept and the default columns).
+    model : str or None
+        With ``models=``: the column of this stream's binary model.
+    n_dropped : int
+        Rows of a table dropped for a missing label or score
+        (``missing="drop"``).
+    notes : tuple of str
+        What the loader decided without being told, as
+        :attr:`relcal.io.Predictions.notes`.
     """
 
     n_classes: int
@@ -378,21 +399,32 @@ class StreamMeta:
     ignore_index: int | None = None
     origin: dict[str, str] = field(default_factory=dict)
     first_pass: bool = False
+    model: str | None = None
+    n_dropped: int = 0
+    notes: tuple[str, ...] = ()
+
+
+class _Chunked(Protocol):
+    """A part of a dataset: a .npy pair, an .npz, a table."""
+
+    @property
+    def row_bytes(self) -> int: ...
+
+    def chunks(
+        self, rows: int, reuse: bool
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
 
 
 class Stream:
     """A dataset read chunk by chunk; see the module's docstring."""
 
-    def __init__(self, meta: StreamMeta, parts: list[_Part], fit: _Fit) -> None:
+    def __init__(self, meta: StreamMeta, parts: Sequence[_Chunked]) -> None:
         self.meta = meta
         self._parts = parts
-        self._fit = fit
 
     def default_rows(self) -> int:
         """Rows of the file(s) in a chunk: about :data:`CHUNK_BYTES` of scores."""
-        a = self._parts[0].scores
-        row = math.prod(a.shape[1:]) * a.dtype.itemsize
-        return max(1, CHUNK_BYTES // max(1, row))
+        return max(1, CHUNK_BYTES // max(1, self._parts[0].row_bytes))
 
     def chunks(
         self, rows: int | None = None, *, reuse: bool = False
@@ -405,11 +437,11 @@ class Stream:
         of workers)."""
         rows = self.default_rows() if rows is None else rows
         _check_rows(rows)
-        ignore = self._fit.ignore_index
+        ignore = self.meta.ignore_index
         kept = ignore is None
         start = 0
         for part in self._parts:
-            for s, y in part.chunks(self._fit, rows, reuse):
+            for s, y in part.chunks(rows, reuse):
                 kept = kept or bool((y != ignore).any())
                 yield s, y, start
                 start += len(s)
@@ -418,11 +450,13 @@ class Stream:
             raise all_ignored_error(ignore).with_source(self.meta.source)
 
 
-def open_stream(path: str | os.PathLike[str], **options: Any) -> Stream:
+def open_stream(path: str | os.PathLike[str], **options: Any) -> Any:
     """Open saved predictions (a file, a directory or a glob) as a
     :class:`Stream`.  The options are the keyword options of
     :func:`relcal.io.load`, with its defaults (bound to its signature: a name
-    it does not take is a TypeError, as it would be there).
+    it does not take is a TypeError, as it would be there).  With
+    ``models=`` (tables), a list of streams, one per column, as io.load
+    returns a list.
 
     Examples
     --------
@@ -459,10 +493,23 @@ def _open_dataset(
             )
         check_ignore_index(ignore_index)
         pairs = dataset_files(path, labels)
+        if all(p.suffix.lower() in io.TABLES for p, _ in pairs):
+            for p, _ in pairs:
+                io.check_request(p, labels, table["models"], table["missing"])
+            options = {
+                "labels": labels,
+                "scores_key": scores_key,
+                "labels_key": labels_key,
+                "kind": kind,
+                "ignore_index": ignore_index,
+                "channels_last": channels_last,
+                **table,
+            }
+            return _open_tables([p for p, _ in pairs], name, options)
         fit = _Fit(ignore_index, channels_last)
         keys = (scores_key, labels_key)
-        parts, origin, declared = _parts(pairs, name, keys, kind, table)
-        return _stream(parts, fit, declared, name, origin)
+        parts, origin, declared = _parts(pairs, name, keys, kind, table, fit)
+        return _stream(parts, declared, name, origin)
     except RelcalError as err:
         raise err.with_source(name) from None
 
@@ -479,6 +526,7 @@ def _parts(
     keys: tuple[str | None, str | None],
     kind: str,
     table: dict[str, Any],
+    fit: _Fit,
 ) -> tuple[list[_Part], dict[str, str], str]:
     parts = []
     origin: dict[str, str] = {}
@@ -490,14 +538,14 @@ def _parts(
         if suffix in io.TABLES:
             raise FormatError(_NO_TABLES, source=str(scores))
         if suffix == ".npz":
-            part, origin, kind = _npz_part(scores, *keys, kind)
+            part, origin, kind = _npz_part(scores, *keys, kind, fit)
         elif labels is None:
             raise FormatError(
                 'a .npy scores file needs its labels: labels="LABELS.npy"',
                 source=str(scores),
             )
         else:
-            part = _npy_part(scores, labels)
+            part = _npy_part(scores, labels, fit)
             origin = {"scores": scores.name, "labels": labels.name}
         parts.append(part)
     if len(parts) > 1:
@@ -510,7 +558,7 @@ def _array(path: Path, key: str | None = None) -> _Array:
         return _Array(path, key, shape, dtype, stamp)
 
 
-def _npy_part(scores: Path, labels: Path) -> _Part:
+def _npy_part(scores: Path, labels: Path, fit: _Fit) -> _Part:
     """A .npy pair, checked as :func:`io.load` checks it."""
     try:
         io.check_npy_head(scores)
@@ -524,11 +572,11 @@ def _npy_part(scores: Path, labels: Path) -> _Part:
         io.check_npy_head(labels)
     except RelcalError as err:
         raise err.with_source(str(labels)) from None
-    return _Part(f"{scores} (labels: {labels})", s, _array(labels))
+    return _Part(f"{scores} (labels: {labels})", s, _array(labels), fit)
 
 
 def _npz_part(
-    p: Path, scores_key: str | None, labels_key: str | None, kind: str
+    p: Path, scores_key: str | None, labels_key: str | None, kind: str, fit: _Fit
 ) -> tuple[_Part, dict[str, str], str]:
     """An .npz archive: its keys picked as :func:`io.load` picks them."""
     try:
@@ -550,14 +598,14 @@ def _npz_part(
         raise err.with_source(str(p)) from None
     if kind == "auto" and skey in io.PROB_KEYS:
         kind = "probs"
-    part = _Part(str(p), _array(p, skey), _array(p, lkey), names)
+    part = _Part(str(p), _array(p, skey), _array(p, lkey), fit, names)
     return part, {"scores": skey, "labels": lkey}, kind
 
 
 def _stream(
-    parts: list[_Part], fit: _Fit, declared: str, name: str, origin: dict[str, str]
+    parts: list[_Part], declared: str, name: str, origin: dict[str, str]
 ) -> Stream:
-    shape, n_classes = _dataset_layout(parts, fit)
+    shape, n_classes = _dataset_layout(parts)
     first = parts[0]
     dtype = first.stand_in().dtype
     meta = StreamMeta(
@@ -570,10 +618,10 @@ def _stream(
         dtype=dtype,
         sources=tuple(str(p.scores.path) for p in parts),
         source=name if len(parts) > 1 else first.source,
-        ignore_index=fit.ignore_index,
+        ignore_index=first.fit.ignore_index,
         origin=origin,
     )
-    stream = Stream(meta, parts, fit)
+    stream = Stream(meta, parts)
     kind, first_pass = _decide_kind(stream)
     stream.meta = _replace(meta, kind=kind, first_pass=first_pass)
     return stream
@@ -585,16 +633,16 @@ def _replace(meta: StreamMeta, **changes: Any) -> StreamMeta:
     return replace(meta, **changes)
 
 
-def _dataset_layout(parts: list[_Part], fit: _Fit) -> tuple[tuple[int, ...], int]:
+def _dataset_layout(parts: list[_Part]) -> tuple[tuple[int, ...], int]:
     """The shape of all the scores and the class count; every part must
     agree with the first on everything but its length."""
     shape, n_classes = None, 0
     rows = 0
     for part in parts:
         try:
-            s, n = part.layout(fit)
+            s, n = part.layout()
         except RelcalError as err:
-            raise part.exact(fit, err) from None
+            raise part.exact(err) from None
         if shape is None:
             shape, n_classes = s, n
         elif s[1:] != shape[1:] or part.scores.dtype != parts[0].scores.dtype:
@@ -671,7 +719,8 @@ def dataset_files(
 def _pair_up(
     scores: list[Path], labels: str | os.PathLike[str] | None, what: str
 ) -> list[tuple[Path, Path | None]]:
-    if all(f.suffix.lower() == ".npz" for f in scores) and labels is None:
+    alone = (".npz", *io.TABLES)
+    if all(f.suffix.lower() in alone for f in scores) and labels is None:
         return [(f, None) for f in scores]
     if labels is None:
         raise FormatError(
@@ -716,6 +765,9 @@ def _directory(
     sub = [d / s for s in SCORE_DIRS if (d / s).is_dir()]
     if len(sub) == 1 and (d / "labels").is_dir():
         return _pair_up(sorted(sub[0].glob("*.npy")), d / "labels", str(d))
+    tables = sorted(f for f in d.iterdir() if f.suffix.lower() in (".parquet", ".pq"))
+    if tables:
+        return [(f, None) for f in tables]
     pairs = []
     for f in sorted(d.glob("*.npy")):
         stem, _, tail = f.stem.rpartition("_")
@@ -723,9 +775,9 @@ def _directory(
             pairs.append((f, f.with_name(f"{stem}_labels.npy")))
     if not pairs:
         raise FormatError(
-            "is a directory without a dataset relcal reads: scores/*.npy (or"
-            " logits/, probs/) with labels/*.npy, or NAME_logits.npy with"
-            " NAME_labels.npy"
+            "is a directory, not a file nor a dataset relcal reads: scores/*.npy (or"
+            " logits/, probs/) with labels/*.npy, NAME_logits.npy with"
+            " NAME_labels.npy, or *.parquet"
         )
     return pairs
 
@@ -762,3 +814,291 @@ def iter_table(
             df[score_cols].to_numpy(dtype=np.float64),
             df[label_col].to_numpy(),
         )
+
+
+# --------------------------------------------------------------------------
+# .csv and .parquet tables
+
+
+@dataclass(frozen=True)
+class _TableFile:
+    """A .csv or .parquet file: its columns, size and time when opened."""
+
+    path: Path
+    stamp: tuple[int, int]
+    columns: tuple[str, ...]
+    schema: str  # parquet: the arrow schema, for a dataset's files to agree
+
+    @property
+    def parquet(self) -> bool:
+        return self.path.suffix.lower() != ".csv"
+
+    @classmethod
+    def open(cls, path: Path) -> _TableFile:
+        with _open(path, None) as f:
+            stamp = _check_stamp(f, None)
+            try:
+                if path.suffix.lower() == ".csv":
+                    import pandas as pd
+
+                    names = pd.read_csv(f, nrows=0).columns
+                    return cls(path, stamp, tuple(str(c) for c in names), "")
+                import pyarrow.parquet as pq
+
+                schema = pq.ParquetFile(f).schema_arrow
+            except Exception as exc:  # noqa: BLE001 - parser and arrow errors
+                raise _unreadable(path, exc) from None
+        text = schema.remove_metadata().to_string()
+        return cls(path, stamp, tuple(schema.names), text)
+
+    def frames(self, rows: int, columns: list[str]) -> Iterator[Any]:
+        """The table's ``columns`` in data frames of at most ``rows`` rows."""
+        with _open(self.path, self.stamp) as f:
+            _check_stamp(f, self.stamp)
+            try:
+                if self.parquet:
+                    import pyarrow.parquet as pq
+
+                    batches = pq.ParquetFile(f).iter_batches(rows, columns=columns)
+                    frames = (b.to_pandas() for b in batches)
+                else:
+                    import pandas as pd
+
+                    frames = pd.read_csv(f, chunksize=rows, usecols=columns)
+                for df in frames:
+                    df.columns = [str(c) for c in df.columns]
+                    yield df[columns]
+            except (RelcalError, GeneratorExit):
+                raise
+            except Exception as exc:  # noqa: BLE001 - parser and arrow errors
+                raise _unreadable(self.path, exc) from None
+
+
+def _unreadable(path: Path, exc: BaseException) -> FormatError:
+    return FormatError(
+        f"cannot read the {path.suffix.lower()} file ({io._short(exc)})",
+        source=str(path),
+    )
+
+
+@dataclass(frozen=True)
+class _TableSpec:
+    """Which columns hold what, and how a frame's rows become checked
+    scores and labels (as :func:`io.load` makes them)."""
+
+    cols: list[str]  # the score columns (one binary model's, with models=)
+    prefix: str  # taken off the columns' names to give class names
+    needed: list[str]  # a row missing any of these is dropped (or an error)
+    read: io.TableRead
+    binary: bool = False  # one model of models=
+
+    def arrays(self, df: Any) -> tuple[np.ndarray, np.ndarray, int]:
+        """Checked scores and labels of the complete rows, and how many
+        rows were dropped."""
+        holes = df[self.needed].isna().to_numpy().any(axis=1)
+        if holes.any():
+            if self.read.missing == "error":
+                raise FormatError("a missing value")  # io.load says which
+            df = df[~holes]
+        label = self.read.label_col
+        if self.binary:
+            scores = io._numeric_column(df, self.cols[0]).astype(np.float64)
+            if np.isinf(scores).any():
+                raise FormatError("infinite values")  # io.load says which
+            labels = io._binary_labels(df[label], self.read, 0)
+        else:
+            scores, labels, _ = io.table_arrays(df, self.cols, self.prefix, label)
+        if not len(scores):
+            return scores, labels, int(holes.sum())
+        s = check_float_scores(scores)
+        y, _ = prepare_labels(s, labels, ignore_index=self.read.ignore_index)
+        return s, y, int(holes.sum())
+
+
+@dataclass(frozen=True)
+class _TablePart:
+    """One table file of a dataset, read with one spec."""
+
+    file: _TableFile
+    spec: _TableSpec
+    options: dict[str, Any]  # io.load's, for the exact message of an error
+
+    @property
+    def row_bytes(self) -> int:
+        return 8 * (len(self.spec.needed) + 1)
+
+    def counted(self, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+        for df in self.file.frames(rows, _columns(self.spec)):
+            try:
+                yield self.spec.arrays(df)
+            except RelcalError as err:
+                raise _table_exact([self.file], self.options, err) from None
+
+    def chunks(self, rows: int, reuse: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for s, y, _ in self.counted(rows):
+            if len(s):
+                yield s, y
+
+
+def _columns(spec: _TableSpec) -> list[str]:
+    return list(dict.fromkeys([*spec.cols, *spec.needed]))
+
+
+def _table_exact(
+    files: Sequence[_TableFile], options: dict[str, Any], err: RelcalError
+) -> RelcalError:
+    """The error :func:`io.load` gives (on the first file that has one),
+    where ``err`` was found in a chunk: its counts and rows cover the whole
+    file.  The table is read whole for this message only."""
+    for f in files:
+        try:
+            io.load(f.path, **options)
+        except RelcalError as whole:
+            return whole
+    return err.with_source(str(files[0].path))
+
+
+def _open_tables(
+    paths: list[Path], name: str, options: dict[str, Any]
+) -> Stream | list[Stream]:
+    """A table, or tables of one schema, as a stream (a list of streams,
+    one per column, with ``models=``)."""
+    opened = []
+    for p in paths:
+        try:
+            opened.append(_TableFile.open(p))
+        except RelcalError as err:
+            raise _table_exact([_TableFile(p, (0, 0), (), "")], options, err) from None
+    files = opened
+    for f in files[1:]:
+        if (f.columns, f.schema) != (files[0].columns, files[0].schema):
+            raise FormatError(
+                f"its columns ({_schema(f)}) differ from those of"
+                f" {files[0].path} ({_schema(files[0])}): a dataset's tables"
+                " share one schema",
+                source=str(f.path),
+            )
+    try:
+        specs, notes = _table_specs(files, options)
+        streams = [_table_stream(files, s, name, options, notes) for s in specs]
+    except RelcalError as err:
+        raise _table_exact(files, options, err) from None
+    return streams if options["models"] is not None else streams[0]
+
+
+def _schema(f: _TableFile) -> str:
+    if not f.schema:
+        return ", ".join(f.columns)
+    return "; ".join(f.schema.splitlines())
+
+
+def _table_specs(
+    files: list[_TableFile], options: dict[str, Any]
+) -> tuple[list[_TableSpec], tuple[str, ...]]:
+    """The specs of :func:`io.load`'s table options, from the columns (and,
+    for the default score columns, a pass over every row)."""
+    o = options
+    read = io.TableRead(
+        o["label_col"], o["score_cols"], o["kind"], o["ignore_index"], o["missing"]
+    )
+    columns = list(files[0].columns)
+    toplabel = o["score_cols"] is None and all(
+        c in columns for c in io.TOPLABEL_COLUMNS
+    )
+    if o["pred_col"] is not None or o["confidence_col"] is not None or toplabel:
+        raise FormatError(
+            "top-label tables (true class, predicted class, confidence) are not"
+            " streamed yet; relcal.io.load reads them"
+        )
+    if o["models"] is not None:
+        if o["score_cols"] is not None:
+            raise FormatError("give score_cols= or models=, not both")
+        cols = io._model_columns(o["models"], columns, read.label_col)
+        io._need_label(columns, read.label_col)
+        needed = [*cols, read.label_col]
+        return [_TableSpec([c], "", needed, read, True) for c in cols], ()
+    io._need_label(columns, read.label_col)
+    named = io.named_score_columns(columns, read.label_col, read.score_cols)
+    cols, prefix, notes = named or _default_columns(files, columns, read.label_col)
+    return [_TableSpec(cols, prefix, [*cols, read.label_col], read)], notes
+
+
+def _default_columns(
+    files: list[_TableFile], columns: list[str], label_col: str
+) -> tuple[list[str], str, tuple[str, ...]]:
+    """io.load's default score columns, from the profiles of every chunk."""
+    profile: dict[str, io.Column] = {}
+    for f in files:
+        for df in f.frames(_TABLE_ROWS, columns):
+            chunk = io.column_profile(df)
+            profile = {
+                c: profile[c].then(chunk[c]) if profile else chunk[c] for c in chunk
+            }
+
+    def mixed(col: str) -> None:
+        raise FormatError(f"column {col!r}: a non-numeric value")  # io.load says which
+
+    label = profile.get(label_col)
+    if label is not None and not label.empty and not label.numeric and label.numbers:
+        raise FormatError(f"column {label_col!r}: class names and numbers")
+    return io.default_score_columns(profile, columns, label_col, mixed)
+
+
+_TABLE_ROWS = 65536
+"""Rows of a table read at once to look at its columns."""
+
+
+def _table_stream(
+    files: list[_TableFile],
+    spec: _TableSpec,
+    name: str,
+    options: dict[str, Any],
+    notes: tuple[str, ...],
+) -> Stream:
+    """A table's stream, after a pass over every row: the rows kept and
+    dropped, the labels checked, the kind decided."""
+    parts = [_TablePart(f, spec, options) for f in files]
+    n_rows = n_dropped = 0
+    stats: ProbStats | None = None
+    kept = spec.read.ignore_index is None
+    dtype = np.dtype(np.float64)
+    for part in parts:
+        for s, y, dropped in part.counted(CHUNK_BYTES // part.row_bytes):
+            n_dropped += dropped
+            if len(s):
+                dtype = s.dtype
+                chunk = probability_stats(s)
+                stats = chunk if stats is None else stats.merge(chunk, n_rows)
+                kept = kept or bool((y != spec.read.ignore_index).any())
+                n_rows += len(s)
+    if stats is None or not kept:
+        raise FormatError("no rows left")  # io.load says why
+    n_classes = 2 if len(spec.cols) == 1 else len(spec.cols)
+    shape = (n_rows,) if n_classes == 2 and len(spec.cols) == 1 else (n_rows, n_classes)
+    declared = spec.read.kind
+    kind = (
+        "logits"
+        if declared == "logits"
+        else kind_from_stats(stats, declared, np.dtype(np.float64), shape)
+    )
+    names = (
+        None if len(spec.cols) == 1 else tuple(c[len(spec.prefix) :] for c in spec.cols)
+    )
+    meta = StreamMeta(
+        n_classes=n_classes,
+        kind=kind,
+        class_names=names,
+        n_rows=n_rows,
+        n_bytes=n_rows * dtype.itemsize * len(spec.cols),
+        shape=shape,
+        dtype=dtype,
+        sources=tuple(str(f.path) for f in files),
+        source=name,
+        ignore_index=spec.read.ignore_index,
+        origin={"scores": ",".join(spec.cols), "labels": spec.read.label_col},
+        first_pass=True,
+        model=spec.cols[0] if spec.binary else None,
+        n_dropped=n_dropped,
+        notes=notes,
+    )
+    return Stream(meta, parts)

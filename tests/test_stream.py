@@ -391,3 +391,78 @@ def test_streaming_memory_does_not_grow_with_the_file(tmp_path, fmt):
     assert int(out[0]) == n
     assert float(out[1]) == 0.0 and out[2] == "logits"
     assert int(out[3]) < 40 * 2**20, f"peak RSS grew by {int(out[3]) / 2**20:.0f} MB"
+
+
+# --------------------------------------------------------------------------
+# tables
+
+
+def _table(tmp_path, suffix, holes=False):
+    import pandas as pd
+
+    rng = np.random.default_rng(11)
+    df = pd.DataFrame(rng.dirichlet(np.ones(3), size=45), columns=["p_a", "p_b", "p_c"])
+    df["label"] = np.array(["a", "b", "c"])[rng.integers(0, 3, 45)]
+    df["id"] = [f"row{i}" for i in range(45)]  # left out, with a note
+    if holes:
+        df.loc[[3, 30], "p_b"] = np.nan
+    f = tmp_path / f"t{suffix}"
+    df.to_csv(f, index=False) if suffix == ".csv" else df.to_parquet(f)
+    return f
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("rows", [1, 7, 1000])
+def test_table_stream_equals_load(tmp_path, suffix, rows):
+    """Default score columns (prefix p_ taken off the class names), labels as
+    class names, a text column left out, rows with a hole dropped."""
+    f = _table(tmp_path, suffix, holes=True)
+    pred = relcal.io.load(f, missing="drop")
+    stream = open_stream(f, missing="drop")
+    _same(stream, pred, rows)
+    m = stream.meta
+    assert m.class_names == ("a", "b", "c") and m.n_dropped == pred.n_dropped == 2
+    assert (
+        m.notes == pred.notes == ("left out non-numeric column 'id' from the scores",)
+    )
+    assert m.first_pass and m.origin == pred.origin
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_table_models_stream_equals_load(tmp_path, suffix):
+    import pandas as pd
+
+    rng = np.random.default_rng(12)
+    df = pd.DataFrame({"a": rng.random(30), "b": rng.normal(size=30)})
+    df["y"] = rng.integers(0, 2, 30)
+    df.loc[4, "a"] = np.nan
+    f = tmp_path / f"m{suffix}"
+    df.to_csv(f, index=False) if suffix == ".csv" else df.to_parquet(f)
+    preds = relcal.io.load(f, models="a,b", label_col="y", missing="drop")
+    streams = open_stream(f, models="a,b", label_col="y", missing="drop")
+    assert [s.meta.model for s in streams] == ["a", "b"]
+    for stream, pred in zip(streams, preds, strict=True):
+        _same(stream, pred, 4)
+        assert stream.meta.n_dropped == pred.n_dropped == 1
+    assert [s.meta.kind for s in streams] == ["probs", "logits"]
+
+
+def test_parquet_directory_is_one_dataset(tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(13)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    frames = []
+    for i, n in enumerate([6, 1, 9]):
+        df = pd.DataFrame(rng.normal(size=(n, 3)), columns=["z0", "z1", "z2"])
+        df["label"] = rng.integers(0, 3, n)
+        df.to_parquet(parts / f"part{i}.parquet")
+        frames.append(df)
+    whole = pd.concat(frames, ignore_index=True)
+    whole.to_parquet(tmp_path / "whole.parquet")
+    pred = relcal.io.load(tmp_path / "whole.parquet")
+    for path in (parts, parts / "*.parquet"):
+        stream = open_stream(path)
+        _same(stream, pred, 4)
+        assert len(stream.meta.sources) == 3
