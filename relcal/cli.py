@@ -56,6 +56,7 @@ PYTHON_TO_CLI: dict[str, str] = {
     "n_replicates": "--bootstrap",  # check (relcal.bootstrap)
     "binning": "--binning",  # every command that bins
     "baseline": "--baseline",  # check (relcal.gate.check)
+    "jobs": "--jobs",  # every command (relcal.summary.reduce_chunks, set_jobs)
 }
 
 # a Python literal after ``name=``: a number, True/False/None, a quoted string

@@ -281,6 +281,27 @@ def _sample() -> str:
     return str(ROOT / "sample_data" / "digits_mlp_val.npz")
 
 
+def test_every_command_has_jobs_and_quiet():
+    for name, command in cli.commands.items():
+        opts = {o for p in command.params for o in p.opts}
+        assert {"-j", "--jobs", "-q", "--quiet"} <= opts, name
+    assert set(cli.commands) == {
+        "metrics",
+        "report",
+        "check",
+        "fit-temperature",
+        "calibrate",
+    }
+
+
+def test_jobs_in_a_message_is_the_flag():
+    from relcal.cli import cli_message
+
+    assert cli_message("jobs=0 is not a number of threads") == (
+        "--jobs 0 is not a number of threads"
+    )
+
+
 @pytest.mark.parametrize(
     "command", ["metrics", "report", "check", "fit-temperature", "calibrate"]
 )
