@@ -363,9 +363,17 @@ def _work(label: str, preds: Iterable[Any], passes: int) -> Any:
     return progress.task(label, _nbytes(preds) * passes)
 
 
-def _nbytes(preds: Iterable[Any]) -> int:
-    """Bytes of the scores of loaded predictions."""
-    return sum(int(getattr(p.scores, "nbytes", 0)) for p in preds)
+def _nbytes(inputs: Iterable[Any]) -> int:
+    """Bytes of scores of loaded predictions (``scores.nbytes``) or of streams
+    (:class:`relcal.stream.Stream`: ``meta.n_bytes``)."""
+    total = 0
+    for x in inputs:
+        meta = getattr(x, "meta", None)
+        if meta is not None:
+            total += int(meta.n_bytes)
+        else:
+            total += int(getattr(x.scores, "nbytes", 0))
+    return total
 
 
 @click.group(cls=RelcalGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -294,6 +294,18 @@ def test_every_command_has_jobs_and_quiet():
     }
 
 
+def test_the_total_counts_bytes_of_scores_of_predictions_and_streams(logits):
+    from relcal.cli import _nbytes
+    from relcal.io import load
+    from relcal.stream import open_stream
+
+    z, y = logits
+    preds = load(str(z), labels=str(y))
+    stream = open_stream(str(z), labels=str(y))
+    assert _nbytes([preds]) == _nbytes([stream]) == np.load(z).nbytes
+    assert _nbytes([preds, stream]) == 2 * np.load(z).nbytes
+
+
 def test_jobs_in_a_message_is_the_flag():
     from relcal.cli import cli_message
 
