@@ -1,54 +1,95 @@
 #!/usr/bin/env python
-"""A/B: ``relcal.evaluate`` with ``relcal/reduce.py`` of another revision against
-the working tree's, interleaved in one process on the same arrays, beside the
-numpy pass of ``bench_metrics.py``.
+"""A/B: ``relcal.evaluate`` (or another call) of another git revision of relcal
+against the working tree's, in alternating rounds on the same arrays, beside
+the numpy pass of ``bench_metrics.py``.
 
-Only the reduce module is swapped (the rest of relcal is the working tree's,
-for both sides); the results of both must agree.  Rounds alternate the three
-calls, so drifts of a noisy machine hit all of them alike.
+Each side runs in a worker process of its own (two versions of one package do
+not import side by side), which builds the dataset once and then times one
+call per request; the rounds alternate between the sides, so drifts of a
+noisy machine hit all of them alike.  The metrics of both sides must agree.
 
 Run from the repository:
     PYTHONPATH=. python benchmarks/ab_reduce.py --rev HEAD~3 --dataset seg_like
+    PYTHONPATH=. python benchmarks/ab_reduce.py --rev main --call evaluate_mass
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import json
+import os
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
-import time
+from io import BytesIO
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from bench_metrics import make_dataset, numpy_pass  # noqa: E402
-
-import relcal  # noqa: E402
-import relcal.metrics  # noqa: E402
-import relcal.reduce  # noqa: E402
+CALLS = ("evaluate", "evaluate_mass", "table", "numpy_pass")
 
 
-def load_reduce(rev: str) -> object:
-    """relcal/reduce.py at ``rev``, imported as a module of its own."""
-    src = subprocess.run(
-        ["git", "-C", str(REPO), "show", f"{rev}:relcal/reduce.py"],
+def export(rev: str) -> Path:
+    """The tree of ``rev`` (relcal/ and benchmarks/), in a temporary folder."""
+    data = subprocess.run(
+        ["git", "-C", str(REPO), "archive", rev, "relcal", "benchmarks"],
         check=True,
         capture_output=True,
-        text=True,
     ).stdout
-    path = Path(tempfile.mkdtemp()) / "reduce_rev.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location("reduce_rev", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["reduce_rev"] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
+    out = Path(tempfile.mkdtemp(prefix="relcal-ab-"))
+    with tarfile.open(fileobj=BytesIO(data)) as tar:
+        tar.extractall(out, filter="data")
+    kernel = REPO / "relcal" / "libvexp.so.1"  # built, not tracked
+    if kernel.exists() and not (out / "relcal" / kernel.name).exists():
+        (out / "relcal" / kernel.name).symlink_to(kernel)
+    return out
+
+
+def worker(dataset: str) -> None:
+    """Serve timed calls: one line in (a call's name), one JSON line out."""
+    import time
+
+    sys.path.insert(0, str(Path.cwd() / "benchmarks"))
+    from bench_metrics import make_dataset, numpy_pass  # type: ignore[import-not-found]
+
+    import relcal
+
+    x, y, ignore = make_dataset(dataset, quick=False)
+    calls = {
+        "evaluate": lambda: relcal.evaluate(x, y, ignore_index=ignore),
+        "evaluate_mass": lambda: relcal.evaluate(
+            x, y, ignore_index=ignore, binning="mass"
+        ),
+        "table": lambda: relcal.reliability_table(x, y, ignore_index=ignore),
+        "numpy_pass": lambda: numpy_pass(x),
+    }
+    for line in sys.stdin:
+        name = line.strip()
+        t0 = time.perf_counter()
+        out = calls[name]()
+        seconds = time.perf_counter() - t0
+        metrics = out.to_dict()["metrics"] if hasattr(out, "to_dict") else None
+        print(json.dumps({"seconds": seconds, "metrics": metrics}), flush=True)
+
+
+def start(tree: Path, dataset: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    return subprocess.Popen(
+        [sys.executable, __file__, "--worker", "--dataset", dataset],
+        cwd=tree,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def ask(proc: subprocess.Popen[str], name: str) -> dict[str, object]:
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(name + "\n")
+    proc.stdin.flush()
+    return json.loads(proc.stdout.readline())  # type: ignore[no-any-return]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,47 +100,52 @@ def main(argv: list[str] | None = None) -> int:
         default="seg_like",
         choices=["imagenet_like", "seg_like", "big_binary", "cifar_like"],
     )
+    ap.add_argument("--call", default="evaluate", choices=CALLS[:-1])
     ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-
-    old = load_reduce(args.rev)
-    logits, labels, ignore = make_dataset(args.dataset, quick=False)
-
-    def evaluate(mod: object) -> object:
-        relcal.metrics.reduce_scores = mod.reduce_scores  # type: ignore[attr-defined]
-        return relcal.evaluate(logits, labels, ignore_index=ignore)
-
-    calls = {
-        "numpy_pass": lambda: numpy_pass(logits),
-        "old": lambda: evaluate(old),
-        "new": lambda: evaluate(relcal.reduce),
-    }
-    out = {name: fn() for name, fn in calls.items()}  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in calls}
+    if args.worker:
+        worker(args.dataset)
+        return 0
+    sides = {"old": start(export(args.rev), args.dataset)}
+    sides["new"] = start(REPO, args.dataset)
+    steps = [("numpy_pass", "new", "numpy_pass"), ("old", "old", args.call)]
+    steps.append(("new", "new", args.call))
+    out = {label: ask(sides[side], call) for label, side, call in steps}  # warm-up
+    times: dict[str, list[float]] = {label: [] for label, _, _ in steps}
     for _ in range(args.rounds):
-        for name, fn in calls.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    med = {name: statistics.median(t) for name, t in times.items()}
+        for label, side, call in steps:
+            times[label].append(float(ask(sides[side], call)["seconds"]))  # type: ignore[arg-type]
+    for proc in sides.values():
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait()
+    med = {label: statistics.median(t) for label, t in times.items()}
     print(
-        f"{args.dataset}, old = {args.rev}, {args.rounds} rounds (medians, minimums):"
+        f"{args.dataset}, {args.call}, old = {args.rev},"
+        f" {args.rounds} rounds (medians, minimums):"
     )
-    for name in calls:
+    for label in times:
         print(
-            f"  {name:10s} {1e3 * med[name]:7.1f} ms  {1e3 * min(times[name]):7.1f} ms"
+            f"  {label:10s} {1e3 * med[label]:7.1f} ms"
+            f"  {1e3 * min(times[label]):7.1f} ms"
         )
     print(
         f"  new / old {med['new'] / med['old']:.3f};"
         f" old / numpy_pass {med['old'] / med['numpy_pass']:.2f},"
         f" new / numpy_pass {med['new'] / med['numpy_pass']:.2f}"
     )
-    worst = 0.0
-    for key in ("ece", "mce", "rms_ce", "accuracy", "classwise_ece", "nll", "brier"):
-        a, b = getattr(out["old"], key, None), getattr(out["new"], key, None)
-        if a is not None and b is not None:
-            worst = max(worst, abs(a - b))
-    print(f"  largest metric difference between the two: {worst:.1e}")
+    old, new = out["old"]["metrics"], out["new"]["metrics"]
+    if isinstance(old, dict) and isinstance(new, dict):
+        worst = max(
+            (
+                abs(old[k] - new[k])
+                for k in old
+                if isinstance(old[k], float) and isinstance(new.get(k), float)
+            ),
+            default=0.0,
+        )
+        print(f"  largest metric difference between the two: {worst:.1e}")
     return 0
 
 

@@ -31,8 +31,9 @@ and 1 so the bins cover [0, 1]; ties can leave an equal-mass bin empty.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -295,14 +296,24 @@ class Probe:
     bins: int
     first: bool = False
 
-    def measure(self, values: np.ndarray) -> ProbeResult:
-        """The mergeable result of this probe on some values (float64)."""
-        k = len(self.lo)
+    @cached_property
+    def rows(self) -> np.ndarray:
+        """The histogram row of each range (-1: collected)."""
+        return np.where(self.collect, -1, np.cumsum(~self.collect) - 1)
+
+    @cached_property
+    def near(self) -> Near:
+        return Near(self.lo, self.hi)
+
+    def measure(self, values: np.ndarray, hits: object = None) -> ProbeResult:
+        """The mergeable result of this probe on some values (float64); the
+        ``hits`` (of :meth:`PendingBins.measure`) are not needed."""
         v = np.asarray(values, dtype=np.float64)
         if self.first:
             which = np.zeros(len(v), dtype=np.intp)
             pos = v * self.bins
         else:
+            v = v[self.near.candidates(v)]
             which = np.searchsorted(self.lo, v, side="right") - 1
             inside = which >= 0
             inside[inside] = v[inside] <= self.hi[which[inside]]
@@ -315,14 +326,34 @@ class Probe:
         hist = ~kept
         v, which, pos = v[hist], which[hist], pos[hist]
         sub = np.clip(np.nan_to_num(np.floor(pos), nan=0.0), 0, self.bins - 1)
-        flat = which * self.bins + sub.astype(np.intp)
-        size = k * self.bins
+        flat = self.rows[which] * self.bins + sub.astype(np.intp)
+        size = int(np.count_nonzero(~self.collect)) * self.bins
         count = np.bincount(flat, minlength=size).astype(np.int64)
         vmin = np.full(size, np.inf)
         vmax = np.full(size, -np.inf)
         np.minimum.at(vmin, flat, v)
         np.maximum.at(vmax, flat, v)
         return ProbeResult(count, vmin, vmax, values_out, which_out.astype(np.int64))
+
+
+class Near:
+    """Which values may lie in some interval [lo_k, hi_k] of [0, 1]: a table of
+    FINE_BINS cells marks the cells the intervals touch, so a pass looks up
+    each value's cell (a multiply and a gather) and searches only the few
+    values in marked cells."""
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        f = FINE_BINS
+        a = np.clip(np.floor(lo * f), 0, f).astype(np.intp)
+        b = np.clip(np.floor(hi * f), 0, f).astype(np.intp)
+        steps = np.zeros(f + 2, dtype=np.int64)
+        np.add.at(steps, a, 1)
+        np.add.at(steps, b + 1, -1)
+        self.table = np.cumsum(steps)[: f + 1] > 0
+
+    def candidates(self, v: np.ndarray) -> np.ndarray:
+        cell = np.clip(v * FINE_BINS, 0, FINE_BINS).astype(np.intp)
+        return np.flatnonzero(self.table[cell])
 
 
 @dataclass(frozen=True, eq=False)
@@ -383,6 +414,33 @@ class QuantileSearch:
     def done(self) -> bool:
         return self.n is not None and not self.pending
 
+    @property
+    def ready(self) -> bool:
+        """Every statistic known, or in a range whose values the next pass
+        collects: that pass can bin too (:meth:`pending_bins`)."""
+        return self.n is not None and all(
+            bool(self.probe.collect[k]) for k, _ in self.pending.values()
+        )
+
+    def pending_bins(self) -> PendingBins:
+        """What the last pass (collecting the values left) bins, see
+        :class:`PendingBins`."""
+        assert self.ready and self.n is not None
+        if self.n == 0:
+            return PendingBins(uniform_edges(self.n_bins), np.empty(0), np.empty(0))
+        lo = {r: v for r, v in self.known.items()}
+        hi = dict(lo)
+        for rank, (k, _) in self.pending.items():
+            lo[rank], hi[rank] = float(self.probe.lo[k]), float(self.probe.hi[k])
+        # an edge lies between the interpolations of its statistics' bounds
+        # (exact where both are known); the final edges are a running maximum
+        low, high = self._raw(lo.__getitem__, hi.__getitem__)
+        low = np.maximum.accumulate(np.concatenate([[0.0], low[1:-1]]))[1:]
+        high = np.maximum.accumulate(np.concatenate([[0.0], high[1:-1]]))[1:]
+        open_ = low < high
+        provisional = np.concatenate([[0.0], low, [1.0]])
+        return PendingBins(provisional, *_union(low[open_], high[open_]))
+
     def next_probe(self) -> Probe:
         return self.probe
 
@@ -402,7 +460,8 @@ class QuantileSearch:
                     collected[k] = np.sort(result.values[result.which == k])
                 self.known[rank] = float(collected[k][local])
                 continue
-            row = slice(k * bins, (k + 1) * bins)
+            h = int(self.probe.rows[k])
+            row = slice(h * bins, (h + 1) * bins)
             cum = np.cumsum(result.count[row])
             b = int(np.searchsorted(cum, local, side="right"))
             within = local - (int(cum[b - 1]) if b else 0)
@@ -425,7 +484,8 @@ class QuantileSearch:
         keys = sorted(ranges)
         index = {key: i for i, key in enumerate(keys)}
         self.pending = {r: (index[(lo, hi)], w) for r, (lo, hi, w) in pending.items()}
-        bins = max(16, min(FINE_BINS, PROBE_CELLS // max(len(keys), 1)))
+        n_hist = sum(not ranges[k][1] for k in keys)
+        bins = max(16, min(FINE_BINS, PROBE_CELLS // max(n_hist, 1)))
         self.probe = Probe(
             np.array([k[0] for k in keys], dtype=np.float64),
             np.array([k[1] for k in keys], dtype=np.float64),
@@ -436,16 +496,135 @@ class QuantileSearch:
     def edges(self) -> np.ndarray:
         """The equal-mass edges (``mass_edges`` of the values searched)."""
         assert self.done and self.n is not None
-        n = self.n
-        if n == 0:
+        if self.n == 0:
             return uniform_edges(self.n_bins)
-        prev, nxt, gamma = _quantile_indexes(n, self.n_bins)
-        a = np.array([self.known.get(int(i) % n, np.nan) for i in prev])
-        b = np.array([self.known.get(int(i) % n, np.nan) for i in nxt])
-        diff = b - a
-        out = a + diff * gamma
-        late = gamma >= 0.5
-        out[late] = (b - diff * (1 - gamma))[late]
+        out = self._raw(lambda r: self.known[r])[0]
         out[0] = 0.0
         out[-1] = 1.0
         return np.maximum.accumulate(out)
+
+    def _raw(
+        self, value: Callable[[int], float], upper: Callable[[int], float] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """np.quantile's interpolation of the order statistics ``value(rank)``
+        (with ``upper``: also the largest each edge can be, interpolating
+        ``upper(rank)``; NaN at the two outer edges, which are set apart)."""
+        assert self.n is not None
+        n = self.n
+        prev, nxt, gamma = _quantile_indexes(n, self.n_bins)
+        inner = range(1, len(prev) - 1)
+
+        def lerp(f: Callable[[int], float]) -> np.ndarray:
+            a = np.full(len(prev), np.nan)
+            b = np.full(len(prev), np.nan)
+            for j in inner:
+                a[j], b[j] = f(int(prev[j]) % n), f(int(nxt[j]) % n)
+            diff = b - a
+            out = a + diff * gamma
+            late = gamma >= 0.5
+            out[late] = (b - diff * (1 - gamma))[late]
+            return out
+
+        low = lerp(value)
+        return low, low if upper is None else lerp(upper)
+
+
+@dataclass(frozen=True, eq=False)
+class PendingBins:
+    """Binned sums before every edge is known exactly.
+
+    An edge not yet known lies in a known interval ``(lo, hi]`` (the
+    interpolations of its two order statistics' bounds).  A value outside
+    every such interval falls in the same bin whatever the edge is, so it is
+    binned now (against ``provisional`` edges, which use ``lo``); the values
+    inside one are summed per distinct value (at most the values of the
+    ranges being collected, and the ties at their ends) and binned once the
+    edges are known (:meth:`table`).
+    """
+
+    provisional: np.ndarray  # (n_bins + 1,)
+    lo: np.ndarray  # disjoint, sorted intervals (lo, hi] holding unknown edges
+    hi: np.ndarray
+
+    def measure(self, values: np.ndarray, hits: np.ndarray) -> PendingResult:
+        v = np.asarray(values, dtype=np.float64)
+        h = np.asarray(hits, dtype=np.float64)
+        near = self.near.candidates(v)
+        k = np.searchsorted(self.lo, v[near], side="left") - 1
+        inside = k >= 0
+        inside[inside] = v[near][inside] <= self.hi[k[inside]]
+        held = near[inside]
+        free = np.ones(len(v), dtype=bool)
+        free[held] = False
+        vf, hf = (v, h) if not len(held) else (v[free], h[free])
+        n_bins = len(self.provisional) - 1
+        idx = np.searchsorted(self.provisional[1:-1], vf, side="left")
+        sums = bin_table_from_index(idx, vf, hf, self.provisional, n_bins)
+        return PendingResult.of(sums, v[held], np.ones(len(held)), h[held])
+
+    @cached_property
+    def near(self) -> Near:
+        return Near(self.lo, self.hi)
+
+    def table(self, result: PendingResult, edges: np.ndarray) -> BinTable:
+        """The bin table over the exact ``edges``."""
+        idx = assign_bins(result.values, edges)
+        n_bins = len(edges) - 1
+        count = np.bincount(idx, weights=result.count, minlength=n_bins)
+        held = BinTable(
+            edges,
+            count.astype(np.int64),
+            np.bincount(idx, weights=result.hits, minlength=n_bins),
+            np.bincount(idx, weights=result.values * result.count, minlength=n_bins),
+        )
+        done = result.sums
+        return BinTable(
+            edges,
+            done.count + held.count,
+            done.correct + held.correct,
+            done.sum_conf + held.sum_conf,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class PendingResult:
+    """Sums binned already, and per distinct value held back: its count and
+    hits (a value's samples all fall in one bin)."""
+
+    sums: BinTable
+    values: np.ndarray
+    count: np.ndarray
+    hits: np.ndarray
+
+    @staticmethod
+    def of(
+        sums: BinTable, values: np.ndarray, count: np.ndarray, hits: np.ndarray
+    ) -> PendingResult:
+        distinct, inverse = np.unique(values, return_inverse=True)
+        return PendingResult(
+            sums,
+            distinct,
+            np.bincount(inverse, weights=count, minlength=len(distinct)),
+            np.bincount(inverse, weights=hits, minlength=len(distinct)),
+        )
+
+    def merge(self, other: PendingResult) -> PendingResult:
+        return PendingResult.of(
+            self.sums.merge(other.sums),
+            np.concatenate([self.values, other.values]),
+            np.concatenate([self.count, other.count]),
+            np.concatenate([self.hits, other.hits]),
+        )
+
+
+def _union(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Intervals (lo, hi] (sorted by lo) merged into disjoint ones."""
+    out_lo: list[float] = []
+    out_hi: list[float] = []
+    for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
+        if out_hi and a <= out_hi[-1]:
+            out_hi[-1] = max(out_hi[-1], b)
+        else:
+            out_lo.append(a)
+            out_hi.append(b)
+    return np.array(out_lo, dtype=np.float64), np.array(out_hi, dtype=np.float64)

@@ -65,6 +65,8 @@ _LITERAL = (
     r"""True|False|None|-?\d+(?:\.\d+)?(?:e[-+]?\d+)?"""
     r"""|'[^'\n]*'|"[^"\n]*"|\[[^\]\n]*\]"""
 )
+
+
 @functools.lru_cache(maxsize=1)
 def _names() -> dict[str, str]:
     """:data:`PYTHON_TO_CLI` and the checks of ``relcal check``: a threshold is

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -68,8 +68,7 @@ from relcal.summary import (
     Plan,
     SampleValues,
     Summary,
-    first_probes,
-    mass_edges_of,
+    mass_summary,
     reduce_chunks,
     reduce_chunks_with_samples,
 )
@@ -319,31 +318,7 @@ def summarize_chunks(
     names = ["confidence"]
     if plan.positive_edges is not None:
         names.append("positive")
-    first = reduce_chunks(
-        source(),
-        replace(
-            plan,
-            toplabel_edges=None,
-            positive_edges=None,
-            probes=first_probes(names, n_bins),
-        ),
-        jobs=jobs,
-    )
-    edges = mass_edges_of(source, plan, n_bins, names, first=first, jobs=jobs)
-    binned = reduce_chunks(
-        source(),
-        replace(
-            plan,
-            toplabel_edges=edges["confidence"],
-            positive_edges=edges.get("positive"),
-            classwise_edges=None,
-            nll=False,
-            brier=False,
-            float64=not plan.top_only,
-        ),
-        jobs=jobs,
-    )
-    return replace(first, table=binned.table, positive=binned.positive, probes=())
+    return mass_summary(source, plan, n_bins, names, jobs=jobs)
 
 
 def evaluate(

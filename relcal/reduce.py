@@ -16,10 +16,11 @@ class-first layout block by block (numpy reduces a short last axis row by row,
 
 Numerics: on logits, ``exp(z - max)`` is taken in float64 (through
 :mod:`relcal.kernel`: glibc's vector ``exp`` where it was built, else numpy's),
-or in the input's float32 (float16 widened) when only top-label quantities
-are asked for, its row sums then taken in float64; probabilities stay in their
-dtype.  Every per-sample result and every accumulator is float64.  When Brier
-or class-wise sums are asked for, once the row sums ``s`` are known
+or, without the kernel and when only top-label quantities are asked for, in
+the input's float32 (float16 widened), its row sums then taken in float64;
+probabilities stay in their dtype.  Every per-sample result and every
+accumulator is float64.  When Brier or class-wise sums are asked for, once the
+row sums ``s`` are known
 ``exp(z - m)`` is turned into probabilities in place (times ``1/s``, ignored
 samples times 0), so those read them with no further division or mask.  NLL is
 ``log(sum_j exp(z_j - m)) - (z_y - m)`` with ``m`` the row maximum (a
@@ -218,6 +219,7 @@ def _kept_sums(
     nl: np.ndarray | None,
     sq: np.ndarray | None,
     positive: np.ndarray | None = None,
+    positive_hits: np.ndarray | None = None,
 ) -> sm.Summary:
     """The summary of kept samples' per-sample values (no class-wise bins)."""
     table = pos_table = None
@@ -226,10 +228,13 @@ def _kept_sums(
             *_bin_sums(conf, right, plan.toplabel_edges), plan.toplabel_edges
         )
     probes = []
-    for name, probe in plan.probes:
-        values = conf if name == "confidence" else positive
+    for name, probe in plan.probes:  # equal-mass edge searches (binning.Probe)
+        if name.startswith("confidence"):
+            values, hits = conf, right
+        else:
+            values, hits = positive, positive_hits
         assert values is not None
-        probes.append((name, probe.measure(values)))
+        probes.append((name, probe.measure(values, hits)))
     return sm.Summary(
         n_classes=plan.n_classes,
         n=len(conf),
@@ -423,7 +428,7 @@ def _binary_block(b: _Binary, lo: int, hi: int) -> BlockOut:
             a[v] for a in (c, right, p0, p1, y1, y, nl, unit)
         )
         sq = None if sq is None else sq[v]
-    summary = _kept_sums(plan, c, right, nl, sq, positive=p1)
+    summary = _kept_sums(plan, c, right, nl, sq, p1, y1)
     summary = _binary_bins(summary, plan, p0, p1, y1)
     samples = _samples(plan, c, right, y, nl, sq, p1, unit)
     return BlockOut(summary, samples, b.scores[lo:hi].nbytes)
@@ -496,10 +501,13 @@ def _multiclass_info(
         z = scores
         axis = 0 if c <= TRANSPOSE_MAX_CLASSES else 1
     # logits: exp(z - m) in float64, so the NLL matches a float64 log-softmax to
-    # ~1e-12 (float32 exp and sums drift by 1e-8 over 1000 classes); in the
-    # input's float32 only when just top-label quantities are asked for.
+    # ~1e-12 (float32 exp and sums drift by 1e-8 over 1000 classes).  The
+    # kernel's float64 exp is as fast as numpy's float32 one: in the input's
+    # float32 (the row sums still in float64) only without the kernel, when
+    # just top-label quantities are asked for (confidences then ~1e-9 off).
     in_dtype = np.dtype(np.float32 if scores.dtype.itemsize < 4 else scores.dtype)
-    use_in = plan.kind != "logits" or plan.top_only
+    fast32 = plan.top_only and kernel.status() != "libmvec"
+    use_in = plan.kind != "logits" or fast32
     edges = plan.classwise_edges
     return _Multi(
         z=z,
@@ -656,7 +664,7 @@ def _multiclass_block(
     top = _softmax_top(m, z, ysafe, v)
     top.right = _first_maximal(m, z, top, ysafe)
     top.py = _true_class(m, top, v)
-    if top.s is not None and not m.plan.per_sample and not m.plan.probes:
+    if top.s is not None and not m.plan.per_sample:
         summary, label_count = _masked_sums(m, top, ysafe, v)
         samples = None
     else:
@@ -703,8 +711,20 @@ def _masked_sums(
         sum_nll=sum_nll,
         sum_brier=sum_brier,
         table=table,
+        probes=_measure(plan, top.p_top, right, v),
     )
     return summary, label_count
+
+
+def _measure(
+    plan: sm.Plan, conf: np.ndarray, right: np.ndarray, v: np.ndarray | None
+) -> tuple[tuple[str, object], ...]:
+    """The equal-mass edge searches' results on the kept samples' confidences."""
+    if not plan.probes:
+        return ()
+    if v is not None:
+        conf, right = conf[v], right[v]
+    return tuple((name, p.measure(conf, right)) for name, p in plan.probes)
 
 
 def _gathered(

@@ -15,9 +15,9 @@ separate opt-in output (:class:`SampleValues`, from
 :func:`reduce_chunks_with_samples`).
 
 Equal-mass bins need the quantiles of the confidences before the binned sums:
-:func:`mass_edges_of` finds them exactly (bit-identical to ``np.quantile``)
+:func:`mass_summary` finds them exactly (bit-identical to ``np.quantile``)
 from mergeable histograms over a re-readable source of chunks (see
-:mod:`relcal.binning`), then the binned sums take one more pass.
+:mod:`relcal.binning`), and bins in the same passes: usually two in all.
 
 Numerics are those of :mod:`relcal.reduce`: the merge adds float64 sums in the
 order of the chunks, so a different chunking changes a metric by float64
@@ -28,12 +28,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from relcal import progress
 from relcal import reduce as _rd
-from relcal.binning import BinTable, Probe, ProbeResult, QuantileSearch
+from relcal.binning import BinTable, QuantileSearch
 
 Chunk = tuple[np.ndarray, np.ndarray, int]
 
@@ -87,7 +88,7 @@ class Plan:
     brier: bool = True
     per_sample: bool = False
     float64: bool = False
-    probes: tuple[tuple[str, Probe], ...] = ()
+    probes: tuple[tuple[str, Any], ...] = ()  # binning.Probe, PendingBins
 
     @property
     def top_only(self) -> bool:
@@ -130,7 +131,7 @@ class Summary:
     table: BinTable | None = None
     classwise: ClasswiseBins | None = None
     positive: BinTable | None = None
-    probes: tuple[tuple[str, ProbeResult], ...] = ()
+    probes: tuple[tuple[str, Any], ...] = ()  # their mergeable results
 
     def merge(self, other: Summary) -> Summary:
         if self.n_classes != other.n_classes:
@@ -151,7 +152,7 @@ class Summary:
             ),
         )
 
-    def probe(self, name: str) -> ProbeResult:
+    def probe(self, name: str) -> Any:
         return dict(self.probes)[name]
 
 
@@ -285,28 +286,36 @@ def array_chunks(scores: np.ndarray, labels: np.ndarray, rows: int) -> Iterator[
 Source = Callable[[], Iterable[Chunk]]
 
 
-def mass_edges_of(
+def mass_summary(
     source: Source,
     plan: Plan,
     n_bins: int,
     names: Sequence[str],
     *,
-    first: Summary | None = None,
     jobs: int | None = None,
-) -> dict[str, np.ndarray]:
-    """Equal-mass edges of the variables ``names`` ("confidence", and
-    "positive" for two classes): exactly ``binning.mass_edges`` of them.
+) -> Summary:
+    """The summary of ``plan`` with equal-mass bins of the variables ``names``
+    ("confidence", and "positive" for two classes): their edges exactly
+    ``binning.mass_edges`` of them.
 
-    ``source()`` yields the chunks anew for each pass.  ``first``: a summary
-    whose plan carried :func:`first_probes` (the main pass then did the first
-    histogram).  Passes repeat, collecting the few values left or
-    histogramming narrower ranges, until every order statistic is known
-    (usually one more pass; at most about four, from 53 bits of float64 in
-    steps of 14).  The passes compute the confidences exactly as ``plan``'s
-    own pass does (``float64`` unless it is top-label only).
+    ``source()`` yields the chunks anew for each pass.  The first pass is
+    ``plan``'s own (every sum but the binned ones) with a histogram of each
+    variable.  Its ranges holding an order statistic are histogrammed again
+    while they hold more than ``binning.COLLECT_MAX`` values (rarely), and the
+    last pass collects their values and bins the others (:class:`PendingBins`):
+    usually two passes in all.  The passes compute the confidences exactly as
+    ``plan``'s own does (``float64`` unless it is top-label only).
     """
     searches = {name: QuantileSearch(n_bins) for name in names}
-    probe_plan = replace(
+    first = reduce_chunks(
+        source(),
+        replace(
+            plan, toplabel_edges=None, positive_edges=None, probes=_probes(searches)
+        ),
+        jobs=jobs,
+    )
+    _update(searches, first)
+    values_only = replace(
         plan,
         toplabel_edges=None,
         classwise_edges=None,
@@ -314,23 +323,29 @@ def mass_edges_of(
         nll=False,
         brier=False,
         float64=not plan.top_only,
-        per_sample=False,
     )
-    summary = first
-    while True:
-        if summary is not None:
-            got = dict(summary.probes)
-            for name, search in searches.items():
-                if name in got:
-                    search.update(summary.n, got[name])
-        pending = tuple((k, s.next_probe()) for k, s in searches.items() if not s.done)
-        if not pending:
-            return {k: s.edges() for k, s in searches.items()}
-        summary = reduce_chunks(
-            source(), replace(probe_plan, probes=pending), jobs=jobs
-        )
+    while not all(s.ready for s in searches.values()):
+        more = reduce_chunks(source(), replace(values_only, probes=_probes(searches)))
+        _update(searches, more)
+    bins = {f"{name} bins": s.pending_bins() for name, s in searches.items()}
+    probes = _probes(searches) + tuple(bins.items())
+    last = reduce_chunks(source(), replace(values_only, probes=probes), jobs=jobs)
+    _update(searches, last)
+    tables = {
+        name: bins[f"{name} bins"].table(last.probe(f"{name} bins"), s.edges())
+        for name, s in searches.items()
+    }
+    return replace(
+        first, table=tables["confidence"], positive=tables.get("positive"), probes=()
+    )
 
 
-def first_probes(names: Sequence[str], n_bins: int) -> tuple[tuple[str, Probe], ...]:
-    """The probes of the first pass of an equal-mass edge search."""
-    return tuple((name, QuantileSearch(n_bins).next_probe()) for name in names)
+def _probes(searches: dict[str, QuantileSearch]) -> tuple[tuple[str, Any], ...]:
+    return tuple((k, s.next_probe()) for k, s in searches.items() if not s.done)
+
+
+def _update(searches: dict[str, QuantileSearch], summary: Summary) -> None:
+    got = dict(summary.probes)
+    for name, search in searches.items():
+        if name in got:
+            search.update(summary.n, got[name])
