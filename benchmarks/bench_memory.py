@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from child_env import child_env
 
 REPO = Path(__file__).resolve().parents[1]
 N_IMAGES, N_CLASSES, SIDE = 56, 19, 1024
@@ -154,10 +155,7 @@ def run(name: str, args: list[str], folder: Path, n_bytes: int) -> dict[str, obj
     """One command under ``/usr/bin/time -v``: its peak RSS, wall time, exit."""
     report = folder / f"time-{name}.txt"
     cmd = [sys.executable, "-m", "relcal", *args, "--quiet"]
-    env = {**os.environ, "GITHUB_STEP_SUMMARY": ""}
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
-    )
+    env = child_env(folder / "pycache", GITHUB_STEP_SUMMARY="")
     proc = subprocess.run(
         [GNU_TIME, "-v", "-o", str(report), *cmd],
         capture_output=True,

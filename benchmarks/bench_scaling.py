@@ -51,6 +51,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from child_env import child_env  # noqa: E402
+
 import relcal  # noqa: E402
 from relcal.reduce import available_cores, set_jobs  # noqa: E402
 
@@ -177,7 +179,7 @@ def in_process(zp: Path, yp: Path, counts: list[int], repeat: int) -> dict:
 
 
 def whole_process(zp: Path, yp: Path, counts: list[int], repeat: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = child_env(zp.parent / "pycache")
     base = [sys.executable, "-m", "relcal", "metrics", str(zp), "--labels", str(yp)]
 
     def run(jobs: int) -> Callable[[], object]:
