@@ -155,12 +155,9 @@ class LoadOptions:
     models: str | None
     missing: str
 
-    def each(self, path: str) -> list[Any]:
-        """Every model of one file: the file's, or one per --models column.
-        The loader's notes are printed here, the one place."""
-        from relcal.io import load
-
-        options: dict[str, Any] = {
+    def options(self) -> dict[str, Any]:
+        """The keyword options of :func:`relcal.io.load` (and ``open_stream``)."""
+        return {
             "labels": self.labels_path,
             "scores_key": self.scores_key,
             "labels_key": self.labels_key,
@@ -173,15 +170,30 @@ class LoadOptions:
             "channels_last": self.channels_last,
             "missing": self.missing,
         }
+
+    def each(self, path: str) -> list[Any]:
+        """Every model of one file: the file's, or one per --models column.
+        The loader's notes are printed here, the one place."""
+        from relcal.io import load
+
         if self.models is None:
-            preds = [load(path, **options)]
+            preds = [load(path, **self.options())]
         else:
-            preds = load(path, models=self.models, **options)
-        for note in preds[0].notes:
-            click.echo(
-                one_line(f"note: {preds[0].source}: {cli_message(note)}"), err=True
-            )
+            preds = load(path, models=self.models, **self.options())
+        _notes(preds[0])
         return preds
+
+    def streams(self, path: str) -> list[Any]:
+        """:meth:`each`, streamed: every model of one file as a
+        :class:`relcal.pipeline.Input` (chunks read when measured)."""
+        from relcal.pipeline import open_inputs
+
+        options = self.options()
+        if self.models is not None:
+            options["models"] = self.models
+        inputs = open_inputs(path, options)
+        _notes(inputs[0])
+        return inputs
 
     def one(self, path: str) -> Any:
         """The one model of a file, for commands that take one model."""
@@ -201,6 +213,12 @@ class LoadOptions:
 
 
 LOAD_FIELDS = tuple(f.name for f in fields(LoadOptions))
+
+
+def _notes(preds: Any) -> None:
+    """Print what the loader decided without being told."""
+    for note in preds.notes:
+        click.echo(one_line(f"note: {preds.source}: {cli_message(note)}"), err=True)
 
 
 def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -415,7 +433,7 @@ def metrics(
     RMS-CE and MCE of P(class 1)), then per bin: count, correct, incorrect,
     mean confidence, accuracy and gap.  Bins are right-closed (lo, hi].
     """
-    from relcal.metrics import evaluate_predictions
+    from relcal.pipeline import measure
     from relcal.render import (
         format_models,
         format_text,
@@ -426,11 +444,11 @@ def metrics(
     )
 
     done = []
-    models = load.each(file)
+    models = load.streams(file)
     with _work("metrics", models, _passes(binning)):
-        for preds in models:
-            results = evaluate_predictions(preds, n_bins=n_bins, binning=binning)
-            done.append((results, source_info(preds, results)))
+        for model in models:
+            results = measure(model, n_bins=n_bins, binning=binning).results
+            done.append((results, source_info(model, results)))
     if as_json:
         docs = [results_to_dict(r, s) for r, s in done]
         doc = docs[0] if len(docs) == 1 else models_to_dict(docs)

@@ -47,18 +47,21 @@ from relcal.bootstrap import (
     MAX_REPLICATES,
     POSITIVE,
     Interval,
+    ReplicateSums,
     Samples,
-    bootstrap,
     check_replicates,
     check_size,
     interval,
     positive_samples,
+    replicate_metrics,
     sample_units,
     samples_from_reduced,
+    samples_sums,
 )
 from relcal.errors import FormatError, InputError, ShapeError, UnsupportedMetricError
 from relcal.metrics import Results, reduce_predictions
 from relcal.reduce import Reduced
+from relcal.summary import Summary
 
 OK, CHECK_FAILED = 0, 1
 
@@ -279,6 +282,9 @@ class Measured:
     positive_samples: Samples | None = None  # two classes: P(class 1), label == 1
     unit: str = "sample"  # what the bootstrap resamples: "sample" or "image"
     n_units: int | None = None  # how many (None: n)
+    # the bootstrap's sums computed while streaming (instead of samples)
+    replicates: ReplicateSums | None = None
+    positive_replicates: ReplicateSums | None = None
 
 
 def measure(predictions: Any, *, n_bins: int = 15, binning: str = "width") -> Measured:
@@ -297,6 +303,37 @@ def measure(predictions: Any, *, n_bins: int = 15, binning: str = "width") -> Me
         m,
         model=getattr(predictions, "model", None),
         n_dropped=int(getattr(predictions, "n_dropped", 0)),
+    )
+
+
+def measured_from_summary(
+    results: Results,
+    summary: Summary,
+    source: str,
+    *,
+    n_units: int,
+    images: bool,
+    labels: np.ndarray | None = None,
+) -> Measured:
+    """A :class:`Measured` from a streamed reduction: the metrics and, when
+    the plan had a bootstrap, its replicate sums instead of samples.
+    ``images``: the units are segmentation images; ``labels`` (optional) are
+    kept to compare a baseline's."""
+    reps = dict(summary.replicates)
+    return Measured(
+        source=source,
+        n=results.n,
+        n_classes=results.n_classes,
+        n_bins=results.n_bins,
+        binning=results.binning,
+        metrics={m: results.metric(m) for m in METRIC_NAMES},
+        unavailable=dict(results.unavailable),
+        labels=labels,
+        results=results,
+        unit="image" if images else "sample",
+        n_units=n_units,
+        replicates=reps.get("top"),
+        positive_replicates=reps.get("positive"),
     )
 
 
@@ -569,7 +606,7 @@ def _replicates(
 ) -> list[dict[str, np.ndarray]]:
     if settings.confidence is None:
         return []
-    if new.samples is None:
+    if new.samples is None and new.replicates is None:
         raise InputError(f"{new.source}: confidence= needs the samples")
     if any(t.metric == "classwise_ece" for t in settings.thresholds):
         notes.append(
@@ -577,27 +614,46 @@ def _replicates(
             "point estimate"
         )
     measured = [new]
-    if paired and baseline is not None and baseline.samples is not None:
+    if paired and baseline is not None and _resampled(baseline):
         measured.append(baseline)
-    sets = [m.samples for m in measured if m.samples is not None]
-    # the positive-class errors: P(class 1)'s samples as more sets on the same
+    # the positive-class errors: P(class 1)'s set as more sets on the same
     # resampling, their ECE / RMS-CE / MCE renamed
     wanted = any(t.metric in POSITIVE for t in settings.thresholds)
-    positive = [m.positive_samples for m in measured if m.positive_samples is not None]
-    with_positive = wanted and len(positive) == len(measured)
-    if with_positive:
-        sets += positive
+    with_positive = wanted and all(
+        m.positive_samples is not None or m.positive_replicates is not None
+        for m in measured
+    )
     try:
         n_units = new.n if new.n_units is None else new.n_units
         check_size(n_units, settings.n_replicates, unit=f"{new.unit}s")
-        reps = bootstrap(sets, n_replicates=settings.n_replicates, seed=settings.seed)
+        reps = [replicate_metrics(_sums(m, settings, False)) for m in measured]
+        if with_positive:
+            for m, r in zip(measured, reps, strict=True):
+                pos = replicate_metrics(_sums(m, settings, True))
+                r.update({metric: pos[key] for metric, key in POSITIVE.items()})
     except InputError as err:
         raise err.with_source(new.source) from None
-    k = len(measured)
-    if with_positive:
-        for i in range(k):
-            reps[i].update({m: reps[k + i][key] for m, key in POSITIVE.items()})
-    return reps[:k]
+    return reps
+
+
+def _resampled(m: Measured) -> bool:
+    return m.samples is not None or m.replicates is not None
+
+
+def _sums(m: Measured, settings: Settings, positive: bool) -> ReplicateSums:
+    """The replicate sums of ``m``'s top-label (or positive-class) set: those
+    summed while streaming, else those of its samples."""
+    sums = m.positive_replicates if positive else m.replicates
+    if sums is not None:
+        if (sums.n_replicates, sums.seed) != (settings.n_replicates, settings.seed):
+            raise InputError(
+                f"{m.source}: the bootstrap was summed with other settings"
+                f" (n_replicates={sums.n_replicates}, seed={sums.seed})"
+            )
+        return sums
+    samples = m.positive_samples if positive else m.samples
+    assert samples is not None
+    return samples_sums(samples, n_replicates=settings.n_replicates, seed=settings.seed)
 
 
 def _judge(

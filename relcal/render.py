@@ -13,8 +13,6 @@ import json
 import math
 from typing import Any
 
-import numpy as np
-
 from relcal import __version__
 from relcal.binning import BinTable
 from relcal.metrics import POSITIVE_METRICS, Results
@@ -309,13 +307,15 @@ def dropped_text(n: int) -> str:
 
 
 def source_info(predictions: Any, results: Results) -> dict[str, Any]:
-    """What the JSON says about the input file."""
+    """What the JSON says about the input file: ``predictions`` is a
+    :class:`relcal.io.Predictions` or a streamed :class:`relcal.pipeline.Input`
+    (whose ``scores`` has the shape and dtype, not the values)."""
     scores = predictions.scores
     return {
         "path": predictions.source,
         "scores_from": predictions.origin.get("scores"),
         "labels_from": predictions.origin.get("labels"),
-        "shape": None if scores is None else list(np.shape(scores)),
+        "shape": None if scores is None else [int(d) for d in scores.shape],
         "dtype": None if scores is None else str(scores.dtype),
         "class_names": None
         if predictions.class_names is None

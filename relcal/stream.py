@@ -159,8 +159,9 @@ def _header(f: BinaryIO, size: int, what: str) -> tuple[tuple[int, ...], np.dtyp
     except RelcalError:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged header
-        raise FormatError(
-            f"{what}not a readable .npy array ({io._short(exc)})"
+        raise FormatError(  # io.load's words
+            f"{what}not a readable .npy {'array' if what else 'file'}"
+            f" ({io._short(exc)})"
         ) from None
     if dtype.hasobject:  # in io.load's words: "array 'labels' holds ..."
         raise FormatError(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,17 @@ from relcal import reduce as _rd
 from relcal.binning import BinTable, QuantileSearch
 
 Chunk = tuple[np.ndarray, np.ndarray, int]
+
+
+@dataclass(frozen=True)
+class BootstrapPlan:
+    """The Poisson bootstrap a reduction adds (:mod:`relcal.bootstrap`):
+    ``n_replicates`` replicates of ``seed``.  Each chunk's samples are
+    resampled by unit (``start`` + the row within the chunk), so the merged
+    replicate sums do not depend on the chunking or the jobs."""
+
+    n_replicates: int
+    seed: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,6 +101,7 @@ class Plan:
     per_sample: bool = False
     float64: bool = False
     probes: tuple[tuple[str, Any], ...] = ()  # binning.Probe, PendingBins
+    bootstrap: BootstrapPlan | None = None
 
     @property
     def top_only(self) -> bool:
@@ -119,7 +132,9 @@ class Summary:
     their top-label confidences; ``sum_nll`` and ``sum_brier`` (None when not
     asked for or not available); the top-label bin ``table``; the
     ``classwise`` bins; the ``positive`` bins of P(class 1) (two classes);
-    ``probes``: the histograms or values of an equal-mass edge search.
+    ``probes``: the histograms or values of an equal-mass edge search;
+    ``replicates``: the bootstrap's :class:`relcal.bootstrap.ReplicateSums`
+    ("top", and "positive" for two classes) when the plan asked for them.
     """
 
     n_classes: int
@@ -132,6 +147,7 @@ class Summary:
     classwise: ClasswiseBins | None = None
     positive: BinTable | None = None
     probes: tuple[tuple[str, Any], ...] = ()  # their mergeable results
+    replicates: tuple[tuple[str, Any], ...] = ()  # bootstrap.ReplicateSums
 
     def merge(self, other: Summary) -> Summary:
         if self.n_classes != other.n_classes:
@@ -149,6 +165,12 @@ class Summary:
             probes=tuple(
                 (name, a.merge(b))
                 for (name, a), (_, b) in zip(self.probes, other.probes, strict=True)
+            ),
+            replicates=tuple(
+                (name, a.merge(b))
+                for (name, a), (_, b) in zip(
+                    self.replicates, other.replicates, strict=True
+                )
             ),
         )
 
@@ -242,7 +264,7 @@ def _drive(
     total: Summary | None = None
     parts: list[SampleValues] = []
     for scores, labels, start in chunks:
-        for out in _run_blocks(_rd.blocks(scores, labels, plan, start), jobs):
+        for out in _run_blocks(_tasks(scores, labels, plan, start), jobs):
             total = out.summary if total is None else total.merge(out.summary)
             if out.samples is not None:
                 parts.append(out.samples)
@@ -250,6 +272,68 @@ def _drive(
     if total is None:
         raise ValueError("no chunks to reduce")
     return total, SampleValues.concatenate(parts) if parts else None
+
+
+def _tasks(
+    scores: np.ndarray, labels: np.ndarray, plan: Plan, start: int
+) -> list[Callable[[], _rd.BlockOut]]:
+    """The chunk's block tasks; with a bootstrap, each also adds its
+    samples' replicate sums (computed in the block's thread)."""
+    if plan.bootstrap is None:
+        return _rd.blocks(scores, labels, plan, start)
+    tasks = _rd.blocks(scores, labels, replace(plan, per_sample=True), start)
+    return [partial(_with_replicates, t, plan) for t in tasks]
+
+
+def _with_replicates(task: Callable[[], _rd.BlockOut], plan: Plan) -> _rd.BlockOut:
+    out = task()
+    assert out.samples is not None
+    summary = replace(out.summary, replicates=replicates_of(out.samples, plan))
+    return replace(
+        out, summary=summary, samples=out.samples if plan.per_sample else None
+    )
+
+
+def replicates_of(samples: SampleValues, plan: Plan) -> tuple[tuple[str, Any], ...]:
+    """The bootstrap's replicate sums of some samples (``plan.bootstrap``):
+    the top-label set binned by ``plan.toplabel_edges`` and, with
+    ``plan.positive_edges``, the positive-class set (P(class 1) against
+    label == 1), each resampled by ``samples.unit``."""
+    from relcal.binning import assign_bins
+    from relcal.bootstrap import replicate_sums
+
+    boot, edges = plan.bootstrap, plan.toplabel_edges
+    assert boot is not None and edges is not None
+    options = {
+        "n_bins": len(edges) - 1,
+        "n_replicates": boot.n_replicates,
+        "seed": boot.seed,
+    }
+    conf = samples.confidence
+    top = replicate_sums(
+        samples.unit,
+        assign_bins(conf, edges),
+        conf,
+        samples.correct.astype(np.float64),
+        samples.nll if plan.nll else None,
+        samples.brier if plan.brier else None,
+        **options,
+    )
+    out: list[tuple[str, Any]] = [("top", top)]
+    pos_edges = plan.positive_edges
+    if pos_edges is not None and samples.positive is not None:
+        p1 = samples.positive
+        positive = replicate_sums(
+            samples.unit,
+            assign_bins(p1, pos_edges),
+            p1,
+            (samples.labels == 1).astype(np.float64),
+            None,
+            None,
+            **{**options, "n_bins": len(pos_edges) - 1},
+        )
+        out.append(("positive", positive))
+    return tuple(out)
 
 
 def _run_blocks(

@@ -182,8 +182,10 @@ def test_metrics_toplabel_marks_unavailable(tmp_path: Path) -> None:
 
 def test_cli_calls_the_library(npz: Path) -> None:
     """The CLI maps its options onto one library call."""
+    import relcal.pipeline
+
     with mock.patch(
-        "relcal.metrics.evaluate_predictions", wraps=relcal.metrics.evaluate_predictions
+        "relcal.pipeline.measure", wraps=relcal.pipeline.measure
     ) as spy:
         code, _, _ = run(["metrics", str(npz), "--bins", "7", "--binning", "mass"])
     assert code == 0

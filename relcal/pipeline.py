@@ -1,0 +1,284 @@
+"""The streamed flows behind ``relcal metrics``, ``report`` and ``check``.
+
+A command opens its input as one or more :class:`Input` (a
+:class:`relcal.stream.Stream` per model, never the whole file in memory) and
+:func:`measure` reduces each to one :class:`relcal.summary.Summary` by
+``reduce_chunks`` over ``stream.chunks()`` on the shared pool: one pass for
+equal-width bins, the equal-mass edge search's passes for equal-mass bins,
+and, for ``relcal check --confidence``, the Poisson bootstrap's replicate sums
+added to the summary (one more pass for equal-mass bins, whose edges must be
+known first).  Every figure, table and number the commands print or write is
+a function of that summary; nothing per sample outlives its chunk (except, for
+a baseline given as predictions, the labels in their smallest integer type,
+to check that the baseline holds the same samples).
+
+Test hook: the environment variable ``RELCAL_CHUNK_ROWS`` (a positive
+integer) sets the leading-axis rows of every chunk read (default: about 32 MB
+of scores, :data:`relcal.stream.CHUNK_BYTES`); the results do not depend on
+it beyond float64 rounding.
+
+Top-label tables (true class, predicted class, confidence) and arrays stored
+in Fortran order are not streamed by :mod:`relcal.stream` yet: they are
+loaded whole by :func:`relcal.io.load` and handed on as one chunk.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from relcal.errors import FormatError, InputError, RelcalError
+from relcal.metrics import (
+    TOPLABEL_UNAVAILABLE,
+    Results,
+    plan_for,
+    summarize,
+    summarize_chunks,
+)
+from relcal.summary import BootstrapPlan, Chunk, Summary, reduce_chunks
+
+CHUNK_ROWS_ENV = "RELCAL_CHUNK_ROWS"
+# what relcal.stream does not read (yet): such inputs are loaded whole
+_NOT_STREAMED = re.compile(r"^top-label tables|is stored in Fortran order")
+
+
+def chunk_rows() -> int | None:
+    """Rows per chunk from :data:`CHUNK_ROWS_ENV` (None: the stream's default)."""
+    raw = os.environ.get(CHUNK_ROWS_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise InputError(
+            f"{CHUNK_ROWS_ENV} must be a positive integer. Got {raw!r} instead"
+        )
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class ScoresInfo:
+    """The shape, dtype and size of an input's scores (not the scores)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    nbytes: int
+
+
+@dataclass(frozen=True, eq=False)
+class Input:
+    """One model's input: what the outputs say about it (the attributes of
+    :class:`relcal.io.Predictions` they read) and its chunks.
+
+    ``scores`` is a :class:`ScoresInfo` (None for a top-label file) and
+    ``n_samples`` counts every sample, ignored ones included (pixels for
+    segmentation maps).
+    """
+
+    source: str
+    kind: str
+    n_classes: int
+    class_names: tuple[str, ...] | None
+    scores: ScoresInfo | None
+    n_samples: int
+    label_shape: tuple[int, ...]
+    ignore_index: int | None = None
+    origin: dict[str, str] = field(default_factory=dict)
+    model: str | None = None
+    n_dropped: int = 0
+    notes: tuple[str, ...] = ()
+    stream: Any = None  # relcal.stream.Stream, or None with ``arrays``
+    arrays: Chunk | None = None  # a top-label file, loaded whole
+
+    def chunks(self) -> Iterator[Chunk]:
+        """``(scores, labels, start)`` of the input, read anew each call."""
+        if self.arrays is not None:
+            yield self.arrays
+            return
+        yield from self.stream.chunks(chunk_rows(), reuse=True)
+
+
+def open_inputs(path: str, options: dict[str, Any]) -> list[Input]:
+    """Every model of ``path`` (one, or one per ``models=`` column) as an
+    :class:`Input`; ``options`` are :func:`relcal.io.load`'s."""
+    from relcal.stream import open_stream
+
+    try:
+        got = open_stream(path, **options)
+    except FormatError as err:
+        if not _NOT_STREAMED.search(err.message):
+            raise
+        return _loaded_inputs(path, options)
+    streams = got if isinstance(got, list) else [got]
+    return [_stream_input(s) for s in streams]
+
+
+def _stream_input(stream: Any) -> Input:
+    m = stream.meta
+    shape = tuple(int(d) for d in m.shape)
+    label_shape = (shape[0], *shape[2:])
+    return Input(
+        source=m.source,
+        kind=m.kind,
+        n_classes=m.n_classes,
+        class_names=m.class_names,
+        scores=ScoresInfo(shape, np.dtype(m.dtype), int(m.n_bytes)),
+        n_samples=math.prod(label_shape),
+        label_shape=label_shape,
+        ignore_index=m.ignore_index,
+        origin=dict(m.origin),
+        model=m.model,
+        n_dropped=int(m.n_dropped),
+        notes=tuple(m.notes),
+        stream=stream,
+    )
+
+
+def _loaded_inputs(path: str, options: dict[str, Any]) -> list[Input]:
+    """Inputs :mod:`relcal.stream` does not read: loaded whole."""
+    from relcal.io import load
+    from relcal.metrics import _predictions_chunk
+
+    loaded = load(path, **options)
+    preds = loaded if isinstance(loaded, list) else [loaded]
+    return [
+        Input(
+            source=p.source,
+            kind=p.kind,
+            n_classes=p.n_classes,
+            class_names=p.class_names,
+            scores=None,
+            n_samples=p.n_samples,
+            label_shape=tuple(p.labels.shape),
+            ignore_index=p.ignore_index,
+            origin=dict(p.origin),
+            model=p.model,
+            n_dropped=p.n_dropped,
+            notes=p.notes,
+            arrays=_predictions_chunk(p),
+        )
+        for p in preds
+    ]
+
+
+# --------------------------------------------------------------------------
+# measuring
+
+
+@dataclass(frozen=True, eq=False)
+class Measurement:
+    """An input measured: every metric, the summary behind them, how many
+    units (rows, or images) hold a kept sample, and (when asked for) the
+    labels as in the file, in their smallest integer dtype."""
+
+    results: Results
+    summary: Summary
+    n_units: int
+    labels: np.ndarray | None = None
+
+
+class _Rows:
+    """Counts the units holding a kept sample (and keeps the labels) of the
+    chunks of one pass."""
+
+    def __init__(self, inp: Input, keep_labels: bool) -> None:
+        self.inp = inp
+        self.n_units = 0
+        self.keep = keep_labels
+        self.parts: list[np.ndarray] = []
+
+    def watch(self, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+        ignore = self.inp.ignore_index
+        dtype = _label_dtype(self.inp.n_classes, ignore)
+        for scores, labels, start in chunks:
+            per_row = labels.reshape(len(labels), -1)
+            if ignore is None:
+                self.n_units += len(labels) if per_row.shape[1] else 0
+            else:
+                self.n_units += int(np.count_nonzero((per_row != ignore).any(axis=1)))
+            if self.keep:
+                self.parts.append(labels.astype(dtype))
+            yield scores, labels, start
+
+    def labels(self) -> np.ndarray | None:
+        if not self.keep:
+            return None
+        flat = np.concatenate(self.parts) if self.parts else np.zeros(0, np.int64)
+        return flat.reshape(self.inp.label_shape)
+
+
+def _label_dtype(n_classes: int, ignore: int | None) -> np.dtype:
+    values = [0, n_classes - 1, *([] if ignore is None else [ignore])]
+    return np.result_type(
+        np.min_scalar_type(min(values)), np.min_scalar_type(max(values))
+    )
+
+
+def measure(
+    inp: Input,
+    *,
+    n_bins: int = 15,
+    binning: str = "width",
+    bootstrap: BootstrapPlan | None = None,
+    keep_labels: bool = False,
+) -> Measurement:
+    """Every metric of one input from its chunks (see the module docstring),
+    with the bootstrap's replicate sums in the summary when ``bootstrap``."""
+    try:
+        return _measure(inp, n_bins, binning, bootstrap, keep_labels)
+    except RelcalError as err:
+        raise err.with_source(inp.source) from None
+
+
+def _measure(
+    inp: Input,
+    n_bins: int,
+    binning: str,
+    boot: BootstrapPlan | None,
+    keep_labels: bool,
+) -> Measurement:
+    plan = plan_for(inp.kind, inp.n_classes, inp.ignore_index, n_bins=n_bins)
+    rows = _Rows(inp, keep_labels)
+    passes = itertools.count()
+
+    def source() -> Iterator[Chunk]:  # the first pass counts the units
+        return rows.watch(inp.chunks()) if next(passes) == 0 else inp.chunks()
+
+    if binning == "width":
+        summary = reduce_chunks(source(), replace(plan, bootstrap=boot))
+    else:
+        summary = summarize_chunks(source, plan, n_bins=n_bins, binning=binning)
+        if boot is not None:
+            summary = _add_replicates(summary, source, plan, boot)
+    top = inp.kind == "toplabel"
+    results = summarize(
+        summary,
+        n_bins=n_bins,
+        binning=binning,
+        kind=inp.kind,
+        unavailable=TOPLABEL_UNAVAILABLE if top else None,
+        class_names=inp.class_names,
+    )
+    return Measurement(results, summary, rows.n_units, rows.labels())
+
+
+def _add_replicates(
+    summary: Summary, source: Any, plan: Any, boot: BootstrapPlan
+) -> Summary:
+    """One more pass with the equal-mass edges known: the replicate sums."""
+    assert summary.table is not None
+    binned = plan.positive_edges is not None and summary.positive is not None
+    boot_plan = replace(
+        plan,
+        toplabel_edges=summary.table.edges,
+        positive_edges=summary.positive.edges if binned else None,  # type: ignore[union-attr]
+        classwise_edges=None,
+        bootstrap=boot,
+    )
+    sums = reduce_chunks(source(), boot_plan)
+    return replace(summary, replicates=sums.replicates)

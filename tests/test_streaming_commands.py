@@ -1,0 +1,202 @@
+"""relcal metrics, report and check stream their input (relcal.pipeline):
+everything they print or write equals the in-memory results on the loaded
+arrays to 1e-12 relative, in every format, for any chunk size
+(RELCAL_CHUNK_ROWS) and any --jobs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import relcal
+import relcal.io
+from relcal.cli import main
+from relcal.summary import BootstrapPlan, Plan, array_chunks, reduce_chunks
+
+RTOL = 1e-12
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def close(a: Any, b: Any, where: str = "") -> None:
+    """Equal documents: numbers to RTOL relative, everything else exactly."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for k in a:
+            close(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and not isinstance(b, bool):
+        assert isinstance(b, (int, float)), where
+        assert math.isclose(a, b, rel_tol=RTOL, abs_tol=1e-15), (where, a, b)
+    else:
+        assert a == b, (where, a, b)
+
+
+# --------------------------------------------------------------------------
+# the inputs: one dataset in every format
+
+
+def _logits(rng: np.random.Generator, n: int, c: int) -> tuple[np.ndarray, np.ndarray]:
+    z = rng.normal(size=(n, c)).astype(np.float32) * 2.0
+    y = np.where(rng.random(n) < 0.7, z.argmax(axis=1), rng.integers(0, c, n))
+    return z, y
+
+
+def make_input(tmp_path: Path, fmt: str) -> tuple[list[str], dict[str, Any]]:
+    """(the CLI's arguments, io.load's options) of one dataset in ``fmt``."""
+    rng = np.random.default_rng(20261205)
+    z, y = _logits(rng, 403, 5)
+    if fmt == "npz":
+        np.savez(tmp_path / "p.npz", logits=z, labels=y)
+        return [str(tmp_path / "p.npz")], {}
+    if fmt == "npy":
+        np.save(tmp_path / "s.npy", z)
+        np.save(tmp_path / "l.npy", y)
+        return [str(tmp_path / "s.npy"), "--labels", str(tmp_path / "l.npy")], {
+            "labels": str(tmp_path / "l.npy")
+        }
+    if fmt == "binary":
+        p1 = 1.0 / (1.0 + np.exp(-z[:, 0].astype(np.float64)))
+        yb = (rng.random(len(p1)) < p1 * 0.9).astype(np.int64)
+        np.savez(tmp_path / "b.npz", probs=p1, labels=yb)
+        return [str(tmp_path / "b.npz")], {}
+    if fmt == "segmentation":
+        s = rng.normal(size=(7, 4, 6, 5)).astype(np.float32)
+        lab = rng.integers(0, 4, (7, 6, 5))
+        lab[rng.random(lab.shape) < 0.2] = 255
+        lab[3] = 255  # one image all ignored
+        np.savez(tmp_path / "seg.npz", logits=s, labels=lab)
+        return [str(tmp_path / "seg.npz"), "--ignore-index", "255"], {
+            "ignore_index": 255
+        }
+    if fmt in ("csv", "parquet"):
+        import pandas as pd
+
+        df = pd.DataFrame(
+            z.astype(np.float64), columns=[f"logit_{i}" for i in range(5)]
+        )
+        df["label"] = y
+        f = tmp_path / f"t.{fmt}"
+        df.to_csv(f, index=False) if fmt == "csv" else df.to_parquet(f)
+        return [str(f)], {}
+    if fmt == "directory":
+        (tmp_path / "d" / "logits").mkdir(parents=True)
+        (tmp_path / "d" / "labels").mkdir()
+        for i, (lo, hi) in enumerate([(0, 150), (150, 151), (151, 403)]):
+            np.save(tmp_path / "d" / "logits" / f"part{i}.npy", z[lo:hi])
+            np.save(tmp_path / "d" / "labels" / f"part{i}.npy", y[lo:hi])
+        np.savez(tmp_path / "whole.npz", logits=z, labels=y)  # io.load's
+        return [str(tmp_path / "d")], {}
+    raise AssertionError(fmt)
+
+
+FORMATS = ["npz", "npy", "binary", "segmentation", "csv", "parquet", "directory"]
+
+
+def in_memory_doc(path: str, options: dict[str, Any], n_bins: int, binning: str):
+    """What the in-memory path gives: relcal.evaluate on io.load's arrays,
+    as the document ``relcal metrics --json`` prints."""
+    from relcal.render import results_to_dict, source_info
+
+    p = relcal.io.load(path, **options)
+    r = relcal.evaluate(
+        p.scores,
+        p.labels,
+        kind=p.kind,
+        n_bins=n_bins,
+        binning=binning,
+        ignore_index=p.ignore_index,
+    )
+    r = relcal.metrics.Results(**{**r.__dict__, "class_names": p.class_names})
+    return results_to_dict(r, source_info(p, r))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("binning", ["width", "mass"])
+@pytest.mark.parametrize("rows", [None, "1", "17"])
+def test_metrics_json_streamed_equals_in_memory(
+    tmp_path, capsys, monkeypatch, fmt, binning, rows
+):
+    args, options = make_input(tmp_path, fmt)
+    if rows is not None:
+        monkeypatch.setenv("RELCAL_CHUNK_ROWS", rows)
+    code, out, err = run(["metrics", *args, "--json", "--binning", binning], capsys)
+    assert (code, err) == (0, "")
+    doc = json.loads(out)
+    if fmt == "directory":  # io.load reads one file: the same arrays in one
+        expected = in_memory_doc(str(tmp_path / "whole.npz"), options, 15, binning)
+        assert doc["input"]["path"] == args[0]
+        assert doc["input"]["shape"] == expected["input"]["shape"]
+        assert doc["input"]["labels_from"] == "3 files"
+        doc["input"] = expected["input"]
+    else:
+        expected = in_memory_doc(args[0], options, 15, binning)
+    close(doc, expected)
+
+
+@pytest.mark.parametrize("fmt", ["npz", "segmentation"])
+def test_metrics_text_same_for_any_chunks_and_jobs(tmp_path, capsys, monkeypatch, fmt):
+    args, _ = make_input(tmp_path, fmt)
+    outs = set()
+    for rows, jobs in [(None, "1"), ("3", "2"), ("1", "1"), ("50", "2")]:
+        if rows is None:
+            monkeypatch.delenv("RELCAL_CHUNK_ROWS", raising=False)
+        else:
+            monkeypatch.setenv("RELCAL_CHUNK_ROWS", rows)
+        code, out, _ = run(["metrics", *args, "--jobs", jobs], capsys)
+        assert code == 0
+        outs.add(out)
+    assert len(outs) == 1  # the text rounds to 4 digits: exactly the same
+
+
+def test_chunk_rows_hook_is_checked(tmp_path, capsys, monkeypatch):
+    args, _ = make_input(tmp_path, "npz")
+    monkeypatch.setenv("RELCAL_CHUNK_ROWS", "0")
+    code, out, err = run(["metrics", *args], capsys)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"Error: {args[0]}: RELCAL_CHUNK_ROWS must be a positive integer."
+        " Got '0' instead\n"
+    )
+
+
+# --------------------------------------------------------------------------
+# the bootstrap in the summary
+
+
+@pytest.mark.parametrize("n_classes", [2, 6])
+def test_replicates_do_not_depend_on_chunks_or_jobs(n_classes):
+    rng = np.random.default_rng(7)
+    z, y = _logits(rng, 3000, n_classes)
+    edges = np.linspace(0.0, 1.0, 11)
+    plan = Plan(
+        n_classes,
+        "logits",
+        toplabel_edges=edges,
+        positive_edges=edges if n_classes == 2 else None,
+        bootstrap=BootstrapPlan(n_replicates=300, seed=4),
+    )
+    whole = dict(reduce_chunks([(z, y, 0)], plan, jobs=1).replicates)
+    assert set(whole) == ({"top", "positive"} if n_classes == 2 else {"top"})
+    for rows, jobs in [(1000, 2), (7, 1), (1, 2)]:
+        got = dict(reduce_chunks(array_chunks(z, y, rows), plan, jobs=jobs).replicates)
+        for key, sums in whole.items():
+            for name in ("count", "confidence", "correct", "nll", "brier"):
+                a, b = getattr(sums, name), getattr(got[key], name)
+                if a is None:
+                    assert b is None
+                else:
+                    np.testing.assert_allclose(b, a, rtol=RTOL, atol=1e-12)
+    assert whole["top"].count.sum(axis=1).mean() == pytest.approx(3000, rel=0.01)
