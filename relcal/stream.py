@@ -37,6 +37,7 @@ import glob
 import inspect
 import math
 import os
+import sys
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -89,9 +90,9 @@ class _Array:
     def what(self) -> str:
         return "" if self.key is None else f"array {self.key!r}: "
 
-    def read(self, rows: int, reuse: bool) -> Iterator[np.ndarray]:
+    def read(self, rows: int) -> Iterator[np.ndarray]:
         with _open_array(self.path, self.key, self.stamp) as (f, _, _, _):
-            yield from _rows(f, self, rows, reuse)
+            yield from _rows(f, self, rows)
 
     def whole(self) -> np.ndarray:
         """The whole array (memory-mapped for a .npy): for error messages."""
@@ -189,14 +190,39 @@ def _read_full(f: BinaryIO, mem: memoryview) -> int:
     return got
 
 
-def _rows(f: BinaryIO, arr: _Array, rows: int, reuse: bool) -> Iterator[np.ndarray]:
-    """The array in blocks of ``rows`` rows, read with ``readinto``: into one
-    buffer reused for every block (``reuse``), or into a new one each."""
+class _Buffers:
+    """Buffers for blocks of rows, reused once nothing else refers to them: a
+    chunk a consumer still holds (in a list, or a worker of a pool) is never
+    overwritten, and a serial consumer is served by two or three buffers,
+    whose pages stay mapped (a new array per chunk costs a page fault per
+    4 kB: a few times slower than the read itself)."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.shape, self.dtype = shape, dtype
+        self._bufs: list[np.ndarray] = []
+        self._alone = max(_refcounts([np.empty(0)]))  # a buffer nothing else holds
+
+    def take(self) -> np.ndarray:
+        counts = _refcounts(self._bufs)
+        for buf, count in zip(self._bufs, counts, strict=True):
+            if count <= self._alone:
+                return buf
+        self._bufs.append(np.empty(self.shape, self.dtype))
+        return self._bufs[-1]
+
+
+def _refcounts(bufs: list[np.ndarray]) -> list[int]:
+    return [sys.getrefcount(b) for b in bufs]
+
+
+def _rows(f: BinaryIO, arr: _Array, rows: int) -> Iterator[np.ndarray]:
+    """The array in blocks of ``rows`` rows, read with ``readinto`` into
+    :class:`_Buffers`."""
     n, row_shape = arr.shape[0], arr.shape[1:]
-    buf = np.empty((min(rows, n), *row_shape), dtype=arr.dtype)
+    pool = _Buffers((min(rows, n), *row_shape), arr.dtype)
     for start in range(0, n, rows):
         k = min(rows, n - start)
-        view = buf[:k] if reuse else np.empty((k, *row_shape), dtype=arr.dtype)
+        view = pool.take()[:k]
         try:
             got = _read_full(f, memoryview(view.view(np.uint8)).cast("B"))
         except Exception as exc:  # noqa: BLE001 - zlib.error, BadZipFile, OSError
@@ -209,6 +235,7 @@ def _rows(f: BinaryIO, arr: _Array, rows: int, reuse: bool) -> Iterator[np.ndarr
                 source=str(arr.path),
             )
         yield view
+        del view
 
 
 def _read_error(arr: _Array, exc: BaseException) -> FormatError:
@@ -227,7 +254,7 @@ def iter_npy_pair(
     rows: int = 65536,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Raw ``(scores_chunk, labels_chunk)`` of at most ``rows`` rows of a
-    .npy pair, in two reused buffers (valid until the next chunk); no label
+    .npy pair (buffers reused once nothing refers to them); no label
     is checked (:func:`open_stream` checks them)."""
     stream = open_stream(scores, labels=labels, kind="logits")
     return _raw(stream, rows)
@@ -251,7 +278,7 @@ def iter_npz(
 def _raw(stream: Stream, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     _check_rows(rows)
     for part in stream._parts:
-        yield from part.raw(rows, reuse=True)
+        yield from part.raw(rows)
 
 
 def _check_rows(rows: int) -> None:
@@ -285,10 +312,8 @@ class _Part:
     def row_bytes(self) -> int:
         return math.prod(self.scores.shape[1:]) * self.scores.dtype.itemsize
 
-    def raw(self, rows: int, reuse: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        return zip(
-            self.scores.read(rows, reuse), self.labels.read(rows, reuse), strict=True
-        )
+    def raw(self, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return zip(self.scores.read(rows), self.labels.read(rows), strict=True)
 
     def checked(
         self, scores: np.ndarray, labels: np.ndarray
@@ -339,8 +364,8 @@ class _Part:
             return whole.with_source(self.source)
         return err.with_source(self.source)
 
-    def chunks(self, rows: int, reuse: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for s, y in self.raw(rows, reuse):
+    def chunks(self, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for s, y in self.raw(rows):
             try:
                 yield self.checked(s, y)
             except RelcalError as err:
@@ -411,9 +436,7 @@ class _Chunked(Protocol):
     @property
     def row_bytes(self) -> int: ...
 
-    def chunks(
-        self, rows: int, reuse: bool
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+    def chunks(self, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
 
 
 class Stream:
@@ -428,21 +451,19 @@ class Stream:
         return max(1, CHUNK_BYTES // max(1, self._parts[0].row_bytes))
 
     def chunks(
-        self, rows: int | None = None, *, reuse: bool = False
+        self, rows: int | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
         """``(scores, labels, start)`` of at most ``rows`` rows of the file(s)
-        (default :meth:`default_rows`).  With ``reuse=True`` the scores are
-        read into one buffer reused for every chunk (valid until the next
-        one: for a consumer that finishes a chunk before asking for the
-        next); by default each chunk is a new array (safe to hand to a pool
-        of workers)."""
+        (default :meth:`default_rows`).  A chunk may be kept (a pool of
+        workers, a list): its buffer is reused only once nothing refers to
+        it.  Each call reads the file(s) again."""
         rows = self.default_rows() if rows is None else rows
         _check_rows(rows)
         ignore = self.meta.ignore_index
         kept = ignore is None
         start = 0
         for part in self._parts:
-            for s, y in part.chunks(rows, reuse):
+            for s, y in part.chunks(rows):
                 kept = kept or bool((y != ignore).any())
                 yield s, y, start
                 start += len(s)
@@ -926,7 +947,9 @@ class _TablePart:
 
     @property
     def row_bytes(self) -> int:
-        return 8 * (len(self.spec.needed) + 1)
+        """A row's share of a chunk's memory: a data frame's column of
+        float64, and the copies pandas and the checks make of it."""
+        return 32 * len(_columns(self.spec))
 
     def counted(self, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
         for df in self.file.frames(rows, _columns(self.spec)):
@@ -935,7 +958,7 @@ class _TablePart:
             except RelcalError as err:
                 raise _table_exact([self.file], self.options, err) from None
 
-    def chunks(self, rows: int, reuse: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def chunks(self, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for s, y, _ in self.counted(rows):
             if len(s):
                 yield s, y
@@ -1029,8 +1052,9 @@ def _default_columns(
 ) -> tuple[list[str], str, tuple[str, ...]]:
     """io.load's default score columns, from the profiles of every chunk."""
     profile: dict[str, io.Column] = {}
+    rows = max(1, CHUNK_BYTES // (32 * len(columns)))
     for f in files:
-        for df in f.frames(_TABLE_ROWS, columns):
+        for df in f.frames(rows, columns):
             chunk = io.column_profile(df)
             profile = {
                 c: profile[c].then(chunk[c]) if profile else chunk[c] for c in chunk
@@ -1043,10 +1067,6 @@ def _default_columns(
     if label is not None and not label.empty and not label.numeric and label.numbers:
         raise FormatError(f"column {label_col!r}: class names and numbers")
     return io.default_score_columns(profile, columns, label_col, mixed)
-
-
-_TABLE_ROWS = 65536
-"""Rows of a table read at once to look at its columns."""
 
 
 def _table_stream(

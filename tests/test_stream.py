@@ -3,6 +3,8 @@ relcal.io.load reads, whatever the chunk size, and its errors are io.load's."""
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -17,12 +19,10 @@ def _cat(chunks):
     return np.concatenate([s for s, _ in pairs]), np.concatenate([y for _, y in pairs])
 
 
-def _cat3(stream, rows=None, reuse=False):
+def _cat3(stream, rows=None):
     """Scores and labels of every chunk, and the starts, checked to follow
     one another."""
-    got = [
-        (s.copy(), y.copy(), start) for s, y, start in stream.chunks(rows, reuse=reuse)
-    ]
+    got = [(s.copy(), y.copy(), start) for s, y, start in stream.chunks(rows)]
     starts = [start for _, _, start in got]
     lengths = [len(s) for s, _, _ in got]
     assert starts == list(np.cumsum([0, *lengths[:-1]]))
@@ -31,8 +31,8 @@ def _cat3(stream, rows=None, reuse=False):
     )
 
 
-def _same(stream, pred, rows=None, reuse=False):
-    s, y = _cat3(stream, rows, reuse)
+def _same(stream, pred, rows=None):
+    s, y = _cat3(stream, rows)
     assert s.dtype == pred.scores.dtype
     np.testing.assert_array_equal(s, pred.scores)
     np.testing.assert_array_equal(y, pred.labels)
@@ -72,7 +72,7 @@ def test_npy_pair_stream_equals_load(tmp_path, dtype, rows, probs):
     pred = relcal.io.load(tmp_path / "s.npy", labels=tmp_path / "y.npy")
     stream = open_stream(tmp_path / "s.npy", labels=tmp_path / "y.npy")
     _same(stream, pred, rows)
-    _same(stream, pred, rows, reuse=True)  # a second pass reads the file again
+    _same(stream, pred, rows)  # a second pass reads the file again
     assert stream.meta.first_pass is probs  # probabilities: all rows read first
     assert stream.meta.n_bytes == scores.nbytes
     assert stream.meta.origin == {"scores": "s.npy", "labels": "y.npy"}
@@ -466,3 +466,22 @@ def test_parquet_directory_is_one_dataset(tmp_path):
         stream = open_stream(path)
         _same(stream, pred, 4)
         assert len(stream.meta.sources) == 3
+
+
+def test_kept_chunks_are_not_overwritten_and_buffers_are_reused(tmp_path):
+    """Chunks kept without a copy (as a pool of workers keeps them) hold
+    their own rows; a consumer that lets them go is served by a few buffers."""
+    rng = np.random.default_rng(14)
+    z = rng.normal(size=(40, 3))
+    np.save(tmp_path / "s.npy", z)
+    np.save(tmp_path / "y.npy", rng.integers(0, 3, 40))
+    stream = open_stream(tmp_path / "s.npy", labels=tmp_path / "y.npy")
+    kept = [s for s, _, _ in stream.chunks(3)]
+    np.testing.assert_array_equal(np.concatenate(kept), z)
+    refs = []
+    for s, _, _ in stream.chunks(3):  # 14 chunks, none kept
+        refs.append(weakref.ref(s.base))
+        alive = [r() for r in refs]
+        assert all(b is not None for b in alive)  # the pool's, none thrown away
+        assert len({id(b) for b in alive}) <= 3
+        del alive  # (a strong reference: the pool would not reuse them)
