@@ -451,12 +451,13 @@ class Stream:
         return max(1, CHUNK_BYTES // max(1, self._parts[0].row_bytes))
 
     def chunks(
-        self, rows: int | None = None
+        self, rows: int | None = None, *, reuse: bool = True
     ) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
         """``(scores, labels, start)`` of at most ``rows`` rows of the file(s)
         (default :meth:`default_rows`).  A chunk may be kept (a pool of
         workers, a list): its buffer is reused only once nothing refers to
-        it.  Each call reads the file(s) again."""
+        it, whatever ``reuse`` says (kept for the callers that pass it).
+        Each call reads the file(s) again."""
         rows = self.default_rows() if rows is None else rows
         _check_rows(rows)
         ignore = self.meta.ignore_index
