@@ -647,8 +647,9 @@ def _sums(m: Measured, settings: Settings, positive: bool) -> ReplicateSums:
     if sums is not None:
         if (sums.n_replicates, sums.seed) != (settings.n_replicates, settings.seed):
             raise InputError(
-                f"{m.source}: the bootstrap was summed with other settings"
-                f" (n_replicates={sums.n_replicates}, seed={sums.seed})"
+                "the bootstrap was summed with other settings"
+                f" (n_replicates={sums.n_replicates}, seed={sums.seed})",
+                source=m.source,  # the baseline's file when it is the baseline's
             )
         return sums
     samples = m.positive_samples if positive else m.samples

@@ -18,7 +18,7 @@ from typing import Any
 
 from relcal import __version__
 from relcal.bootstrap import RESAMPLING
-from relcal.gate import Check, GateResult
+from relcal.gate import Check, GateResult, Measured
 from relcal.render import dropped_text
 
 FORMAT = 1
@@ -120,6 +120,13 @@ def method_line(g: GateResult) -> str:
     )
 
 
+def _baseline_from(m: Measured) -> str:
+    """Whether a baseline was predictions (samples, or their bootstrap sums)."""
+    if m.samples is None and m.replicates is None:
+        return "metrics-json"
+    return "predictions"
+
+
 def _n_units(g: GateResult) -> int:
     return g.new.n if g.new.n_units is None else g.new.n_units
 
@@ -178,7 +185,7 @@ def check_to_dict(g: GateResult, config: str | None) -> dict[str, Any]:
     if g.baseline is not None:
         baseline = {
             "path": g.baseline.source,
-            "from": "predictions" if g.baseline.samples is not None else "metrics-json",
+            "from": _baseline_from(g.baseline),
             "n_samples": g.baseline.n,
             "paired": g.paired,
             "metrics": {k: _num(v) for k, v in g.baseline.metrics.items()},

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from dataclasses import replace
 from types import ModuleType
 
 import numpy as np
 import pytest
 
 from relcal.binning import bin_table, calibration_errors, uniform_edges
-from relcal.bootstrap import Samples, bootstrap, interval, unit_weights
+from relcal.bootstrap import (
+    Samples,
+    bootstrap,
+    interval,
+    replicate_sums,
+    unit_weights,
+)
 from relcal.errors import RelcalError
 from relcal.gate import (
     CHECKS,
@@ -431,3 +438,58 @@ def test_images_as_units_cover_where_pixels_do_not() -> None:
     cov = study.image_coverage(30, 100, study.amplitude_for_ece(0.04), 0.07, 100, 30)
     assert cov["images"]["accuracy"] >= 0.88, cov
     assert cov["pixels"]["accuracy"] <= 0.80, cov
+
+
+# --------------------------------------------------------------------------
+# replicate sums summed while reducing (the streamed path's plug)
+
+
+def test_replicate_sums_given_with_the_measurement_give_the_same_verdicts() -> None:
+    """A Measured holding ReplicateSums merged from chunks (and no samples)
+    is judged as the one holding the samples: the same intervals, paired
+    with a baseline too; sums of another seed are refused."""
+    rng = np.random.default_rng(21)
+    conf = rng.uniform(0.5, 1.0, 3000)
+    correct = rng.random(3000) < conf - 0.02
+    new = toplabel(np.minimum(conf + 0.02, 1.0), correct, with_labels=True)
+    old = toplabel(conf, correct, with_labels=True)
+
+    def summed(m: Measured, seed: int = 0) -> Measured:
+        s = m.samples
+        assert s is not None
+        parts = [
+            replicate_sums(
+                s.units[lo : lo + 700],
+                s.bin_index[lo : lo + 700],
+                s.confidence[lo : lo + 700],
+                s.correct[lo : lo + 700],
+                None,
+                None,
+                n_bins=15,
+                n_replicates=500,
+                seed=seed,
+            )
+            for lo in range(0, s.n, 700)
+        ]
+        total = parts[0]
+        for p in parts[1:]:
+            total = total.merge(p)
+        return replace(m, samples=None, replicates=total)
+
+    settings = settings_from(
+        {},
+        {"max-ece": 0.02, "max-ece-increase": 0.0, "confidence": 0.9, "bootstrap": 500},
+    )
+    want = check(new, settings, baseline=old)
+    got = check(summed(new), settings, baseline=summed(old))
+    assert want.paired and got.paired
+    for a, b in zip(want.checks, got.checks, strict=True):
+        assert a.interval is not None and b.interval is not None
+        assert b.interval.low == pytest.approx(a.interval.low, rel=1e-12)
+        assert b.interval.high == pytest.approx(a.interval.high, rel=1e-12)
+        assert a.passed == b.passed
+    with pytest.raises(RelcalError) as err:
+        check(summed(new, seed=3), settings, baseline=old)
+    assert str(err.value) == (
+        "draw: the bootstrap was summed with other settings (n_replicates=500, seed=3)"
+    )
