@@ -738,3 +738,41 @@ def _results_of(
         unavailable=TOPLABEL_UNAVAILABLE if top else None,
         class_names=predictions.class_names,
     )
+
+
+def evaluate_stream(
+    stream: Any,
+    *,
+    n_bins: int = 15,
+    binning: str = "width",
+    rows: int | None = None,
+    jobs: int | None = None,
+) -> Results:
+    """Every metric of a :class:`relcal.stream.Stream`, chunk by chunk in
+    bounded memory: the same summaries, merged in the same order, as
+    :func:`evaluate_predictions` of the loaded file (equal to float64
+    rounding; equal-mass bins read the stream twice).
+
+    ``rows``: leading-axis rows a chunk (default: the stream's); ``jobs``:
+    worker threads (default :func:`relcal.reduce.default_threads`).
+    """
+    meta = stream.meta
+    n_bins = check_n_bins(n_bins)
+    try:
+        plan = plan_for(meta.kind, meta.n_classes, meta.ignore_index, n_bins=n_bins)
+        summary = summarize_chunks(
+            lambda: stream.chunks(rows, reuse=True),
+            plan,
+            n_bins=n_bins,
+            binning=binning,
+            jobs=jobs,
+        )
+        return summarize(
+            summary,
+            n_bins=n_bins,
+            binning=binning,
+            kind=meta.kind,
+            class_names=meta.class_names,
+        )
+    except RelcalError as err:
+        raise err.with_source(meta.source) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -319,3 +320,39 @@ def test_plan_of_what_is_asked() -> None:
     top = replace(plan, nll=False, brier=False, classwise_edges=None)
     assert top.top_only and not replace(top, float64=True).top_only
     assert plan_for("toplabel", 2).classwise_edges is None
+
+
+@pytest.mark.parametrize("binning_", ["width", "mass"])
+@pytest.mark.parametrize(
+    "name", ["multi_logits_ignore", "seg_ignore", "binary_1d_probs"]
+)
+def test_a_stream_in_tiny_chunks_equals_the_loaded_file(
+    tmp_path: Path, name: str, binning_: str
+) -> None:
+    from relcal.io import load
+    from relcal.metrics import evaluate_predictions, evaluate_stream
+    from relcal.stream import open_stream
+
+    z, y, ignore = dataset(name)
+    path = tmp_path / "p.npz"
+    np.savez(path, scores=z, labels=y)
+    want = evaluate_predictions(load(path, ignore_index=ignore), binning=binning_)
+    stream = open_stream(path, ignore_index=ignore)
+    got = evaluate_stream(stream, rows=1 if z.ndim > 2 else 7, binning=binning_)
+    assert_same_results(want, got)
+    assert got.class_names == want.class_names
+
+
+def test_a_stream_error_names_its_file(tmp_path: Path) -> None:
+    from relcal.metrics import evaluate_stream
+    from relcal.stream import open_stream
+
+    z, y = make_logits(50, 3, seed=1)
+    z[31, 2] = np.inf
+    path = tmp_path / "p.npz"
+    np.savez(path, logits=z, labels=y)
+    with pytest.raises(InputError) as err:
+        evaluate_stream(open_stream(path, kind="logits"), rows=7)
+    assert str(err.value) == (
+        f"{path}: scores: 1 values are NaN or +inf (first: inf at row 31, column 2)"
+    )
