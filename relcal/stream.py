@@ -882,7 +882,12 @@ class _TableFile:
                 if self.parquet:
                     import pyarrow.parquet as pq
 
-                    batches = pq.ParquetFile(f).iter_batches(rows, columns=columns)
+                    # no pre-buffering, no threads: pyarrow would otherwise
+                    # read column chunks ahead, in memory growing with the file
+                    reader = pq.ParquetFile(f, buffer_size=1 << 20, pre_buffer=False)
+                    batches = reader.iter_batches(
+                        rows, columns=columns, use_threads=False
+                    )
                     frames = (b.to_pandas() for b in batches)
                 else:
                     import pandas as pd
