@@ -395,9 +395,15 @@ def _cells(
         )
     if unit.size == 0:
         return unit, bins, np.zeros((len(columns) + 1, 0))
-    first = int(unit.min())
-    key = (unit - first) * n_bins + bins
-    size = (int(unit.max()) - first + 1) * n_bins
+    first, last = int(unit.min()), int(unit.max())
+    if first < 0 or int(bins.min()) < 0 or int(bins.max()) >= n_bins:
+        raise InputError(
+            f"unit must be >= 0 and bin_index in [0, n_bins={n_bins}). Got units"
+            f" {first}..{last}, bins {int(bins.min())}..{int(bins.max())}"
+        )
+    # one unit (a segmentation image): the bins are the cells
+    key = bins if first == last else (unit - first) * n_bins + bins
+    size = (last - first + 1) * n_bins
     if size <= max(4 * unit.size, 1 << 16):  # a dense grid of units x bins
         count = np.bincount(key, minlength=size)
         keep = np.flatnonzero(count)

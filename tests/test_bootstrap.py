@@ -278,6 +278,15 @@ def test_sizes_are_bounded() -> None:
         "a bootstrap of 41944 replicates x 100 bins is too large (limit 4194304 "
         "sums of each quantity); lower n_replicates= or n_bins="
     )
+    bad_bins = (d["bin_index"] + 1, *(d[k] for k in FIELDS[1:]))
+    with pytest.raises(RelcalError) as err:
+        replicate_sums(np.arange(5), *bad_bins, n_bins=5, n_replicates=100, seed=0)
+    assert str(err.value) == (
+        "unit must be >= 0 and bin_index in [0, n_bins=5). Got units 0..4, bins "
+        f"{d['bin_index'].min() + 1}..{d['bin_index'].max() + 1}"
+    )
+    with pytest.raises(RelcalError, match=r"Got units -1\.\.3"):
+        replicate_sums(np.arange(5) - 1, *args[1:], n_bins=15, n_replicates=100, seed=0)
     with pytest.raises(RelcalError, match="seed must be an integer >= 0. Got -1"):
         replicate_sums(*args, n_bins=15, n_replicates=100, seed=-1)
     with pytest.raises(RelcalError) as err:
