@@ -1111,48 +1111,19 @@ def _load_toplabel(
 ) -> Predictions:
     """A top-label table: the true class, the predicted class and its
     confidence, one row per sample."""
-    if pred_col is None or confidence_col is None:
-        given, other = (
-            ("pred_col", "confidence_col")
-            if confidence_col is None
-            else ("confidence_col", "pred_col")
-        )
-        raise FormatError(f"{given}= makes a top-label table, which needs {other}= too")
     columns = [str(c) for c in df.columns]
     df.columns = columns
-    if label_col == "label" and "label" not in columns and "true_label" in columns:
-        label_col = "true_label"
-    for col, option in (
-        (label_col, "label_col"),
-        (pred_col, "pred_col"),
-        (confidence_col, "confidence_col"),
-    ):
-        if col not in columns:
-            raise FormatError(
-                f"no column {col!r} for {option}=; the columns are: "
-                f"{', '.join(columns)}"
-            )
+    label_col, pred_col, confidence_col = toplabel_columns(
+        columns, label_col, pred_col, confidence_col
+    )
     if len(df) == 0:
         raise FormatError("the table has no rows")
     df, n_dropped = _drop_missing(
         df, [label_col, pred_col, confidence_col], label_col, missing
     )
-    true = _numeric_column(df, label_col)
-    pred = _numeric_column(df, pred_col)
-    conf = _numeric_column(df, confidence_col).astype(np.float64)
-    n_classes = int(max(np.max(true), np.max(pred))) + 1 if len(true) else 0
-    labels = check_labels(true, max(n_classes, 1), name=label_col)
-    predicted = check_labels(pred, max(n_classes, 1), name=pred_col)
-    if not np.isfinite(conf).all():
-        row = int(np.flatnonzero(~np.isfinite(conf))[0])
-        raise FormatError(f"column {confidence_col!r}: non-finite value at row {row}")
-    out = (conf < 0) | (conf > 1)
-    if out.any():
-        row = int(np.flatnonzero(out)[0])
-        raise FormatError(
-            f"column {confidence_col!r}: {int(out.sum())} values outside [0, 1]"
-            f" (first: {conf[row]:.6g} at row {row})"
-        )
+    labels, predicted, conf, n_classes = toplabel_arrays(
+        df, label_col, pred_col, confidence_col
+    )
     return Predictions(
         scores=None,
         labels=labels,
@@ -1165,6 +1136,63 @@ def _load_toplabel(
         origin={"scores": f"{pred_col},{confidence_col}", "labels": label_col},
         n_dropped=n_dropped,
     )
+
+
+def toplabel_columns(
+    columns: list[str], label_col: str, pred_col: str | None, confidence_col: str | None
+) -> tuple[str, str, str]:
+    """The columns of a top-label table: true class, predicted class and
+    confidence (``label_col="label"`` falls back on ``true_label``)."""
+    if pred_col is None or confidence_col is None:
+        given, other = (
+            ("pred_col", "confidence_col")
+            if confidence_col is None
+            else ("confidence_col", "pred_col")
+        )
+        raise FormatError(f"{given}= makes a top-label table, which needs {other}= too")
+    if label_col == "label" and "label" not in columns and "true_label" in columns:
+        label_col = "true_label"
+    for col, option in (
+        (label_col, "label_col"),
+        (pred_col, "pred_col"),
+        (confidence_col, "confidence_col"),
+    ):
+        if col not in columns:
+            raise FormatError(
+                f"no column {col!r} for {option}=; the columns are: "
+                f"{', '.join(columns)}"
+            )
+    return label_col, pred_col, confidence_col
+
+
+def toplabel_arrays(
+    df: Any,
+    label_col: str,
+    pred_col: str,
+    confidence_col: str,
+    n_classes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """True classes, predicted classes, confidences (checked) of the rows of
+    a top-label table (none missing), and the class count: ``n_classes``, or
+    one more than the largest class in the rows."""
+    true = _numeric_column(df, label_col)
+    pred = _numeric_column(df, pred_col)
+    conf = _numeric_column(df, confidence_col).astype(np.float64)
+    if n_classes is None:
+        n_classes = int(max(np.max(true), np.max(pred))) + 1 if len(true) else 0
+    labels = check_labels(true, max(n_classes, 1), name=label_col)
+    predicted = check_labels(pred, max(n_classes, 1), name=pred_col)
+    if not np.isfinite(conf).all():
+        row = int(np.flatnonzero(~np.isfinite(conf))[0])
+        raise FormatError(f"column {confidence_col!r}: non-finite value at row {row}")
+    out = (conf < 0) | (conf > 1)
+    if out.any():
+        row = int(np.flatnonzero(out)[0])
+        raise FormatError(
+            f"column {confidence_col!r}: {int(out.sum())} values outside [0, 1]"
+            f" (first: {conf[row]:.6g} at row {row})"
+        )
+    return labels, predicted, conf, n_classes
 
 
 # -- writing -------------------------------------------------------------------

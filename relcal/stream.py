@@ -41,7 +41,7 @@ import sys
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -646,14 +646,8 @@ def _stream(
     )
     stream = Stream(meta, parts)
     kind, first_pass = _decide_kind(stream)
-    stream.meta = _replace(meta, kind=kind, first_pass=first_pass)
+    stream.meta = replace(meta, kind=kind, first_pass=first_pass)
     return stream
-
-
-def _replace(meta: StreamMeta, **changes: Any) -> StreamMeta:
-    from dataclasses import replace
-
-    return replace(meta, **changes)
 
 
 def _dataset_layout(parts: list[_Part]) -> tuple[tuple[int, ...], int]:
@@ -919,6 +913,8 @@ class _TableSpec:
     needed: list[str]  # a row missing any of these is dropped (or an error)
     read: io.TableRead
     binary: bool = False  # one model of models=
+    toplabel: bool = False  # cols: predicted class, confidence
+    n_classes: int | None = None  # a top-label table's, once known
 
     def arrays(self, df: Any) -> tuple[np.ndarray, np.ndarray, int]:
         """Checked scores and labels of the complete rows, and how many
@@ -929,6 +925,9 @@ class _TableSpec:
                 raise FormatError("a missing value")  # io.load says which
             df = df[~holes]
         label = self.read.label_col
+        if self.toplabel:  # scores (rows, 2): confidence, predicted class
+            y, pred, conf, _ = io.toplabel_arrays(df, label, *self.cols, self.n_classes)
+            return np.column_stack([conf, pred.astype(np.float64)]), y, int(holes.sum())
         if self.binary:
             scores = io._numeric_column(df, self.cols[0]).astype(np.float64)
             if np.isinf(scores).any():
@@ -1032,21 +1031,28 @@ def _table_specs(
         o["label_col"], o["score_cols"], o["kind"], o["ignore_index"], o["missing"]
     )
     columns = list(files[0].columns)
-    toplabel = o["score_cols"] is None and all(
-        c in columns for c in io.TOPLABEL_COLUMNS
-    )
-    if o["pred_col"] is not None or o["confidence_col"] is not None or toplabel:
-        raise FormatError(
-            "top-label tables (true class, predicted class, confidence) are not"
-            " streamed yet; relcal.io.load reads them"
-        )
+    explicit = o["pred_col"] is not None or o["confidence_col"] is not None
     if o["models"] is not None:
-        if o["score_cols"] is not None:
-            raise FormatError("give score_cols= or models=, not both")
+        if o["score_cols"] is not None or explicit:
+            raise FormatError(
+                "models= with score_cols= or pred_col="
+            )  # io.load's words
         cols = io._model_columns(o["models"], columns, read.label_col)
         io._need_label(columns, read.label_col)
         needed = [*cols, read.label_col]
         return [_TableSpec([c], "", needed, read, True) for c in cols], ()
+    if explicit and o["score_cols"] is not None:
+        raise FormatError("score_cols= with pred_col=")  # io.load's words
+    default = all(c in columns for c in io.TOPLABEL_COLUMNS)
+    if explicit or default and o["score_cols"] is None:
+        named = (read.label_col, o["pred_col"], o["confidence_col"])
+        label, pred, conf = io.toplabel_columns(
+            columns, *(named if explicit else io.TOPLABEL_COLUMNS)
+        )
+        read = replace(read, label_col=label, ignore_index=None)
+        return [
+            _TableSpec([pred, conf], "", [label, pred, conf], read, toplabel=True)
+        ], ()
     io._need_label(columns, read.label_col)
     named = io.named_score_columns(columns, read.label_col, read.score_cols)
     cols, prefix, notes = named or _default_columns(files, columns, read.label_col)
@@ -1083,49 +1089,67 @@ def _table_stream(
     notes: tuple[str, ...],
 ) -> Stream:
     """A table's stream, after a pass over every row: the rows kept and
-    dropped, the labels checked, the kind decided."""
-    parts = [_TablePart(f, spec, options) for f in files]
-    n_rows = n_dropped = 0
-    stats: ProbStats | None = None
-    kept = spec.read.ignore_index is None
-    dtype = np.dtype(np.float64)
-    for part in parts:
+    dropped, the labels checked, the kind (or top-label class count) decided."""
+    count = _TableCount(spec)
+    for f in files:
+        part = _TablePart(f, spec, options)
         for s, y, dropped in part.counted(CHUNK_BYTES // part.row_bytes):
-            n_dropped += dropped
-            if len(s):
-                dtype = s.dtype
-                chunk = probability_stats(s)
-                stats = chunk if stats is None else stats.merge(chunk, n_rows)
-                kept = kept or bool((y != spec.read.ignore_index).any())
-                n_rows += len(s)
-    if stats is None or not kept:
+            count.add(s, y, dropped)
+    if count.stats is None or not count.kept:
         raise FormatError("no rows left")  # io.load says why
-    n_classes = 2 if len(spec.cols) == 1 else len(spec.cols)
-    shape = (n_rows,) if n_classes == 2 and len(spec.cols) == 1 else (n_rows, n_classes)
-    declared = spec.read.kind
-    kind = (
-        "logits"
-        if declared == "logits"
-        else kind_from_stats(stats, declared, np.dtype(np.float64), shape)
-    )
-    names = (
-        None if len(spec.cols) == 1 else tuple(c[len(spec.prefix) :] for c in spec.cols)
-    )
+    n, cols = count.n_rows, spec.cols
+    if spec.toplabel:
+        spec = replace(spec, n_classes=count.top + 1)
+        kind, n_classes, shape, names = "toplabel", count.top + 1, (n, 2), None
+    else:
+        n_classes = 2 if len(cols) == 1 else len(cols)
+        shape = (n,) if len(cols) == 1 else (n, n_classes)
+        kind = spec.read.kind
+        if kind != "logits":
+            kind = kind_from_stats(count.stats, kind, count.dtype, shape)
+        names = None if len(cols) == 1 else tuple(c[len(spec.prefix) :] for c in cols)
     meta = StreamMeta(
         n_classes=n_classes,
         kind=kind,
         class_names=names,
-        n_rows=n_rows,
-        n_bytes=n_rows * dtype.itemsize * len(spec.cols),
+        n_rows=n,
+        n_bytes=math.prod(shape) * count.dtype.itemsize,
         shape=shape,
-        dtype=dtype,
+        dtype=count.dtype,
         sources=tuple(str(f.path) for f in files),
         source=name,
         ignore_index=spec.read.ignore_index,
-        origin={"scores": ",".join(spec.cols), "labels": spec.read.label_col},
+        origin={"scores": ",".join(cols), "labels": spec.read.label_col},
         first_pass=True,
-        model=spec.cols[0] if spec.binary else None,
-        n_dropped=n_dropped,
+        model=cols[0] if spec.binary else None,
+        n_dropped=count.n_dropped,
         notes=notes,
     )
-    return Stream(meta, parts)
+    return Stream(meta, [_TablePart(f, spec, options) for f in files])
+
+
+class _TableCount:
+    """What a pass over a table's chunks finds: rows kept and dropped, the
+    stats that decide the kind, whether a label is not ignored, the largest
+    class of a top-label table."""
+
+    def __init__(self, spec: _TableSpec) -> None:
+        self.spec = spec
+        self.n_rows = self.n_dropped = self.top = 0
+        self.stats: ProbStats | None = None
+        self.kept = spec.read.ignore_index is None
+        self.dtype = np.dtype(np.float64)
+
+    def add(self, s: np.ndarray, y: np.ndarray, dropped: int) -> None:
+        self.n_dropped += dropped
+        if not len(s):
+            return
+        self.dtype = s.dtype
+        chunk = probability_stats(s)
+        self.stats = (
+            chunk if self.stats is None else self.stats.merge(chunk, self.n_rows)
+        )
+        self.kept = self.kept or bool((y != self.spec.read.ignore_index).any())
+        if self.spec.toplabel:
+            self.top = max(self.top, int(y.max()), int(s[:, 1].max()))
+        self.n_rows += len(s)

@@ -546,3 +546,41 @@ def test_table_streaming_memory_does_not_grow_with_the_file(tmp_path, fmt):
         growth.append(int(out[2]))
     # 80,000 more rows are 13 MB of float64 scores (and pandas copies them)
     assert growth[1] < growth[0] + 6 * 2**20, [g / 2**20 for g in growth]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("named", [False, True])
+def test_toplabel_table_stream_equals_load(tmp_path, suffix, named):
+    """Top-label tables: scores (rows, 2) of confidence and predicted class,
+    as the reduction takes them; the class count from every row."""
+    import pandas as pd
+
+    rng = np.random.default_rng(15)
+    df = pd.DataFrame(
+        {
+            "true_label": rng.integers(0, 7, 50),
+            "pred_label": rng.integers(0, 6, 50),
+            "confidence": rng.random(50),
+        }
+    )
+    df.loc[49, "true_label"] = 9  # the largest class, in the last chunk
+    opts = {}
+    if named:
+        df.columns = ["y", "yhat", "p"]
+        opts = {"label_col": "y", "pred_col": "yhat", "confidence_col": "p"}
+    f = tmp_path / f"t{suffix}"
+    df.to_csv(f, index=False) if suffix == ".csv" else df.to_parquet(f)
+    pred = relcal.io.load(f, **opts)
+    stream = open_stream(f, **opts)
+    s, y = _cat3(stream, 7)
+    np.testing.assert_array_equal(s[:, 0], pred.confidence)
+    np.testing.assert_array_equal(s[:, 1], pred.predicted)
+    np.testing.assert_array_equal(y, pred.labels)
+    m = stream.meta
+    assert (m.kind, m.n_classes, m.shape, m.origin) == (
+        "toplabel",
+        pred.n_classes,
+        (50, 2),
+        pred.origin,
+    )
+    assert pred.n_classes == 10
