@@ -26,7 +26,10 @@ rounding only (~1e-15 relative), and the number of threads not at all.
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -263,12 +266,12 @@ def _drive(
 ) -> tuple[Summary, SampleValues | None]:
     total: Summary | None = None
     parts: list[SampleValues] = []
-    for scores, labels, start in chunks:
-        for out in _run_blocks(_tasks(scores, labels, plan, start), jobs):
-            total = out.summary if total is None else total.merge(out.summary)
-            if out.samples is not None:
-                parts.append(out.samples)
-            progress.advance(out.nbytes)
+    tasks = (t for s, y, start in chunks for t in _tasks(s, y, plan, start))
+    for out in _in_order(tasks, jobs):
+        total = out.summary if total is None else total.merge(out.summary)
+        if out.samples is not None:
+            parts.append(out.samples)
+        progress.advance(out.nbytes)
     if total is None:
         raise ValueError("no chunks to reduce")
     return total, SampleValues.concatenate(parts) if parts else None
@@ -336,22 +339,29 @@ def replicates_of(samples: SampleValues, plan: Plan) -> tuple[tuple[str, Any], .
     return tuple(out)
 
 
-def _run_blocks(
-    tasks: Sequence[Callable[[], _rd.BlockOut]], jobs: int | None
+def _in_order(
+    tasks: Iterator[Callable[[], _rd.BlockOut]], jobs: int | None
 ) -> Iterator[_rd.BlockOut]:
-    """The blocks' results in order (on the shared pool when there are several)."""
+    """The blocks' results in order, on the shared pool when there are several:
+    at most two blocks a worker in flight, so the next chunk is read while the
+    last blocks of this one run (and no more chunks are held than that)."""
     workers = _rd.default_threads() if jobs is None else max(1, int(jobs))
-    if len(tasks) <= 1 or workers <= 1:
-        for t in tasks:
+    first = list(itertools.islice(tasks, 2))
+    if len(first) <= 1 or workers <= 1:  # small input: no pool
+        for t in itertools.chain(first, tasks):
             yield t()
         return
     pool = _rd.shared_pool(workers)
-    futures = [pool.submit(t) for t in tasks]
+    window: deque[Future[_rd.BlockOut]] = deque()
     try:
-        for f in futures:
-            yield f.result()
+        for t in itertools.chain(first, tasks):
+            window.append(pool.submit(t))
+            if len(window) > 2 * workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
     finally:
-        for f in futures:
+        for f in window:
             f.cancel()
 
 
