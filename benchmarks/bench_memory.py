@@ -14,9 +14,11 @@ under GNU time (``/usr/bin/time -v``)::
     relcal fit-temperature SCORES --labels LABELS --ignore-index 255 -o DIR/t.json
 
 and prints a table: exit status, peak resident memory (time's "Maximum
-resident set size"), wall time and GB/s of scores (bytes of the scores file /
-wall time; 1 GB = 1e9 bytes).  Exits 1 if any command failed (exit status
-not 0), 2 when GNU time is missing (``apt-get install -y time``).
+resident set size"), wall time, GB/s of scores (bytes of the scores file /
+wall time; 1 GB = 1e9 bytes), CPU seconds (user + system) and CPU seconds
+per wall second (below the number of cores used when the machine is shared:
+the wall time and GB/s are then pessimistic).  Exits 1 if any command
+failed (exit status not 0), 2 when GNU time is missing (``apt-get install -y time``).
 
 The goal of #13: each below 1 GiB on the 2-core development machine, and
 metrics at >= 0.5 GB/s with a warm page cache.
@@ -141,6 +143,8 @@ _TIME_FIELDS = {
     "rss_kb": re.compile(r"Maximum resident set size \(kbytes\): (\d+)"),
     "wall": re.compile(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)"),
     "status": re.compile(r"Exit status: (\d+)"),
+    "user": re.compile(r"User time \(seconds\): ([\d.]+)"),
+    "system": re.compile(r"System time \(seconds\): ([\d.]+)"),
 }
 
 
@@ -173,6 +177,7 @@ def run(name: str, args: list[str], folder: Path, n_bytes: int) -> dict[str, obj
         "status": status,
         "peak_rss_bytes": int(got["rss_kb"].group(1)) * 1024 if got["rss_kb"] else None,
         "wall_s": wall,
+        "cpu_s": sum(float(got[k].group(1)) for k in ("user", "system") if got[k]),
         "gb_per_s": n_bytes / 1e9 / wall if wall > 0 else None,
         "stderr_last": stderr[-1] if stderr else "",
     }
@@ -181,7 +186,7 @@ def run(name: str, args: list[str], folder: Path, n_bytes: int) -> dict[str, obj
 def table(rows: list[dict[str, object]]) -> str:
     lines = [
         f"{'command':<16} {'exit':>4} {'peak RSS':>10} {'< 1 GiB':>7} {'wall s':>8}"
-        f" {'GB/s':>6}"
+        f" {'GB/s':>6} {'cpu s':>7} {'cpu/wall':>8}"
     ]
     for r in rows:
         rss = r["peak_rss_bytes"]
@@ -191,6 +196,7 @@ def table(rows: list[dict[str, object]]) -> str:
         lines.append(
             f"{r['command']:<16} {r['status']:>4} {rss_text:>10} {under:>7}"
             f" {r['wall_s']:>8.2f} {'?' if rate is None else f'{rate:.2f}':>6}"
+            f" {r['cpu_s']:>7.2f} {r['cpu_s'] / r['wall_s']:>8.2f}"
         )
     return "\n".join(lines)
 
