@@ -1005,22 +1005,29 @@ def _measure_check_inputs(
 ) -> list[tuple[Any, Any]]:
     """(new, baseline) for each model of FILE (several with --models); each
     model is compared with the baseline's model of the same column."""
-    from relcal.gate import measure, measured_from_jsons, pair_baselines
+    from relcal.gate import measured_from_jsons, pair_baselines
     from relcal.io import read_metrics_json
+    from relcal.pipeline import measure_for_gate
 
-    bins = {"n_bins": settings.n_bins, "binning": settings.binning}
-    passes = _passes(settings.binning)
-    models = load.each(file)
+    passes = _passes(settings.binning) + (
+        settings.confidence is not None and settings.binning == "mass"
+    )
+    of_predictions = baseline is not None and not baseline.lower().endswith(".json")
+    models = load.streams(file)
     with _work("check", models, passes) as work:
-        new = [measure(p, **bins) for p in models]
+        new = [
+            measure_for_gate(m, settings, keep_labels=of_predictions) for m in models
+        ]
         if baseline is None:
             return [(m, None) for m in new]
-        if baseline.lower().endswith(".json"):
+        if not of_predictions:
             olds = measured_from_jsons(read_metrics_json(baseline), baseline)
         else:
-            old_models = load.each(baseline)
+            old_models = load.streams(baseline)
             work.expect(_nbytes(old_models) * passes)
-            olds = [measure(p, **bins) for p in old_models]
+            olds = [
+                measure_for_gate(m, settings, keep_labels=True) for m in old_models
+            ]
     return list(zip(new, pair_baselines(new, olds, baseline), strict=True))
 
 

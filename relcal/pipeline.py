@@ -282,3 +282,44 @@ def _add_replicates(
     )
     sums = reduce_chunks(source(), boot_plan)
     return replace(summary, replicates=sums.replicates)
+
+
+# --------------------------------------------------------------------------
+# relcal check
+
+
+def measure_for_gate(inp: Input, settings: Any, *, keep_labels: bool = False) -> Any:
+    """The :class:`relcal.gate.Measured` of one input under the gate's
+    ``settings`` (:class:`relcal.gate.Settings`): with a confidence level,
+    the Poisson bootstrap's replicate sums are summed while streaming (the
+    same numbers as :func:`relcal.gate.measure` on the loaded arrays).
+    ``keep_labels``: keep the labels, to compare a baseline's."""
+    from relcal.bootstrap import check_replicates, check_size
+    from relcal.gate import measured_from_summary
+
+    images = len(inp.label_shape) > 1
+    boot = None
+    if settings.confidence is not None:
+        try:
+            check_replicates(settings.n_replicates, n_bins=settings.n_bins)
+            unit = "images" if images else "samples"
+            check_size(inp.label_shape[0], settings.n_replicates, unit=unit)
+        except RelcalError as err:
+            raise err.with_source(inp.source) from None
+        boot = BootstrapPlan(settings.n_replicates, settings.seed)
+    m = measure(
+        inp,
+        n_bins=settings.n_bins,
+        binning=settings.binning,
+        bootstrap=boot,
+        keep_labels=keep_labels,
+    )
+    measured = measured_from_summary(
+        m.results,
+        m.summary,
+        inp.source,
+        n_units=m.n_units,
+        images=images,
+        labels=m.labels,
+    )
+    return replace(measured, model=inp.model, n_dropped=inp.n_dropped)

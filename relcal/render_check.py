@@ -121,8 +121,9 @@ def method_line(g: GateResult) -> str:
 
 
 def _baseline_from(m: Measured) -> str:
-    """Whether a baseline was predictions (samples, or their bootstrap sums)."""
-    if m.samples is None and m.replicates is None:
+    """Whether a baseline was predictions (samples, their bootstrap sums, or
+    the labels a streamed baseline keeps) or a metrics JSON file."""
+    if m.samples is None and m.replicates is None and m.labels is None:
         return "metrics-json"
     return "predictions"
 

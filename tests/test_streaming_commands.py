@@ -200,3 +200,120 @@ def test_replicates_do_not_depend_on_chunks_or_jobs(n_classes):
                 else:
                     np.testing.assert_allclose(b, a, rtol=RTOL, atol=1e-12)
     assert whole["top"].count.sum(axis=1).mean() == pytest.approx(3000, rel=0.01)
+
+
+# --------------------------------------------------------------------------
+# relcal check: the gate's numbers, bootstrap included
+
+
+def in_memory_check(
+    path: str, options: dict[str, Any], args: dict[str, Any], baseline: str | None
+) -> dict[str, Any]:
+    """The check document of the in-memory path: relcal.gate.measure on
+    io.load's arrays (per-sample values, resampled in memory)."""
+    from dataclasses import replace
+
+    from relcal.cli import cli_message
+    from relcal.gate import check, measure, settings_from
+    from relcal.render_check import checks_to_dict
+
+    settings = settings_from({}, args, source="")
+    bins = {"n_bins": settings.n_bins, "binning": settings.binning}
+    new = measure(relcal.io.load(path, **options), **bins)
+    old = (
+        None
+        if baseline is None
+        else measure(relcal.io.load(baseline, **options), **bins)
+    )
+    g = check(new, settings, baseline=old)
+    g = replace(g, warnings=tuple(map(cli_message, g.warnings)))
+    return checks_to_dict([g], None)
+
+
+def check_args(fmt: str, binning: str) -> tuple[list[str], dict[str, Any]]:
+    thresholds = {
+        "max-ece": 0.02,
+        "max-nll": 1.0,
+        "min-accuracy": 0.5,
+        "max-brier": 0.6,
+    }
+    if fmt == "binary":
+        thresholds["max-positive-class-ece"] = 0.03
+    settings = {**thresholds, "confidence": 0.95, "bootstrap": 300, "seed": 5}
+    settings.update({"bins": None, "binning": binning, "min-samples": None})
+    cli = [f"--{k}={v}" for k, v in thresholds.items()]
+    cli += ["--confidence", "0.95", "--bootstrap", "300", "--seed", "5"]
+    return [*cli, "--binning", binning], settings
+
+
+@pytest.mark.parametrize("fmt", ["npz", "binary", "segmentation", "parquet"])
+@pytest.mark.parametrize("binning", ["width", "mass"])
+@pytest.mark.parametrize(("rows", "jobs"), [(None, "2"), ("3", "1"), ("1", "2")])
+def test_check_json_streamed_equals_in_memory(
+    tmp_path, capsys, monkeypatch, fmt, binning, rows, jobs
+):
+    args, options = make_input(tmp_path, fmt)
+    flags, settings = check_args(fmt, binning)
+    if rows is not None:
+        monkeypatch.setenv("RELCAL_CHUNK_ROWS", rows)
+    code, out, _ = run(["check", *args, *flags, "--json", "--jobs", jobs], capsys)
+    expected = in_memory_check(args[0], options, settings, None)
+    assert code == expected["exit_code"]
+    doc = json.loads(out)
+    close(doc, expected)
+    assert all(c["interval"] is not None for c in doc["checks"])
+
+
+@pytest.mark.parametrize("fmt", ["npz", "segmentation"])
+def test_check_paired_baseline_streamed_equals_in_memory(
+    tmp_path, capsys, monkeypatch, fmt
+):
+    args, options = make_input(tmp_path, fmt)
+    with np.load(args[0]) as f:
+        arrays = dict(f)
+    rng = np.random.default_rng(3)
+    arrays["logits"] = arrays["logits"] * 0.7 + rng.normal(size=arrays["logits"].shape)
+    old = tmp_path / "old.npz"
+    np.savez(old, **arrays)
+    flags = ["--max-ece-increase=0.001", "--max-nll-increase=0.01", "--confidence=0.9"]
+    flags += ["--bootstrap=200", "--seed=1"]
+    settings = {
+        "max-ece-increase": 0.001,
+        "max-nll-increase": 0.01,
+        "confidence": 0.9,
+        "bootstrap": 200,
+        "seed": 1,
+        "bins": None,
+        "binning": None,
+        "min-samples": None,
+    }
+    monkeypatch.setenv("RELCAL_CHUNK_ROWS", "2")
+    code, out, _ = run(
+        ["check", *args, "--baseline", str(old), *flags, "--json"], capsys
+    )
+    expected = in_memory_check(args[0], options, settings, str(old))
+    doc = json.loads(out)
+    assert doc["baseline"]["paired"] is True
+    assert doc["baseline"]["from"] == "predictions"
+    assert code == expected["exit_code"]
+    close(doc, expected)
+
+
+def test_check_baseline_with_other_labels_streamed(tmp_path, capsys):
+    args, _ = make_input(tmp_path, "npz")
+    with np.load(args[0]) as f:
+        arrays = dict(f)
+    arrays["labels"] = arrays["labels"].copy()
+    arrays["labels"][[5, 9]] = (arrays["labels"][[5, 9]] + 1) % 5
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = str(tmp_path / "old.npz")
+    code, out, err = run(
+        ["check", *args, "--baseline", old, "--max-ece-increase", "0.01"], capsys
+    )
+    assert (code, out) == (2, "")
+    a, b = np.load(args[0])["labels"][5], arrays["labels"][5]
+    assert err == (
+        f"Error: {old}: the baseline's labels differ from {args[0]}'s at 2 of 403"
+        f" samples (first: row 5, {b} vs {a}): a baseline must hold the same"
+        " samples in the same order\n"
+    )
