@@ -522,7 +522,13 @@ def report(
     """
     from relcal.io import read_temperature
     from relcal.render import to_json
-    from relcal.report import add_scaling, build_report, render_html, report_to_dict
+    from relcal.report import (
+        add_scaling,
+        build_report,
+        check_report_bins,
+        render_html,
+        report_to_dict,
+    )
 
     if temperature_path is not None and fit_in_sample:
         raise click.UsageError("give --temperature or --fit-temperature, not both")
@@ -535,13 +541,17 @@ def report(
         if json_out.resolve() == out.resolve():
             raise click.UsageError("--json and --output name the same file")
     t_doc = None if temperature_path is None else read_temperature(temperature_path)
-    loaded = load.all(files)
+    scaling = t_doc is not None or fit_in_sample
+    check_report_bins(n_bins)
+    if ensemble or scaling:  # these need every model's arrays: loaded whole
+        loaded = load.all(files)
+    else:
+        loaded = [(f, inp) for f in files for inp in load.streams(f)]
     preds = [p for _, p in loaded]
     hashes = [_sha256(f) for f, _ in loaded]
     if t_doc is not None:
         for p in preds:
             _check_classes(t_doc, p, temperature_path or "")
-    scaling = t_doc is not None or fit_in_sample
     passes = _passes(binning) * (2 if scaling else 1) + FIT_PASSES * fit_in_sample
     with _work("report", preds, passes):
         data = build_report(
@@ -552,6 +562,7 @@ def report(
             with_ensemble=ensemble,
             sha256=hashes,
             labels_sha256=[_sha256(load.labels_path) for _ in preds],
+            results=None if ensemble or scaling else _measured(preds, n_bins, binning),
         )
         if scaling:
             for model, p in zip(data.models, preds, strict=False):
@@ -574,6 +585,13 @@ def report(
 
 
 STDOUT = "-"
+
+
+def _measured(inputs: list[Any], n_bins: int, binning: str) -> list[Any]:
+    """The results of streamed inputs (:func:`relcal.pipeline.measure`)."""
+    from relcal.pipeline import measure
+
+    return [measure(i, n_bins=n_bins, binning=binning).results for i in inputs]
 
 
 def _target(path: str | None, inputs: list[str | None]) -> Path | str | None:

@@ -401,6 +401,15 @@ def model_report(
     )
 
 
+def check_report_bins(n_bins: int) -> None:
+    """Refuse more bins than the report can draw (before any work is done)."""
+    if n_bins > REPORT_MAX_BINS:
+        raise InputError(
+            f"the report draws one bar per bin: n_bins={n_bins} is more than"
+            f" {REPORT_MAX_BINS} bins"
+        )
+
+
 def build_report(
     predictions: Sequence[Any],
     *,
@@ -410,16 +419,20 @@ def build_report(
     with_ensemble: bool = False,
     sha256: Sequence[str | None] | None = None,
     labels_sha256: Sequence[str | None] | None = None,
+    results: Sequence[Results] | None = None,
 ) -> ReportData:
     """The report of one or several models, as data.
 
     Parameters
     ----------
     predictions : sequence of :class:`relcal.io.Predictions`
+        Or of streamed :class:`relcal.pipeline.Input` with their ``results``.
     n_bins, binning : the bins of every table and diagram
     title : the page title (default: "Calibration of" and the file names)
     with_ensemble : add the mean of the models' probabilities as one more model
     sha256, labels_sha256 : the inputs' digests, one per prediction
+    results : the metrics of each prediction, when already measured (every
+        figure and table is drawn from them); by default measured here
     """
     from relcal import plots
     from relcal.metrics import evaluate_predictions
@@ -427,22 +440,22 @@ def build_report(
 
     if not predictions:
         raise InputError("no input files")
-    if n_bins > REPORT_MAX_BINS:
-        raise InputError(
-            f"the report draws one bar per bin: n_bins={n_bins} is more than"
-            f" {REPORT_MAX_BINS} bins"
-        )
+    check_report_bins(n_bins)
     preds = list(predictions)
     hashes = list(sha256) if sha256 is not None else [None] * len(preds)
     lhashes = list(labels_sha256) if labels_sha256 is not None else [None] * len(preds)
     names = unique_names(preds)
     models = []
     for i, p in enumerate(preds):
-        results = evaluate_predictions(p, n_bins=n_bins, binning=binning)
+        measured = (
+            evaluate_predictions(p, n_bins=n_bins, binning=binning)
+            if results is None
+            else results[i]
+        )
         models.append(
             model_report(
                 p,
-                results,
+                measured,
                 i,
                 sha256=hashes[i],
                 labels_sha256=lhashes[i],
@@ -453,11 +466,10 @@ def build_report(
         if len(preds) < 2:
             raise InputError("with_ensemble=True needs at least two input files")
         ens = ensemble(preds)
-        results = evaluate_predictions(ens, n_bins=n_bins, binning=binning)
         models.append(
             model_report(
                 ens,
-                results,
+                evaluate_predictions(ens, n_bins=n_bins, binning=binning),
                 len(models),
                 sha256=None,
                 ensemble_of=[m.name for m in models],

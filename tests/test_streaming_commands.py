@@ -317,3 +317,53 @@ def test_check_baseline_with_other_labels_streamed(tmp_path, capsys):
         f" samples (first: row 5, {b} vs {a}): a baseline must hold the same"
         " samples in the same order\n"
     )
+
+
+# --------------------------------------------------------------------------
+# relcal report: figures and tables from the summary
+
+
+def in_memory_report(paths: list[str], options: dict[str, Any], binning: str):
+    from relcal.report import build_report, file_sha256
+
+    preds = [relcal.io.load(p, **options) for p in paths]
+    return build_report(
+        preds,
+        binning=binning,
+        sha256=[file_sha256(p) for p in paths],
+        labels_sha256=[options.get("labels") and file_sha256(options["labels"])]
+        * len(paths),
+    )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "binning", "rows"),
+    [
+        ("npz", "width", None),
+        ("npy", "mass", "2"),
+        ("binary", "width", "2"),
+        ("binary", "mass", None),
+        ("segmentation", "width", "1"),
+        ("segmentation", "mass", None),
+        ("csv", "width", "5"),
+    ],
+)
+def test_report_streamed_equals_in_memory(
+    tmp_path, capsys, monkeypatch, fmt, binning, rows
+):
+    from relcal.report import render_html, report_to_dict
+
+    args, options = make_input(tmp_path, fmt)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    if rows is not None:
+        monkeypatch.setenv("RELCAL_CHUNK_ROWS", rows)
+    html, js = tmp_path / "r.html", tmp_path / "r.json"
+    code, _, err = run(
+        ["report", *args, "-o", str(html), "--json", str(js), "--binning", binning],
+        capsys,
+    )
+    assert code == 0, err
+    data = in_memory_report([args[0]], options, binning)
+    close(json.loads(js.read_text()), report_to_dict(data))
+    if rows is None:  # one chunk: the same sums, the same figures
+        assert html.read_text() == render_html(data)
