@@ -367,3 +367,103 @@ def test_report_streamed_equals_in_memory(
     close(json.loads(js.read_text()), report_to_dict(data))
     if rows is None:  # one chunk: the same sums, the same figures
         assert html.read_text() == render_html(data)
+
+
+# --------------------------------------------------------------------------
+# bad input found while streaming: one line, exit 2, nothing written
+
+
+def _dataset(
+    tmp_path: Path, *, nan_at: int | None = None, bad_label_at: int | None = None
+):
+    """A directory of three .npy pairs (30 rows each), maybe spoiled late."""
+    rng = np.random.default_rng(11)
+    d = tmp_path / "data"
+    d.mkdir()
+    for i in range(3):
+        z, y = _logits(rng, 30, 4)
+        if nan_at is not None and i == 2:
+            z[nan_at, 1] = np.nan
+        if bad_label_at is not None and i == 2:
+            y[bad_label_at] = 7
+        np.save(d / f"p{i}_logits.npy", z)
+        np.save(d / f"p{i}_labels.npy", y)
+    return d
+
+
+COMMANDS = {
+    "metrics": lambda d, out: ["metrics", str(d), "--json"],
+    "metrics-mass": lambda d, out: ["metrics", str(d), "--binning", "mass"],
+    "report": lambda d, out: [
+        "report",
+        str(d),
+        "-o",
+        str(out / "r.html"),
+        "--json",
+        str(out / "r.json"),
+    ],
+    "check": lambda d, out: [
+        "check",
+        str(d),
+        "--max-ece",
+        "0.5",
+        "--confidence",
+        "0.95",
+        "--junit-xml",
+        str(out / "j.xml"),
+        "--markdown",
+        str(out / "m.md"),
+    ],
+}
+
+
+def _fails_alike(tmp_path, capsys, monkeypatch, command, data, message):
+    from tests.test_bad_input import snapshot
+
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.setenv("RELCAL_CHUNK_ROWS", "4")  # the error comes late
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    before = snapshot(out_dir)
+    code, out, err = run(COMMANDS[command](data, out_dir), capsys)
+    assert (code, out) == (2, "")
+    assert err == f"Error: {message}\n"
+    assert snapshot(out_dir) == before  # nothing written, no temporary file
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_file_gone_mid_run(tmp_path, capsys, monkeypatch, command):
+    import relcal.stream
+
+    data = _dataset(tmp_path)
+    gone = data / "p2_logits.npy"
+    chunks = relcal.stream.Stream.chunks
+
+    def chunks_then_remove(self, *args, **kwargs):
+        for i, chunk in enumerate(chunks(self, *args, **kwargs)):
+            if i == 2 and gone.exists():
+                gone.unlink()  # after some chunks were reduced
+            yield chunk
+
+    monkeypatch.setattr(relcal.stream.Stream, "chunks", chunks_then_remove)
+    message = f"{gone}: no such file (it was there when relcal started reading)"
+    _fails_alike(tmp_path, capsys, monkeypatch, command, data, message)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_nan_in_a_late_chunk(tmp_path, capsys, monkeypatch, command):
+    data = _dataset(tmp_path, nan_at=17)
+    message = relcal.io.load(data / "p2_logits.npy", labels=data / "p2_labels.npy")
+    with pytest.raises(relcal.errors.RelcalError) as info:
+        relcal.evaluate(message.scores, message.labels)
+    # the same words as the in-memory path, at the row among all the files
+    expected = f"{data}: {info.value.message}".replace("row 17", "row 77")
+    _fails_alike(tmp_path, capsys, monkeypatch, command, data, expected)
+
+
+@pytest.mark.parametrize("command", ["metrics", "check"])
+def test_label_out_of_range_in_a_late_chunk(tmp_path, capsys, monkeypatch, command):
+    data = _dataset(tmp_path, bad_label_at=20)
+    with pytest.raises(relcal.errors.RelcalError) as info:
+        list(relcal.stream.open_stream(data).chunks(90))
+    _fails_alike(tmp_path, capsys, monkeypatch, command, data, str(info.value))
