@@ -22,6 +22,9 @@ bias-corrected):
              image), so pixels of an image are correlated; coverage with
              images as units (relcal now) and with pixels as units (relcal
              0.1.0)
+  units      the same with 3, 5, 10, 20 images of 200 pixels, images as
+             units: how many images the cluster bootstrap needs
+             (relcal.gate.MIN_IMAGES)
 
 Run:  python scripts/validate_bootstrap.py [--draws 400] [--study all]
 """
@@ -172,7 +175,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=400, help="draws per case")
     parser.add_argument(
-        "--study", choices=("coverage", "gate", "images", "all"), default="all"
+        "--study",
+        choices=("coverage", "gate", "images", "units", "all"),
+        default="all",
     )
     opts = parser.parse_args()
     draws = opts.draws
@@ -202,6 +207,14 @@ def main() -> int:
         cov = image_coverage(40, 500, amp, 0.05, draws, seed=40)
         for unit, c in cov.items():
             print(f"  units = {unit:<36}" + "  ".join(f"{c[m]:8.3f}" for m in METRICS))
+    if opts.study in ("units", "all"):
+        amp = amplitude_for_ece(0.04)
+        head = "  ".join(f"{m:>8}" for m in METRICS)
+        print(f"{'images as units, 200 pixels each, tau 0.05':<44}{head}")
+        for k in (3, 5, 10, 20):
+            c = image_coverage(k, 200, amp, 0.05, draws, seed=100 + k)["images"]
+            row = "  ".join(f"{c[m]:8.3f}" for m in METRICS)
+            print(f"  {f'{k} images':<42}{row}")
     print(f"({time.perf_counter() - t0:.0f} s)")
     return 0
 

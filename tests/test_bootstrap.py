@@ -350,3 +350,29 @@ def test_segmentation_check_resamples_images(tmp_path: Path) -> None:
     assert iv["high"] == pytest.approx(np.quantile(reps, 0.95), abs=1e-12)
     text = CliRunner().invoke(cli, args, catch_exceptions=False).stdout
     assert "(500 replicates, seed 3, 19 images resampled whole;" in text
+
+
+def test_few_images_warn(tmp_path: Path) -> None:
+    """With --confidence, fewer than MIN_IMAGES images (the units) warn on
+    stderr and in the JSON; the check itself still passes."""
+    rng = np.random.default_rng(12)
+    logits = rng.normal(size=(3, 4, 20, 20)).astype(np.float32)
+    labels = rng.integers(0, 4, size=(3, 20, 20))
+    path = tmp_path / "three.npz"
+    np.savez(path, logits=logits, labels=labels)
+    args = ["check", str(path), "--min-accuracy", "0.01", "--confidence", "0.95"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0
+    warning = (
+        f"{path}: the bootstrap resamples whole images and there are only 3: with "
+        "fewer than 10 its intervals are too narrow (a 95% interval covered the "
+        "truth in 74% of draws of 3 images, 88% of 5); gate on more images"
+    )
+    assert result.stderr == f"relcal check: warning: {warning}\n"
+    doc = json.loads(
+        CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False).stdout
+    )
+    assert doc["warnings"] == [warning]
+    # without --confidence there is no bootstrap, and no warning
+    plain = CliRunner().invoke(cli, args[:4], catch_exceptions=False)
+    assert plain.exit_code == 0 and plain.stderr == ""
