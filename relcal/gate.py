@@ -316,7 +316,7 @@ def measured_from_summary(
     summary: Summary,
     source: str,
     *,
-    n_units: int,
+    n_units: int | None,
     images: bool,
     labels: np.ndarray | None = None,
 ) -> Measured:

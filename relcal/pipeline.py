@@ -172,13 +172,13 @@ def _loaded_inputs(path: str, options: dict[str, Any]) -> list[Input]:
 
 @dataclass(frozen=True, eq=False)
 class Measurement:
-    """An input measured: every metric, the summary behind them, how many
-    units (rows, or images) hold a kept sample, and (when asked for) the
+    """An input measured: every metric, the summary behind them and, when
+    asked for, how many units (rows, or images) hold a kept sample and the
     labels as in the file, in their smallest integer dtype."""
 
     results: Results
     summary: Summary
-    n_units: int
+    n_units: int | None = None
     labels: np.ndarray | None = None
 
 
@@ -226,11 +226,15 @@ def measure(
     binning: str = "width",
     bootstrap: BootstrapPlan | None = None,
     keep_labels: bool = False,
+    count_units: bool = False,
 ) -> Measurement:
     """Every metric of one input from its chunks (see the module docstring),
-    with the bootstrap's replicate sums in the summary when ``bootstrap``."""
+    with the bootstrap's replicate sums in the summary when ``bootstrap``;
+    ``count_units``: count the units holding a kept sample; ``keep_labels``:
+    keep the labels."""
     try:
-        return _measure(inp, n_bins, binning, bootstrap, keep_labels)
+        rows = _Rows(inp, keep_labels) if keep_labels or count_units else None
+        return _measure(inp, n_bins, binning, bootstrap, rows)
     except RelcalError as err:
         raise err.with_source(inp.source) from None
 
@@ -240,14 +244,14 @@ def _measure(
     n_bins: int,
     binning: str,
     boot: BootstrapPlan | None,
-    keep_labels: bool,
+    rows: _Rows | None,
 ) -> Measurement:
     plan = plan_for(inp.kind, inp.n_classes, inp.ignore_index, n_bins=n_bins)
-    rows = _Rows(inp, keep_labels)
     passes = itertools.count()
 
     def source() -> Iterator[Chunk]:  # the first pass counts the units
-        return rows.watch(inp.chunks()) if next(passes) == 0 else inp.chunks()
+        first = next(passes) == 0 and rows is not None
+        return rows.watch(inp.chunks()) if first else inp.chunks()  # type: ignore[union-attr]
 
     if binning == "width":
         summary = reduce_chunks(source(), replace(plan, bootstrap=boot))
@@ -264,6 +268,8 @@ def _measure(
         unavailable=TOPLABEL_UNAVAILABLE if top else None,
         class_names=inp.class_names,
     )
+    if rows is None:
+        return Measurement(results, summary)
     return Measurement(results, summary, rows.n_units, rows.labels())
 
 
@@ -313,6 +319,7 @@ def measure_for_gate(inp: Input, settings: Any, *, keep_labels: bool = False) ->
         binning=settings.binning,
         bootstrap=boot,
         keep_labels=keep_labels,
+        count_units=boot is not None,
     )
     measured = measured_from_summary(
         m.results,
