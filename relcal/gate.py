@@ -311,6 +311,20 @@ def measure(predictions: Any, *, n_bins: int = 15, binning: str = "width") -> Me
     )
 
 
+def _measured_fields(results: Results, source: str) -> dict[str, Any]:
+    """The fields of a :class:`Measured` that come from its metrics."""
+    return {
+        "source": source,
+        "n": results.n,
+        "n_classes": results.n_classes,
+        "n_bins": results.n_bins,
+        "binning": results.binning,
+        "metrics": {m: results.metric(m) for m in METRIC_NAMES},
+        "unavailable": dict(results.unavailable),
+        "results": results,
+    }
+
+
 def measured_from_summary(
     results: Results,
     summary: Summary,
@@ -326,15 +340,8 @@ def measured_from_summary(
     kept to compare a baseline's."""
     reps = dict(summary.replicates)
     return Measured(
-        source=source,
-        n=results.n,
-        n_classes=results.n_classes,
-        n_bins=results.n_bins,
-        binning=results.binning,
-        metrics={m: results.metric(m) for m in METRIC_NAMES},
-        unavailable=dict(results.unavailable),
+        **_measured_fields(results, source),
         labels=labels,
-        results=results,
         unit="image" if images else "sample",
         n_units=n_units,
         replicates=reps.get("top"),
@@ -358,16 +365,9 @@ def measured_from_reduced(
     """
     images = labels is not None and labels.ndim > 1
     return Measured(
-        source=source,
-        n=results.n,
-        n_classes=results.n_classes,
-        n_bins=results.n_bins,
-        binning=results.binning,
-        metrics={m: results.metric(m) for m in METRIC_NAMES},
-        unavailable=dict(results.unavailable),
+        **_measured_fields(results, source),
         samples=samples_from_reduced(reduced, results.table.edges, units),
         labels=labels,
-        results=results,
         positive_samples=None
         if results.positive_table is None
         else positive_samples(reduced, results.positive_table.edges, units),

@@ -35,13 +35,7 @@ from typing import Any
 import numpy as np
 
 from relcal.errors import FormatError, InputError, RelcalError
-from relcal.metrics import (
-    TOPLABEL_UNAVAILABLE,
-    Results,
-    plan_for,
-    summarize,
-    summarize_chunks,
-)
+from relcal.metrics import Results, _results_of, plan_for, summarize_chunks
 from relcal.summary import BootstrapPlan, Chunk, Summary, reduce_chunks
 
 CHUNK_ROWS_ENV = "RELCAL_CHUNK_ROWS"
@@ -259,15 +253,7 @@ def _measure(
         summary = summarize_chunks(source, plan, n_bins=n_bins, binning=binning)
         if boot is not None:
             summary = _add_replicates(summary, source, plan, boot)
-    top = inp.kind == "toplabel"
-    results = summarize(
-        summary,
-        n_bins=n_bins,
-        binning=binning,
-        kind=inp.kind,
-        unavailable=TOPLABEL_UNAVAILABLE if top else None,
-        class_names=inp.class_names,
-    )
+    results = _results_of(inp, summary, n_bins, binning)
     if rows is None:
         return Measurement(results, summary)
     return Measurement(results, summary, rows.n_units, rows.labels())
