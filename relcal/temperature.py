@@ -24,17 +24,19 @@ comes from the same pass).
 
 Large inputs (≥ 2**20 logits) are steered to the optimum first, so that
 usually a single exact pass is needed (3 passes over all the logits in all,
-plus about a quarter of a pass over a subsample):
+plus a few over a subsample of about a 32nd of a pass each):
 
 1. a float32 pass at T = 1 (float32 exp, products and row sums, float64
    per-row arithmetic) gives the NLL before scaling (to ~1e-7), and L', L''
    and L''' (to ~1e-8).  β is rounded to float32 before every float32 pass,
-   so that the pass evaluates exactly that β;
-2. a seeded random 1/32 of the rows (at least 2000), copied once, is steered by
-   Halley steps on float32 passes over that subsample alone, its derivatives
-   offset by their difference from the full data's at T = 1: this removes
-   most of the sampling error (measured on 50,000×1000: 1e-3 to 4e-3
-   relative in β);
+   so that the pass evaluates exactly that β.  The same pass draws the
+   steering subsample: the 1/32 of the rows (at least 2000, at most
+   ``SUB_MAX_BYTES`` of logits) of smallest :func:`row_hash` of their global
+   index, a set that depends neither on the chunking nor on the threads;
+2. the subsample is steered by Halley steps on float32 passes over it alone,
+   its derivatives offset by their difference from the full data's at T = 1:
+   this removes most of the sampling error (measured on 50,000×1000: 1e-3 to
+   4e-3 relative in β);
 3. one float32 pass over every row there, and one over the subsample, give
    the difference again, now used as a Taylor expansion about that point
    (in L', L'' and L''').  Float64 passes over the subsample plus that
@@ -62,6 +64,17 @@ Edge cases, stated rather than hidden:
 - one binary column (P or logit of class 1): logits ``(0, z)``;
 - ``-inf`` logits (masked classes) have probability 0 at every T.
 
+Streaming: a pass reads the rows chunk by chunk (:func:`fit_chunks` takes a
+re-readable source of chunks, such as :meth:`relcal.stream.Stream.chunks`),
+cuts each chunk into cache-sized blocks on the shared thread pool (the next
+chunk is read while the blocks of the one before are computed) and keeps only
+the sums of the per-row terms: memory does not grow with the data, and the
+blocks (hence the sums, bit for bit) do not depend on the number of threads.
+Another chunking changes the sums by float64 rounding only.  Cross-fitting
+(``k`` folds) puts row i in fold :func:`fold_of` (a hash of the row's global
+index and the seed) and steps the k fits that each leave one fold out
+together with the fit on every row: every pass over the rows serves them all.
+
 References: Guo, Pleiss, Sun, Weinberger (2017), "On Calibration of Modern
 Neural Networks", section 4.2.
 """
@@ -69,8 +82,10 @@ Neural Networks", section 4.2.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -81,6 +96,8 @@ from relcal.errors import InputError, UnsupportedMetricError
 from relcal.progress import advance
 from relcal.reduce import default_threads, scratch, shared_pool
 from relcal.validate import nonfinite_error, prepare
+
+Chunk = tuple[np.ndarray, np.ndarray, int]  # (scores, labels, start), as a Stream's
 
 T_BOUNDS = (1e-4, 1e4)
 MAX_FOLDS = 100  # cross-fitting: one fit per fold
@@ -125,6 +142,31 @@ class TemperatureFit:
     subsample_passes: int = 0  # passes over the subsample
 
 
+# --------------------------------------------------------------------------
+# rows of logits, and the row hash that draws subsamples and folds
+
+
+@dataclass(frozen=True, eq=False)
+class LogitRows:
+    """``(r, C)`` logits (float32 or float64; -inf for a masked class), their
+    int labels, and ``ids``: each row's global index (a pixel's index among
+    every pixel of the leading-axis rows before it, ignored ones included).
+    The subsample and the folds are drawn from ``ids`` alone, so they do not
+    depend on how the rows were chunked.  ``neginf``: whether any logit is
+    -inf (known for checked rows; later passes use the first pass's)."""
+
+    z: np.ndarray
+    y: np.ndarray
+    ids: np.ndarray
+    neginf: bool = False
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, rows: Any) -> LogitRows:
+        return LogitRows(self.z[rows], self.y[rows], self.ids[rows], self.neginf)
+
+
 def as_logits(
     scores: object,
     labels: object,
@@ -137,48 +179,80 @@ def as_logits(
     Probabilities become log-probabilities; one binary column becomes two;
     segmentation maps ``(N, C, H, W)`` become one row per kept pixel.
     """
-    s, y, skind, n_classes = prepare(
-        scores, labels, kind=kind, ignore_index=ignore_index
-    )
-    s0, y0 = np.asarray(s), y
-    if not np.isfinite(np.max(s0)):  # NaN and +inf show in the maximum
-        raise nonfinite_error(s0, y0)
-    if skind == "logits":
-        _check_magnitude(s0)
-    z = s0
+    rows = _prepared_rows(scores, labels, kind, ignore_index)
+    return rows.z, rows.y
+
+
+def _prepared_rows(
+    scores: object, labels: object, kind: str, ignore_index: int | None
+) -> LogitRows:
+    s, y, skind, _ = prepare(scores, labels, kind=kind, ignore_index=ignore_index)
+    return logit_rows(s, y, kind=skind, ignore_index=ignore_index)
+
+
+def logit_rows(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    kind: str,
+    ignore_index: int | None = None,
+    start: int = 0,
+    check: bool = True,
+) -> LogitRows:
+    """The logit rows of one validated chunk (``kind`` "logits" or "probs";
+    ``start``: the global index of its first leading-axis row).  ``check``
+    refuses NaN, +inf, logits beyond :data:`MAX_LOGIT` and a -inf logit at
+    the true class (located in the chunk's own shape, rows offset by
+    ``start``), and finds out whether any logit is -inf."""
+    s0, y0 = np.asarray(scores), np.asarray(labels)
+    neginf = False
+    if check:
+        if not np.isfinite(np.max(s0)):  # NaN and +inf show in the maximum
+            raise nonfinite_error(s0, y0, offset=start)
+        if kind == "logits":
+            neginf = _check_magnitude(s0)
+    z, y = _as_rows(s0, y0, kind)
+    per_row = math.prod(s0.shape[2:]) if s0.ndim > 2 else 1
+    ids = np.arange(start * per_row, (start + len(s0)) * per_row, dtype=np.int64)
+    if ignore_index is not None:
+        keep = y != ignore_index
+        if not keep.all():
+            z, y, ids = z[keep], y[keep], ids[keep]
+    if check and np.isneginf(z[np.arange(len(y)), y]).any():
+        # -inf is allowed for a masked class, never for the true one
+        raise nonfinite_error(s0, y0, offset=start)
+    return LogitRows(z, y, ids, neginf)
+
+
+def _as_rows(z: np.ndarray, y: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, C) logits and (rows,) labels, every pixel kept."""
     if z.dtype not in (np.float32, np.float64):
         z = z.astype(np.float32)
-    if z.ndim == 1 or (z.ndim == 2 and z.shape[1] == 1 and n_classes == 2):
+    if z.ndim == 1 or (z.ndim == 2 and z.shape[1] == 1):  # binary: P or logit of 1
         z = z.reshape(-1)
-        if skind == "probs":
+        if kind == "probs":
             tiny = np.finfo(z.dtype).tiny
             z = np.stack(
                 [np.log(np.maximum(1 - z, tiny)), np.log(np.maximum(z, tiny))], axis=1
             )
         else:
             z = np.stack([np.zeros_like(z), z], axis=1)
-    elif skind == "probs":
+    elif kind == "probs":
         z = np.log(np.maximum(z, np.finfo(z.dtype).tiny))
     if z.ndim > 2:
         z = np.moveaxis(z, 1, -1).reshape(-1, z.shape[1])
         y = y.reshape(-1)
-    if ignore_index is not None:
-        keep = y != ignore_index
-        if not keep.all():
-            z, y = z[keep], y[keep]
-    if np.isneginf(z[np.arange(len(y)), y]).any():
-        # -inf is allowed for a masked class, never for the true one
-        raise nonfinite_error(s0, y0)
     return z, y
 
 
-def _check_magnitude(z: np.ndarray) -> None:
+def _check_magnitude(z: np.ndarray) -> bool:
     """Refuse logits beyond :data:`MAX_LOGIT`, whose float32 steering passes
     and float64 sums (of z², over every row, at β up to 1/T_BOUNDS[0]) would
-    overflow.  -inf (a masked class) is allowed."""
+    overflow.  -inf (a masked class) is allowed: returns whether there is one."""
     hi = float(np.max(z))
     lo = float(np.min(z))
-    if math.isinf(lo):
+    neginf = math.isinf(lo)
+    if neginf:
         lo = float(np.min(z, where=np.isfinite(z), initial=0.0))
     if max(hi, -lo) > MAX_LOGIT:
         big = hi if hi > -lo else lo
@@ -186,6 +260,37 @@ def _check_magnitude(z: np.ndarray) -> None:
             f"scores: a logit of {big:.6g}; temperature scaling takes logits of"
             f" magnitude up to {MAX_LOGIT:g}"
         )
+    return neginf
+
+
+_M64 = (1 << 64) - 1
+SUB_SALT = 1  # the steering subsample's hash
+FOLD_SALT = 2  # cross-fitting's folds (plus 2 x seed)
+
+
+def row_hash(ids: np.ndarray, salt: int) -> np.ndarray:
+    """SplitMix64 of ``ids + salt·γ`` (uint64): a bijection of the row index,
+    so distinct rows never share a key."""
+    x = ids.astype(np.uint64)
+    x += np.uint64((salt * 0x9E3779B97F4A7C15) & _M64)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def fold_of(ids: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """The cross-fitting fold (0 … k−1) of each global row index: the top
+    bits of a hash of (seed, row), so each row falls in any fold with
+    probability 1/k, whatever the chunking or the threads."""
+    h = row_hash(ids, FOLD_SALT + 2 * seed) >> np.uint64(11)  # 53 bits
+    return ((h * np.uint64(k)) >> np.uint64(53)).astype(np.intp)
+
+
+# --------------------------------------------------------------------------
+# a pass: L and its derivatives at several β, summed per fold
 
 
 @lru_cache(maxsize=8)
@@ -193,125 +298,557 @@ def _ones(n: int, dtype: np.dtype) -> np.ndarray:
     return np.ones(n, dtype=dtype)
 
 
-class _Pass:
-    """Chunked, two-threaded evaluation of L and its first three derivatives.
+Request = tuple[float, bool, bool]  # β, coarse (float32), third (L''')
 
-    ``__call__(beta)`` is an exact pass (float64 exp of the float64 differences
-    ``d = z − max``); ``__call__(beta, coarse=True)`` a float32 one (float32 exp,
-    products and row sums).  Each chunk only fills the row sums
-    ``Σ e, Σ e d, Σ e d², Σ e d³`` (``e = exp(β d)``) with a few large numpy
-    calls (the threads then rarely wait for each other's GIL); the per-row
-    arithmetic is done once per pass, in float64.
-    """
 
-    def __init__(
-        self, z: np.ndarray, y: np.ndarray, pool: ThreadPoolExecutor | None = None
-    ) -> None:
-        self.z, self.y = z, y
-        self.pool = pool
-        n, c = z.shape
-        rows = max(1, _CHUNK // max(c, 1))
-        self.chunks = [(lo, min(lo + rows, n)) for lo in range(0, n, rows)]
-        self.m = np.empty(n)  # row maxima, float64
-        self.m32 = np.empty(n, dtype=np.float32)  # the same, for float32 passes
-        self.dy = np.empty(n)  # z_y − m
-        self.n = n
-        self.passes = 0
-        self._first = True
-        self.neginf = False  # any -inf logit (a masked class) anywhere
-        self.third = True  # whether passes give L''' (else NaN: Newton steps)
-        self.workers = min(default_threads(), len(self.chunks))
+@dataclass(frozen=True)
+class _Spec:
+    """What a pass computes on each block of rows: the sums of L, L', L''
+    and L''' terms at each of ``requests``, per fold (``k`` folds of
+    ``seed``; k = 1: none); on the first pass also the rows and wrong rows
+    per fold and the subsample's candidates (keys up to ``sub_max``);
+    ``ties``: count, per fold, the rows whose true class is not the only
+    maximal one (a pass of its own, rarely needed)."""
 
-    def _chunk(self, lo: int, hi: int, beta: float, sums: np.ndarray) -> None:
-        z = self.z[lo:hi]
-        if self._first:
-            self._rows(lo, hi)
-        d = scratch(z.shape, np.dtype(np.float64), "d")
+    requests: tuple[Request, ...]
+    k: int = 1
+    seed: int = 0
+    floor: bool = False  # some logit is -inf (from the first pass)
+    first: bool = False
+    sub_max: int | None = None  # the largest key of a candidate (None: none)
+    ties: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class _BlockOut:
+    sums: np.ndarray  # (len(requests), 4, k) float64
+    n: np.ndarray  # (k,) rows per fold (first pass)
+    bad: np.ndarray  # (k,) wrong (first pass) or tied (ties pass) rows per fold
+    neginf: bool
+    keys: np.ndarray | None = None  # the subsample's candidates
+    candidates: LogitRows | None = None
+
+
+def _fold_sums(values: np.ndarray, fold: np.ndarray | None, k: int) -> np.ndarray:
+    """Sums of ``values`` (…, r) per fold: (…, k)."""
+    if fold is None:
+        return values.sum(axis=-1)[..., None]
+    if values.ndim == 1:
+        return np.bincount(fold, weights=values, minlength=k)
+    return np.stack([np.bincount(fold, weights=v, minlength=k) for v in values])
+
+
+def _block(rows: LogitRows, spec: _Spec) -> _BlockOut:
+    """One block's share of a pass (run on the pool)."""
+    z, y = rows.z, rows.y
+    r = len(y)
+    fold = fold_of(rows.ids, spec.k, spec.seed) if spec.k > 1 else None
+    m = z.max(axis=1)
+    dy = np.subtract(z[np.arange(r), y], m, dtype=np.float64)  # z_y − max, exact
+    floor = spec.floor or rows.neginf
+    sums = np.empty((len(spec.requests), 4, spec.k))
+    for i, (beta, coarse, third) in enumerate(spec.requests):
+        terms = _row_terms(_row_sums(z, m, beta, coarse, third, floor), beta, dy)
+        sums[i] = _fold_sums(terms, fold, spec.k)
+    advance(z.nbytes)
+    no = np.zeros(spec.k)
+    if spec.ties:
+        tied = np.count_nonzero(z == m[:, None], axis=1) > 1
+        return _BlockOut(sums, no, _fold_sums((dy != 0) | tied, fold, spec.k), False)
+    if not spec.first:
+        return _BlockOut(sums, no, no, False)
+    n = _fold_sums(np.ones(r), fold, spec.k)
+    out = _BlockOut(sums, n, _fold_sums(dy != 0, fold, spec.k), rows.neginf)
+    if spec.sub_max is not None:
+        keys = row_hash(rows.ids, SUB_SALT)
+        pick = np.flatnonzero(keys <= np.uint64(spec.sub_max))
+        out = replace(out, keys=keys[pick], candidates=rows.take(pick))
+    return out
+
+
+def _row_sums(
+    z: np.ndarray, m: np.ndarray, beta: float, coarse: bool, third: bool, floor: bool
+) -> np.ndarray:
+    """Row sums Σ e, Σ e d, Σ e d² and Σ e d³ (e = exp(β d), d = z − max):
+    float64 (exact: the differences are exact in float64), or float32
+    (``coarse``: float32 exp, products and row sums, good to ~1e-7 relative,
+    enough to steer).  A few large numpy calls per block, so that the
+    threads rarely wait for each other's GIL."""
+    dt = np.dtype(np.float32 if coarse else np.float64)
+    d = scratch(z.shape, dt, "d")
+    if coarse:
+        np.subtract(z, m.astype(np.float32)[:, None], out=d, dtype=np.float32)
+    else:
         np.copyto(d, z)  # widened first: faster than a mixed-dtype subtract
-        d -= self.m[lo:hi, None]  # exact in float64
-        if self.neginf:
-            np.maximum(d, _FLOOR, out=d)
-        e = scratch(z.shape, np.dtype(np.float64), "e")
-        np.multiply(d, beta, out=e)
-        kernel.exp(e)
-        self._sums(e, d, sums[:, lo:hi])
-        advance(z.nbytes)
-
-    def _chunk32(self, lo: int, hi: int, beta: float, sums: np.ndarray) -> None:
-        z = self.z[lo:hi]
-        if self._first:
-            self._rows(lo, hi)
-        d = scratch(z.shape, np.dtype(np.float32), "d")
-        np.subtract(z, self.m32[lo:hi, None], out=d, dtype=np.float32)
-        if self.neginf:
-            np.maximum(d, _FLOOR32, out=d)
-        e = scratch(z.shape, np.dtype(np.float32), "e")
-        np.multiply(d, np.float32(beta), out=e)
+        d -= m.astype(np.float64)[:, None]
+    if floor:
+        np.maximum(d, _FLOOR32 if coarse else _FLOOR, out=d)
+    e = scratch(z.shape, dt, "e")
+    np.multiply(d, dt.type(beta), out=e)
+    if coarse:
         np.exp(e, out=e)
-        self._sums(e, d, sums[:, lo:hi])
-        advance(z.nbytes)
-
-    def _sums(self, e: np.ndarray, d: np.ndarray, out: np.ndarray) -> None:
-        """Row sums Σ e, Σ e d, Σ e d² (and Σ e d³) into ``out``; ``e`` is
-        overwritten.  Dot products in e's dtype (float32 ones are good to
-        ~1e-7 relative, enough to steer)."""
-        np.vecdot(e, _ones(e.shape[1], e.dtype), out=out[0])
-        np.vecdot(e, d, out=out[1])
+    else:
+        kernel.exp(e)
+    out = np.full((4, len(z)), np.nan, dtype=dt)
+    np.vecdot(e, _ones(e.shape[1], dt), out=out[0])
+    np.vecdot(e, d, out=out[1])
+    e *= d
+    np.vecdot(e, d, out=out[2])
+    if third:
         e *= d
-        np.vecdot(e, d, out=out[2])
-        if self.third:
-            e *= d
-            np.vecdot(e, d, out=out[3])
+        np.vecdot(e, d, out=out[3])
+    return out
 
-    def _rows(self, lo: int, hi: int) -> None:
-        """Row maxima, the true class's logit and -inf logits, once (exact)."""
-        z = self.z[lo:hi]
-        top = z.max(axis=1)
-        self.m[lo:hi] = top
-        self.m32[lo:hi] = top  # exact for float32 input
-        zy = z[np.arange(hi - lo), self.y[lo:hi]]
-        np.subtract(zy, self.m[lo:hi], out=self.dy[lo:hi], dtype=np.float64)
-        if np.isneginf(z.min()):
-            self.neginf = True
 
-    def all_right(self) -> bool:
-        """Whether every true class is the only maximal one (after a pass)."""
-        if np.any(self.dy != 0):
-            return False
-        # the true class is maximal everywhere: look for ties (chunk by chunk)
-        for lo, hi in self.chunks:
-            z = self.z[lo:hi]
-            if np.any(np.count_nonzero(z == self.m[lo:hi, None], axis=1) > 1):
-                return False
-        return True
+def _row_terms(sums: np.ndarray, beta: float, dy: np.ndarray) -> np.ndarray:
+    """Per row, in float64: the NLL, E_p[d] − d_y, Var_p[d] and the third
+    cumulant E_p[(d − μ)³] (NaN when the pass did not sum d³)."""
+    s, s1, s2, s3 = sums.astype(np.float64, copy=False)
+    mu = s1 / s  # E_p[d]
+    m2 = s2 / s
+    out = np.empty((4, len(s)))
+    np.subtract(np.log(s), beta * dy, out=out[0])
+    np.subtract(mu, dy, out=out[1])
+    np.maximum(m2 - mu * mu, 0.0, out=out[2])
+    out[3] = s3 / s - 3.0 * mu * m2 + 2.0 * mu * mu * mu
+    return out
 
-    def __call__(
-        self, beta: float, coarse: bool = False
-    ) -> tuple[float, float, float, float]:
-        """Mean L, L', L'' and L''' at β (L''' is NaN unless ``self.third``)."""
-        work = self._chunk32 if coarse else self._chunk
-        sums = np.zeros((4, self.n), dtype=np.float32 if coarse else np.float64)
-        if self.workers > 1 and self.pool is not None:
-            list(self.pool.map(lambda c: work(c[0], c[1], beta, sums), self.chunks))
-        else:
-            for lo, hi in self.chunks:
-                work(lo, hi, beta, sums)
-        self._first = False
-        self.passes += 1
-        s, s1, s2, s3 = sums.astype(np.float64, copy=False)
-        mu = s1 / s  # E_p[d]
-        m2 = s2 / s
-        var = np.maximum(m2 - mu * mu, 0.0)
-        nll = np.log(s) - beta * self.dy
-        k3 = math.nan
-        if self.third:  # the third cumulant, E_p[(d − mu)³]
-            k3 = float(np.mean(s3 / s - 3.0 * mu * m2 + 2.0 * mu * mu * mu))
-        return (
-            float(np.mean(nll)),
-            float(np.mean(mu - self.dy)),
-            float(np.mean(var)),
-            k3,
+
+Source = Callable[[], Iterable[LogitRows]]
+
+
+def _blocks(rows: LogitRows) -> list[LogitRows]:
+    """Cache-sized blocks of rows (the same whatever the number of threads)."""
+    n, c = rows.z.shape
+    step = max(1, _CHUNK // max(c, 1))
+    return [rows.take(slice(lo, lo + step)) for lo in range(0, n, step)]
+
+
+def _run_pass(source: Source, spec: _Spec, jobs: int | None) -> Iterator[_BlockOut]:
+    """Every block's result, in order; on the shared pool, the next chunk
+    read while the blocks of the one before are computed."""
+    workers = default_threads() if jobs is None else max(1, int(jobs))
+    if workers <= 1:
+        for rows in source():
+            for b in _blocks(rows):
+                yield _block(b, spec)
+        return
+    pool = shared_pool(workers)
+    inflight: deque[list[Future[_BlockOut]]] = deque()
+    try:
+        for rows in source():
+            inflight.append([pool.submit(_block, b, spec) for b in _blocks(rows)])
+            while len(inflight) > 1:
+                yield from (f.result() for f in inflight.popleft())
+        while inflight:
+            yield from (f.result() for f in inflight.popleft())
+    finally:
+        for futures in inflight:
+            for f in futures:
+                f.cancel()
+
+
+@dataclass
+class _Totals:
+    """A pass's results, added up in the blocks' order."""
+
+    sums: np.ndarray
+    n: np.ndarray
+    bad: np.ndarray
+    neginf: bool = False
+    sub: _Bottom | None = None
+
+
+def _pass(source: Source, spec: _Spec, jobs: int | None, sub_rows: int = 0) -> _Totals:
+    k = spec.k
+    tot = _Totals(np.zeros((len(spec.requests), 4, k)), np.zeros(k), np.zeros(k))
+    if spec.sub_max is not None:
+        tot.sub = _Bottom(sub_rows)
+    for out in _run_pass(source, spec, jobs):
+        tot.sums += out.sums
+        tot.n += out.n
+        tot.bad += out.bad
+        tot.neginf = tot.neginf or out.neginf
+        if tot.sub is not None and out.candidates is not None:
+            tot.sub.add(out.keys, out.candidates)
+    return tot
+
+
+class _Bottom:
+    """The ``m`` rows of smallest key seen (a bottom-m sample: the same set
+    whatever the order or chunking of the rows), held in bounded memory."""
+
+    def __init__(self, m: int) -> None:
+        self.m = m
+        self.keys: list[np.ndarray] = []
+        self.rows: list[LogitRows] = []
+        self.held = 0
+
+    def add(self, keys: np.ndarray, rows: LogitRows) -> None:
+        if len(keys):
+            self.keys.append(keys)
+            self.rows.append(rows)
+            self.held += len(keys)
+            if self.held > 2 * self.m:
+                self._trim()
+
+    def _trim(self) -> None:
+        keys = np.concatenate(self.keys)
+        rows = LogitRows(
+            np.concatenate([r.z for r in self.rows]),
+            np.concatenate([r.y for r in self.rows]),
+            np.concatenate([r.ids for r in self.rows]),
         )
+        if len(keys) > self.m:
+            keep = np.argpartition(keys, self.m - 1)[: self.m]
+            keys, rows = keys[keep], rows.take(keep)
+        self.keys, self.rows, self.held = [keys], [rows], len(keys)
+
+    def result(self, neginf: bool) -> LogitRows | None:
+        """The rows, in the order of their global index."""
+        if not self.held:
+            return None
+        self._trim()
+        rows = self.rows[0]
+        order = np.argsort(rows.ids, kind="stable")
+        return LogitRows(rows.z[order], rows.y[order], rows.ids[order], neginf)
+
+
+# --------------------------------------------------------------------------
+# one fit, as a generator of the passes it asks for
+
+Derivs = tuple[float, float, float, float]  # mean L, L', L'', L''' at β
+Ask = tuple[str, float, bool, bool]  # "all" rows or the "sub"sample; Request
+Steps = Generator[Ask, Derivs, Any]
+
+
+@dataclass
+class _Count:
+    """Passes one fit asked for: over all its rows (the first included), and
+    over its steering subsample."""
+
+    all: int = 1
+    sub: int = 0
+    third: bool = True  # whether passes over all rows give L'''
+
+
+def _ev(c: _Count, target: str, beta: float, coarse: bool = False) -> Steps:
+    """One pass, asked of the driver: ``yield from`` gives L, L', L'', L'''."""
+    if target == "all":
+        c.all += 1
+        third = c.third
+    else:
+        c.sub += 1
+        third = True
+    return (yield (target, beta, coarse, third))
+
+
+@dataclass(frozen=True)
+class _Start:
+    """What the first pass (at β = 1) told one fit."""
+
+    derivs: Derivs
+    n: int
+    n_classes: int
+    all_right: bool
+    steer: bool  # float32 passes and a subsample steer (large inputs)
+    sub_rows: int  # rows of its steering subsample (0: none)
+
+
+def _fit_steps(start: _Start) -> Generator[Ask, Derivs, TemperatureFit]:
+    """The safeguarded Newton iteration of the module's docstring: yields
+    the passes it needs, receives their L, L', L'', L''', returns the fit."""
+    c = _Count()
+    b_min, b_max = 1.0 / T_BOUNDS[1], 1.0 / T_BOUNDS[0]
+    beta = 1.0
+    nll0, g, h, k3 = start.derivs
+    nll, status, it = nll0, "converged", 0
+    if start.all_right:
+        # every prediction right: L falls all the way to T -> 0
+        beta, status = b_max, "capped"
+        nll, g, h, _ = yield from _ev(c, "all", beta)
+    elif h <= 0.0 and abs(g) <= GRAD_TOL:
+        status = "no effect"  # constant logits: every T gives the same NLL
+    used_sub = False
+    if status == "converged" and abs(g) > GRAD_TOL and start.steer:
+        used_sub = 4 * start.sub_rows <= start.n and start.sub_rows > 0
+        b, it = yield from _steered(c, (g, h, k3), used_sub)
+        # 3. exact passes (Newton steps: L''' no longer pays) from there, or
+        # from the bound the steering ran into (the exact passes then decide
+        # whether T is capped there)
+        c.third = False
+        beta = min(max(b, b_min), b_max) if math.isfinite(b) else 1.0
+        nll, g, h, k3 = yield from _ev(c, "all", beta)
+    if status == "converged":
+        beta, nll, g, status, it = yield from _exact(c, beta, (nll, g, h, k3), it)
+    return TemperatureFit(
+        temperature=1.0 / beta,
+        nll_before=nll0,
+        nll_after=nll,
+        gradient=-g * beta * beta,  # dL/dT = L'(β) · dβ/dT, dβ/dT = −β²
+        gradient_beta=g,
+        iterations=it,
+        passes=c.all,
+        status=status,
+        n=start.n,
+        n_classes=start.n_classes,
+        subsample_rows=start.sub_rows if used_sub else 0,
+        subsample_passes=c.sub,
+    )
+
+
+def _steered(
+    c: _Count, derivs: tuple[float, float, float], use_sub: bool
+) -> Generator[Ask, Derivs, tuple[float, int]]:
+    """Steps 1 and 2 of the module's docstring: β near the optimum from
+    float32 passes over every row and float64 ones over the subsample."""
+    b, it = 1.0, 0
+    g, h, k3 = derivs
+    if not use_sub:  # too few rows to subsample: float32 passes over every row
+        b, steps = yield from _steer(c, "all", b, derivs, COARSE_TOL, COARSE_MAX)
+        return b, steps
+    # 1. A random 1/k of the rows (seeded by row: the same file gives the same
+    # steps) steers β near the optimum; its derivatives are offset by their
+    # difference from the full data's at β = 1, which removes most of the
+    # sampling error.
+    _, gs, hs, k3s = yield from _ev(c, "sub", b, True)
+    off = (g - gs, h - hs, k3 - k3s)
+    b, it = yield from _steer(c, "sub", b, derivs, SUB_TOL, SUB_MAX, off)
+    # 2. A float32 pass over every row there, and the subsample's derivatives
+    # offset again, now by the Taylor expansion of the difference about that
+    # point, measured in float32 on both sides (float32's bias then cancels,
+    # up to sampling noise).  Float64 passes over the subsample so offset are
+    # a model of the full data's exact L' that agrees with it in L', L'' and
+    # L''' there, and beyond that errs only by sampling noise.  Repeated if
+    # the model moves β far.
+    for _ in range(COARSE_MAX - 1):
+        b = _f32(b)
+        _, g, h, k3 = yield from _ev(c, "all", b, True)
+        _, gs, hs, k3s = yield from _ev(c, "sub", b, True)
+        off = (g - gs, h - hs, k3 - k3s)
+        nb, steps = yield from _steer(
+            c, "sub", b, None, MODEL_TOL, c.sub + SUB_MAX, off, at=b, coarse=False
+        )
+        it += steps
+        moved = abs(nb - b) / b
+        b = nb
+        if moved <= MODEL_RANGE or not math.isfinite(moved):
+            break
+    return b, it
+
+
+def _exact(
+    c: _Count, beta: float, derivs: Derivs, it: int
+) -> Generator[Ask, Derivs, tuple[float, float, float, str, int]]:
+    """Float64 Newton steps over every row under the stopping rule (``it``
+    steps taken before); returns β, L and L' there, the status and the
+    number of steps in all."""
+    b_min, b_max = 1.0 / T_BOUNDS[1], 1.0 / T_BOUNDS[0]
+    lo, hi = b_min, b_max  # the root of L' lies in [lo, hi]
+    nll, g, h, k3 = derivs
+    status = "converged"
+    while abs(g) > GRAD_TOL and it < MAX_ITER:
+        if g > 0:
+            hi = beta
+        else:
+            lo = beta
+        if (g < 0 and beta >= b_max) or (g > 0 and beta <= b_min):
+            status = "capped"
+            break
+        if hi / lo - 1.0 < 1e-14:
+            break
+        if h > 0 and abs(g / h) <= STEP_TOL * beta and abs(g) * beta * beta <= DT_TOL:
+            break  # the next Newton step would move T by less than STEP_TOL
+        it += 1
+        beta = _newton_step(beta, g, h, lo, hi, k3)
+        nll, g, h, k3 = yield from _ev(c, "all", beta)
+    near = 1e-9  # the bracket may close on a bound without landing on it
+    if status == "converged" and (
+        (g > GRAD_TOL and beta <= b_min * (1 + near))
+        or (g < -GRAD_TOL and beta >= b_max * (1 - near))
+    ):
+        status = "capped"
+    return beta, nll, g, status, it
+
+
+def _steer(
+    c: _Count,
+    target: str,
+    beta: float,
+    derivs: tuple[float, float, float] | None,
+    tol: float,
+    max_passes: int,
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    at: float | None = None,
+    coarse: bool = True,
+) -> Generator[Ask, Derivs, tuple[float, int]]:
+    """Halley steps on float32 (``coarse``) or float64 passes over ``target``
+    from β (where L', L'', L''' are ``derivs``, or a first pass gives them)
+    until a step moves β by less than ``tol`` relative, or ``target`` has had
+    ``max_passes`` passes; the last step is taken.  ``offset`` (og, oh, ok)
+    is added to the derivatives of every pass made here: as constants, or,
+    given ``at``, as the Taylor expansion og + oh x + ok x²/2 of L' about
+    β = at (x = β − at), and its derivatives.  Returns β and the number of
+    steps."""
+    lo, hi = 1.0 / T_BOUNDS[1], 1.0 / T_BOUNDS[0]
+
+    def corrected(b: float) -> Generator[Ask, Derivs, tuple[float, float, float]]:
+        _, g, h, k3 = yield from _ev(c, target, b, coarse)
+        og, oh, ok = offset
+        x = 0.0 if at is None else b - at
+        return g + og + x * (oh + x * ok / 2), h + oh + x * ok, k3 + ok
+
+    if derivs is None:
+        beta = _f32(beta) if coarse else beta
+        derivs = yield from corrected(beta)
+    g, h, k3 = derivs
+    steps = 0
+    while math.isfinite(g) and math.isfinite(h):
+        if h > 0 and abs(g) <= tol * beta * h:
+            # converged: a last Newton step (the bracket below could reject
+            # a step this small, ending up on the wrong side by rounding)
+            return beta - g / h, steps + 1
+        if g > 0:
+            hi = beta
+        else:
+            lo = beta
+        nb = _newton_step(beta, g, h, lo, hi, k3)
+        steps += 1
+        passes = c.all if target == "all" else c.sub
+        if abs(nb - beta) <= tol * beta or passes >= max_passes:
+            return nb, steps
+        beta = _f32(nb) if coarse else nb
+        g, h, k3 = yield from corrected(beta)
+    return beta, steps
+
+
+# --------------------------------------------------------------------------
+# the driver: fits in lockstep, one pass over the rows for all of them
+
+SUB_MAX_BYTES = 64 << 20  # the steering subsample holds at most this much
+
+
+def _part(values: np.ndarray, leave_out: int | None) -> np.ndarray:
+    """Sums over every fold (``leave_out`` None) or every fold but one, in
+    the folds' order."""
+    if leave_out is None:
+        return values.sum(axis=-1)
+    return np.delete(values, leave_out, axis=-1).sum(axis=-1)
+
+
+def _mean(sums: np.ndarray, n: float) -> Derivs:
+    nll, g, h, k3 = (float(v) for v in sums / n)
+    return nll, g, h, k3
+
+
+def _fit_many(
+    source: Source,
+    *,
+    n_all: int,
+    n_classes: int,
+    row_bytes: int,
+    k: int | None = None,
+    seed: int = 0,
+    jobs: int | None = None,
+) -> list[TemperatureFit]:
+    """The fit on every row of ``source()`` (``n_all`` rows at most, ignored
+    pixels included) and, with ``k``, the fit leaving out each of the k folds
+    of :func:`fold_of`: all of them stepped together, so that each pass over
+    the rows serves every fit (each asks for its own β; equal ones are
+    computed once)."""
+    folds = 1 if k is None else k
+    steer = n_all * n_classes >= COARSE_MIN_SIZE  # large: float32 passes steer
+    m = max(SUB_MIN_ROWS, min(n_all // SUB_FRACTION, SUB_MAX_BYTES // row_bytes))
+    sub_max = min(_M64, int(2 * m / max(n_all, 1) * 2.0**64)) if steer else None
+    first = _Spec(((1.0, steer, True),), folds, seed, first=True, sub_max=sub_max)
+    tot = _pass(source, first, jobs, m)
+    leave = [None] if k is None else [None, *range(k)]
+    n = [_check_rows(int(_part(tot.n, i)), i, k) for i in leave]
+    bad = tot.bad
+    if any(_part(bad, i) == 0 for i in leave):  # look for ties too
+        ties = _Spec((), folds, seed, floor=tot.neginf, ties=True)
+        bad = _pass(source, ties, jobs).bad
+    sub = None if tot.sub is None else tot.sub.result(tot.neginf)
+    sub_n = [0] * len(leave)
+    if sub is not None:
+        sub_fold = fold_of(sub.ids, folds, seed)
+        sub_n = [len(sub) if i is None else int(np.sum(sub_fold != i)) for i in leave]
+    starts = [
+        _Start(
+            _mean(_part(tot.sums[0], i), n[j]),
+            n[j],
+            n_classes,
+            bool(_part(bad, i) == 0),
+            steer,
+            sub_n[j],
+        )
+        for j, i in enumerate(leave)
+    ]
+    lockstep = _Lockstep(source, sub, folds, seed, tot.neginf, jobs)
+    return lockstep.run([_fit_steps(s) for s in starts], leave, n, sub_n)
+
+
+def _check_rows(n: int, leave_out: int | None, k: int | None) -> int:
+    if leave_out is None and n == 0:
+        raise InputError("no samples to fit a temperature on")
+    if leave_out is None and k is not None and k > n:
+        raise InputError(f"k={k}: more folds than the {n} samples")
+    if n == 0:
+        raise InputError(
+            f"k={k}: fold {leave_out} holds every sample (folds are drawn row by"
+            " row); give fewer folds"
+        )
+    return n
+
+
+@dataclass
+class _Lockstep:
+    """Runs fits (generators of :func:`_fit_steps`) together: their
+    subsample passes at once, in memory; their passes over every row as one
+    pass of all the β they ask for."""
+
+    source: Source
+    sub: LogitRows | None
+    folds: int
+    seed: int
+    neginf: bool
+    jobs: int | None
+
+    def run(
+        self, fits: list[Steps], leave: list[int | None], n: list[int], sub_n: list[int]
+    ) -> list[TemperatureFit]:
+        asks: dict[int, Ask] = {}
+        done: dict[int, TemperatureFit] = {}
+
+        def send(j: int, value: Derivs | None) -> None:
+            try:
+                asks[j] = fits[j].send(value)  # type: ignore[arg-type]
+            except StopIteration as stop:
+                done[j] = stop.value
+                asks.pop(j, None)
+
+        for j in range(len(fits)):
+            send(j, None)
+        while asks:
+            for j in list(asks):
+                while j in asks and asks[j][0] == "sub":
+                    sums = self._sums(lambda: [self.sub], (asks[j][1:],))[0]
+                    send(j, _mean(_part(sums, leave[j]), sub_n[j]))
+            wanted = tuple(dict.fromkeys(a[1:] for a in asks.values()))
+            if not wanted:
+                break
+            sums = self._sums(self.source, wanted)
+            for j, a in list(asks.items()):
+                send(j, _mean(_part(sums[wanted.index(a[1:])], leave[j]), n[j]))
+        return [done[j] for j in range(len(fits))]
+
+    def _sums(self, source: Source, requests: tuple[Request, ...]) -> np.ndarray:
+        spec = _Spec(requests, self.folds, self.seed, floor=self.neginf)
+        return _pass(source, spec, self.jobs).sums
+
+
+# --------------------------------------------------------------------------
+# the public functions: arrays in memory, or a re-readable source of chunks
 
 
 def fit_temperature(
@@ -345,13 +882,95 @@ def fit_temperature(
     >>> fit.status, fit.nll_after < fit.nll_before, abs(fit.gradient) < 1e-8
     ('converged', True, True)
     """
-    z, y = as_logits(scores, labels, kind=kind, ignore_index=ignore_index)
-    return _fit(z, y)
+    s, y, skind, _ = prepare(scores, labels, kind=kind, ignore_index=ignore_index)
+    return fit_chunks(
+        lambda: [(s, y, 0)], kind=skind, shape=s.shape, ignore_index=ignore_index
+    )[0]
 
 
 def fit_prepared(z: np.ndarray, y: np.ndarray) -> TemperatureFit:
     """:func:`fit_temperature` on the output of :func:`as_logits` (no checks)."""
-    return _fit(z, y)
+    rows = _rows_of(z, y)
+    return _fit_many(lambda: [rows], **_sizes(rows))[0]
+
+
+def _rows_of(z: np.ndarray, y: np.ndarray) -> LogitRows:
+    neginf = bool(len(z)) and bool(np.isneginf(np.min(z)))
+    return LogitRows(z, y, np.arange(len(y), dtype=np.int64), neginf)
+
+
+def _sizes(rows: LogitRows) -> dict[str, int]:
+    return {
+        "n_all": len(rows),
+        "n_classes": rows.z.shape[1],
+        "row_bytes": rows.z.shape[1] * rows.z.dtype.itemsize,
+    }
+
+
+def fit_chunks(
+    source: Callable[[], Iterable[Chunk]],
+    *,
+    kind: str,
+    shape: tuple[int, ...],
+    ignore_index: int | None = None,
+    k: int | None = None,
+    seed: int = 0,
+    jobs: int | None = None,
+) -> list[TemperatureFit]:
+    """:func:`fit_temperature` streamed: ``source()`` yields the validated
+    chunks ``(scores, labels, start)`` of :meth:`relcal.stream.Stream.chunks`
+    anew for each pass (``kind``: "logits" or "probs"; ``shape``: of all the
+    scores together).  Each pass reads every chunk once, on ``jobs`` threads
+    (default: :func:`relcal.reduce.default_threads`), and keeps only sums:
+    memory does not grow with the data.  With ``k``, also the k fits that
+    each leave out one fold of :func:`fold_of` (seeded by ``seed``), in the
+    same passes.  Returns the fit on every row, then the k fits."""
+    _check_k(k)
+    first = [True]
+
+    def rows() -> Iterator[LogitRows]:
+        check, first[0] = first[0], False  # the first pass checks the values
+        for s, y, start in source():
+            yield logit_rows(
+                s, y, kind=kind, ignore_index=ignore_index, start=start, check=check
+            )
+
+    n_classes = 2 if len(shape) == 1 or shape[1] == 1 else int(shape[1])
+    per_row = math.prod(shape[2:]) if len(shape) > 2 else 1
+    return _fit_many(
+        rows,
+        n_all=int(shape[0]) * per_row,
+        n_classes=n_classes,
+        row_bytes=n_classes * 8,
+        k=k,
+        seed=seed,
+        jobs=jobs,
+    )
+
+
+def _check_k(k: object) -> None:
+    if k is None:
+        return
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise InputError(f"k= needs an integer of at least 2. Got {k!r} instead")
+    if k > MAX_FOLDS:
+        raise InputError(f"k={k}: more folds than {MAX_FOLDS} (one fit per fold)")
+
+
+def cross_fit(
+    z: np.ndarray, y: np.ndarray, k: int, *, seed: int = 0
+) -> tuple[np.ndarray, list[float]]:
+    """Cross-fitted scaled logits: each of ``k`` folds is scaled by a T fitted
+    on the other folds.  Row i is in fold :func:`fold_of` (i, k, seed): a
+    hash of the row, so a fold holds about n/k rows, not exactly.  Returns
+    the scaled logits (in z's row order) and the k temperatures."""
+    _check_k(k)
+    if k > len(y):
+        raise InputError(f"k={k}: more folds than the {len(y)} samples")
+    rows = _rows_of(z, y)
+    fits = _fit_many(lambda: [rows], **_sizes(rows), k=k, seed=seed)
+    temps = [f.temperature for f in fits[1:]]
+    return scale_folds(z, temps, fold_of(rows.ids, k, seed)), temps
 
 
 def _newton_step(
@@ -391,182 +1010,40 @@ def _f32(beta: float) -> float:
     return float(np.float32(beta))
 
 
-def _steer(
-    evaluate: _Pass,
-    beta: float,
-    derivs: tuple[float, float, float] | None,
-    tol: float,
-    max_passes: int,
-    offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
-    at: float | None = None,
-    coarse: bool = True,
-) -> tuple[float, int]:
-    """Halley steps on float32 (``coarse``) or float64 passes from β (where
-    L', L'', L''' are ``derivs``, or a first pass gives them) until a step
-    moves β by less than ``tol`` relative, or ``evaluate`` has made
-    ``max_passes`` passes; the last step is taken.  ``offset`` (og, oh, ok) is
-    added to the derivatives of every pass made here: as constants, or, given
-    ``at``, as the Taylor expansion og + oh x + ok x²/2 of L' about β = at
-    (x = β − at), and its derivatives.  Returns β and the number of steps."""
-    lo, hi = 1.0 / T_BOUNDS[1], 1.0 / T_BOUNDS[0]
-
-    def corrected(b: float) -> tuple[float, float, float]:
-        _, g, h, k3 = evaluate(b, coarse=coarse)
-        og, oh, ok = offset
-        x = 0.0 if at is None else b - at
-        return g + og + x * (oh + x * ok / 2), h + oh + x * ok, k3 + ok
-
-    if derivs is None:
-        beta = _f32(beta) if coarse else beta
-        derivs = corrected(beta)
-    g, h, k3 = derivs
-    steps = 0
-    while math.isfinite(g) and math.isfinite(h):
-        if h > 0 and abs(g) <= tol * beta * h:
-            # converged: a last Newton step (the bracket below could reject
-            # a step this small, ending up on the wrong side by rounding)
-            return beta - g / h, steps + 1
-        if g > 0:
-            hi = beta
-        else:
-            lo = beta
-        nb = _newton_step(beta, g, h, lo, hi, k3)
-        steps += 1
-        if abs(nb - beta) <= tol * beta or evaluate.passes >= max_passes:
-            return nb, steps
-        beta = _f32(nb) if coarse else nb
-        g, h, k3 = corrected(beta)
-    return beta, steps
-
-
-def _fit(z: np.ndarray, y: np.ndarray) -> TemperatureFit:
-    if len(y) == 0:
-        raise InputError("no samples to fit a temperature on")
-    workers = default_threads()
-    pool = shared_pool(workers) if workers > 1 and z.size >= _CHUNK else None
-    evaluate = _Pass(z, y, pool)
-    b_min, b_max = 1.0 / T_BOUNDS[1], 1.0 / T_BOUNDS[0]
-    beta = 1.0
-    steer = z.size >= COARSE_MIN_SIZE  # large: steer with float32 passes
-    nll0, g, h, k3 = evaluate(beta, coarse=steer)
-    nll = nll0
-    lo, hi = b_min, b_max  # the root of L' lies in [lo, hi] (exact passes only)
-    status = "converged"
-    it = 0
-    sub_rows = sub_passes = 0
-    if evaluate.all_right():
-        # every prediction right: L falls all the way to T -> 0
-        beta, status = b_max, "capped"
-        nll, g, h, _ = evaluate(beta)
-    elif h <= 0.0 and abs(g) <= GRAD_TOL:
-        status = "no effect"  # constant logits: every T gives the same NLL
-    if status == "converged" and abs(g) > GRAD_TOL and steer:
-        b = beta
-        m = max(SUB_MIN_ROWS, len(y) // SUB_FRACTION)
-        if 4 * m <= len(y):
-            # 1. A random 1/k of the rows (seeded: the same file gives the same
-            # steps) steers β near the optimum; its derivatives are offset by
-            # their difference from the full data's at β = 1, which removes
-            # most of the sampling error.
-            rows = np.random.default_rng(0).choice(len(y), size=m, replace=False)
-            rows.sort()
-            sub = _Pass(z[rows], y[rows], pool)
-            _, gs, hs, k3s = sub(b, coarse=True)
-            off = (g - gs, h - hs, k3 - k3s)
-            b, steps = _steer(sub, b, (g, h, k3), SUB_TOL, SUB_MAX, off)
-            it += steps
-            # 2. A float32 pass over every row there, and the subsample's
-            # derivatives offset again, now by the Taylor expansion of the
-            # difference about that point, measured in float32 on both sides
-            # (float32's bias then cancels, up to sampling noise).  Float64
-            # passes over the subsample so offset are a model of the full
-            # data's exact L' that agrees with it in L', L'' and L''' there,
-            # and beyond that errs only by sampling noise.  Repeated if the
-            # model moves β far.
-            for _ in range(COARSE_MAX - 1):
-                b = _f32(b)
-                _, g, h, k3 = evaluate(b, coarse=True)
-                _, gs, hs, k3s = sub(b, coarse=True)
-                off = (g - gs, h - hs, k3 - k3s)
-                nb, steps = _steer(
-                    sub,
-                    b,
-                    None,
-                    MODEL_TOL,
-                    sub.passes + SUB_MAX,
-                    off,
-                    at=b,
-                    coarse=False,
-                )
-                it += steps
-                moved = abs(nb - b) / b
-                b = nb
-                if moved <= MODEL_RANGE or not math.isfinite(moved):
-                    break
-            sub_rows, sub_passes = sub.n, sub.passes
-        else:  # too few rows to subsample: float32 passes over every row
-            b, steps = _steer(evaluate, b, (g, h, k3), COARSE_TOL, COARSE_MAX)
-            it += steps
-        # 3. exact passes (Newton steps: L''' no longer pays) from there, or
-        # from the bound the steering ran into (the exact passes then decide
-        # whether T is capped there)
-        evaluate.third = False
-        beta = min(max(b, b_min), b_max) if math.isfinite(b) else 1.0
-        nll, g, h, k3 = evaluate(beta)
-    while status == "converged" and abs(g) > GRAD_TOL and it < MAX_ITER:
-        if g > 0:
-            hi = beta
-        else:
-            lo = beta
-        if (g < 0 and beta >= b_max) or (g > 0 and beta <= b_min):
-            status = "capped"
-            break
-        if hi / lo - 1.0 < 1e-14:
-            break
-        if h > 0 and abs(g / h) <= STEP_TOL * beta and abs(g) * beta * beta <= DT_TOL:
-            break  # the next Newton step would move T by less than STEP_TOL
-        it += 1
-        beta = _newton_step(beta, g, h, lo, hi, k3)
-        nll, g, h, k3 = evaluate(beta)
-    near = 1e-9  # the bracket may close on a bound without landing on it
-    if status == "converged" and (
-        (g > GRAD_TOL and beta <= b_min * (1 + near))
-        or (g < -GRAD_TOL and beta >= b_max * (1 - near))
-    ):
-        status = "capped"
-    return TemperatureFit(
-        temperature=1.0 / beta,
-        nll_before=nll0,
-        nll_after=nll,
-        gradient=-g * beta * beta,  # dL/dT = L'(β) · dβ/dT, dβ/dT = −β²
-        gradient_beta=g,
-        iterations=it,
-        passes=evaluate.passes,
-        status=status,
-        n=len(y),
-        n_classes=z.shape[1],
-        subsample_rows=sub_rows,
-        subsample_passes=sub_passes,
-    )
-
-
 def scale_logits(z: np.ndarray, temperature: float) -> np.ndarray:
     """``z / T`` in z's floating dtype (float32 stays float32)."""
     t = check_temperature(temperature)
-    z = np.asarray(z)
-    if z.dtype == np.float32 and not T32_RANGE[0] <= t <= T32_RANGE[1]:
-        raise InputError(
-            f"temperature {t:g} is outside the range of the logits' dtype float32"
-        )
+    return _divide(np.asarray(z), np.array([t]), None)
+
+
+def scale_folds(
+    z: np.ndarray, temperatures: Sequence[float], fold: np.ndarray
+) -> np.ndarray:
+    """Row i of ``z`` divided by ``temperatures[fold[i]]`` (as
+    :func:`scale_logits` divides, row by row)."""
+    temps = np.array([check_temperature(t) for t in temperatures])
+    return _divide(np.asarray(z), temps, fold)
+
+
+def _divide(z: np.ndarray, temps: np.ndarray, fold: np.ndarray | None) -> np.ndarray:
+    if z.dtype == np.float32:
+        outside = temps[(temps < T32_RANGE[0]) | (temps > T32_RANGE[1])]
+        if len(outside):
+            raise InputError(
+                f"temperature {outside[0]:g} is outside the range of the logits'"
+                " dtype float32"
+            )
+        t = temps.astype(np.float32)
+    else:
+        z, t = np.asarray(z, np.float64), temps
     with np.errstate(over="ignore"):  # checked below
-        out = (
-            z / np.float32(t)
-            if z.dtype == np.float32
-            else np.asarray(z, np.float64) / t
-        )
-    if (np.isinf(out) & np.isfinite(z)).any():
+        out = z / (t[0] if fold is None else t[fold][:, None])
+    bad = np.isinf(out) & np.isfinite(z)
+    if bad.any():
+        row = int(np.flatnonzero(bad.reshape(len(out), -1).any(axis=1))[0])
+        tb = temps[0] if fold is None else temps[fold[row]]
         raise InputError(
-            f"temperature {t:g} scales the logits beyond the range of {out.dtype}"
+            f"temperature {tb:g} scales the logits beyond the range of {out.dtype}"
         )
     return out
 
@@ -649,26 +1126,91 @@ class TemperatureScaler:
         return softmax(self.transform(logits))
 
 
-def cross_fit(
-    z: np.ndarray, y: np.ndarray, k: int, *, seed: int = 0
-) -> tuple[np.ndarray, list[float]]:
-    """Cross-fitted scaled logits: each of ``k`` folds is scaled by a T fitted
-    on the other folds.  Folds are a random permutation (``seed``) split into
-    ``k`` near-equal parts.  Returns the scaled logits (in z's row order) and
-    the k temperatures."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-        raise InputError(f"k= needs an integer of at least 2. Got {k!r} instead")
-    if k > MAX_FOLDS:
-        raise InputError(f"k={k}: more folds than {MAX_FOLDS} (one fit per fold)")
-    if k > len(y):
-        raise InputError(f"k={k}: more folds than the {len(y)} samples")
-    order = np.random.default_rng(seed).permutation(len(y))
-    folds = np.array_split(order, k)
-    out = np.empty(z.shape, dtype=z.dtype if z.dtype == np.float32 else np.float64)
-    temps = []
-    for i, held in enumerate(folds):
-        train = np.concatenate([f for j, f in enumerate(folds) if j != i])
-        fit = _fit(z[train], y[train])
-        temps.append(fit.temperature)
-        out[held] = scale_logits(z[held], fit.temperature)
-    return out, temps
+# --------------------------------------------------------------------------
+# fit-temperature's workflow: the fit and the metrics before and after it
+
+
+@dataclass(frozen=True, eq=False)
+class Scaling:
+    """What ``relcal fit-temperature`` reports: the fit, the metrics before
+    and after (in-sample) and, with k folds, ``cross`` = (k, seed, the k
+    temperatures, the cross-fitted metrics)."""
+
+    fit: TemperatureFit
+    before: Any  # relcal.metrics.Results
+    after: Any
+    cross: tuple[int, int, list[float], Any] | None = None
+
+
+def measure_scaling(
+    source: Callable[[], Iterable[Chunk]],
+    *,
+    kind: str,
+    shape: tuple[int, ...],
+    n_classes: int,
+    ignore_index: int | None = None,
+    class_names: Any = None,
+    n_bins: int = 15,
+    binning: str = "width",
+    k: int | None = None,
+    seed: int = 0,
+    jobs: int | None = None,
+) -> Scaling:
+    """Fit T on the chunks of ``source()`` (:func:`fit_chunks`) and measure
+    every metric before and after scaling by it, each a summary of streamed
+    passes (:func:`relcal.metrics.summarize_chunks`) with the temperature
+    applied chunk by chunk; with ``k``, the metrics of each fold scaled by
+    the T fitted on the others."""
+    from relcal.metrics import plan_for, summarize, summarize_chunks
+
+    where = {"kind": kind, "ignore_index": ignore_index}
+    fits = fit_chunks(source, shape=shape, k=k, seed=seed, jobs=jobs, **where)
+
+    def measure(
+        chunks: Callable[[], Iterable[Chunk]],
+        skind: str,
+        ignore: int | None,
+        names: Any = None,
+    ) -> Any:
+        plan = plan_for(skind, n_classes, ignore, n_bins=n_bins)
+        summary = summarize_chunks(
+            chunks, plan, n_bins=n_bins, binning=binning, jobs=jobs
+        )
+        return summarize(
+            summary, n_bins=n_bins, binning=binning, kind=skind, class_names=names
+        )
+
+    def scaled(temps: list[float], folds: int | None) -> Callable[[], Iterator[Chunk]]:
+        return lambda: _scaled_chunks(source, kind, ignore_index, temps, folds, seed)
+
+    before = measure(source, kind, ignore_index, class_names)
+    after = measure(scaled([fits[0].temperature], None), "logits", None)
+    cross = None
+    if k is not None:
+        temps = [f.temperature for f in fits[1:]]
+        cross = (k, seed, temps, measure(scaled(temps, k), "logits", None))
+    return Scaling(fits[0], before, after, cross)
+
+
+def _scaled_chunks(
+    source: Callable[[], Iterable[Chunk]],
+    kind: str,
+    ignore_index: int | None,
+    temps: list[float],
+    k: int | None,
+    seed: int,
+) -> Iterator[Chunk]:
+    """The logit rows of each chunk divided by T (by the T of each row's
+    fold, given ``k``)."""
+    for s, y, start in source():
+        rows = logit_rows(
+            s, y, kind=kind, ignore_index=ignore_index, start=start, check=False
+        )
+        if len(rows):
+            fold = None if k is None else fold_of(rows.ids, k, seed)
+            z = (
+                scale_logits(rows.z, temps[0])
+                if fold is None
+                else scale_folds(rows.z, temps, fold)
+            )
+            yield z, rows.y, start
