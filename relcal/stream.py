@@ -85,14 +85,18 @@ class _Array:
     shape: tuple[int, ...]
     dtype: np.dtype
     stamp: tuple[int, int]
+    fortran: bool = False  # a 2-D .npy stored column by column
 
     @property
     def what(self) -> str:
         return "" if self.key is None else f"array {self.key!r}: "
 
     def read(self, rows: int) -> Iterator[np.ndarray]:
-        with _open_array(self.path, self.key, self.stamp) as (f, _, _, _):
-            yield from _rows(f, self, rows)
+        with _open_array(self.path, self.key, self.stamp) as (f, *_):
+            if self.fortran:
+                yield from _fortran_rows(f, self, rows)
+            else:
+                yield from _rows(f, self, rows)
 
     def whole(self) -> np.ndarray:
         """The whole array (memory-mapped for a .npy): for error messages."""
@@ -128,7 +132,7 @@ def _check_stamp(f: BinaryIO, stamp: tuple[int, int] | None) -> tuple[int, int]:
 @contextmanager
 def _open_array(
     path: Path, key: str | None, stamp: tuple[int, int] | None = None
-) -> Iterator[tuple[BinaryIO, tuple[int, ...], np.dtype, tuple[int, int]]]:
+) -> Iterator[tuple[BinaryIO, tuple[int, ...], np.dtype, tuple[int, int], bool]]:
     """``(stream at the first byte of the data, shape, dtype, stamp)``."""
     with ExitStack() as stack:
         try:
@@ -141,10 +145,10 @@ def _open_array(
                 member = f"{key}.npy" if f"{key}.npy" in z.namelist() else key
                 f = stack.enter_context(z.open(member))
                 size, what = z.getinfo(member).file_size, f"array {key!r}: "
-            shape, dtype = _header(f, size, what)
+            shape, dtype, fortran = _header(f, size, what)
         except RelcalError as err:
             raise err.with_source(str(path)) from None
-        yield f, shape, dtype, now
+        yield f, shape, dtype, now, fortran
 
 
 def _zip(raw: BinaryIO) -> zipfile.ZipFile:
@@ -154,7 +158,9 @@ def _zip(raw: BinaryIO) -> zipfile.ZipFile:
         raise FormatError(f"not a readable .npz file ({io._short(exc)})") from None
 
 
-def _header(f: BinaryIO, size: int, what: str) -> tuple[tuple[int, ...], np.dtype]:
+def _header(
+    f: BinaryIO, size: int, what: str
+) -> tuple[tuple[int, ...], np.dtype, bool]:
     try:
         shape, fortran, dtype = io._check_size(f, size, what)
     except RelcalError:
@@ -169,12 +175,13 @@ def _header(f: BinaryIO, size: int, what: str) -> tuple[tuple[int, ...], np.dtyp
             f"{what[:-2] + ' ' if what else ''}holds Python objects; relcal never"
             " unpickles (allow_pickle=False)"
         )
-    if fortran and len(shape) > 1:
+    if fortran and len(shape) > 1 and (what or len(shape) > 2):
         raise FormatError(
             f"{what}is stored in Fortran order; relcal streams C-order arrays"
-            " (save it with np.save(path, np.ascontiguousarray(a)))"
+            " (and 2-D .npy files in Fortran order: save it with"
+            " np.save(path, np.ascontiguousarray(a)))"
         )
-    return shape, dtype
+    return shape, dtype, bool(fortran and len(shape) > 1)
 
 
 def _read_full(f: BinaryIO, mem: memoryview) -> int:
@@ -234,6 +241,35 @@ def _rows(f: BinaryIO, arr: _Array, rows: int) -> Iterator[np.ndarray]:
                 " reading)",
                 source=str(arr.path),
             )
+        yield view
+        del view
+
+
+def _fortran_rows(f: BinaryIO, arr: _Array, rows: int) -> Iterator[np.ndarray]:
+    """Rows of a 2-D .npy stored in Fortran order (``np.save(path, a.T)``
+    of a C-order ``a`` writes one): each block of rows is read one column at
+    a time (a ``readinto`` per column) and transposed into C order."""
+    n, c = arr.shape
+    size = arr.dtype.itemsize
+    data = f.tell()
+    columns = np.empty((c, min(rows, n)), dtype=arr.dtype)
+    pool = _Buffers((min(rows, n), c), arr.dtype)
+    for start in range(0, n, rows):
+        k = min(rows, n - start)
+        for j in range(c):
+            f.seek(data + (j * n + start) * size)
+            mem = memoryview(columns[j, :k].view(np.uint8)).cast("B")
+            try:
+                got = _read_full(f, mem)
+            except OSError as exc:
+                raise _read_error(arr, exc) from None
+            if got != len(mem):
+                raise FormatError(
+                    f"the file ended in column {j} of {c} (truncated while reading)",
+                    source=str(arr.path),
+                )
+        view = pool.take()[:k]
+        np.copyto(view, columns[:, :k].T)
         yield view
         del view
 
@@ -577,8 +613,8 @@ def _parts(
 
 
 def _array(path: Path, key: str | None = None) -> _Array:
-    with _open_array(path, key) as (_, shape, dtype, stamp):
-        return _Array(path, key, shape, dtype, stamp)
+    with _open_array(path, key) as (_, shape, dtype, stamp, fortran):
+        return _Array(path, key, shape, dtype, stamp, fortran)
 
 
 def _npy_part(scores: Path, labels: Path, fit: _Fit) -> _Part:

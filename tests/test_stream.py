@@ -591,3 +591,23 @@ def test_toplabel_table_stream_equals_load(tmp_path, suffix, named):
         pred.origin,
     )
     assert pred.n_classes == 10
+
+
+@pytest.mark.parametrize("rows", [1, 7, 1000])
+def test_fortran_order_2d_npy_streams(tmp_path, rows):
+    """np.save of a transposed array writes Fortran order: read column by
+    column, the chunks are C-order rows equal to io.load's."""
+    rng = np.random.default_rng(16)
+    z = rng.normal(size=(5, 60)).astype(np.float32)  # classes x samples
+    np.save(tmp_path / "s.npy", z.T)  # (60, 5), Fortran order
+    np.save(tmp_path / "y.npy", rng.integers(0, 5, 60))
+    with open(tmp_path / "s.npy", "rb") as f:
+        assert (
+            np.lib.format.read_array_header_1_0(f)[1]
+            if np.lib.format.read_magic(f)
+            else 0
+        )
+    pred = relcal.io.load(tmp_path / "s.npy", labels=tmp_path / "y.npy")
+    stream = open_stream(tmp_path / "s.npy", labels=tmp_path / "y.npy")
+    _same(stream, pred, rows)
+    assert all(s.flags.c_contiguous for s, _, _ in stream.chunks(rows))

@@ -270,12 +270,14 @@ def test_dataset_file_disappears_mid_run(tmp_path):
     )
 
 
-def test_fortran_order(tmp_path):
+def test_fortran_order_of_more_than_two_axes(tmp_path):
     rng = np.random.default_rng(3)
-    s, y = _pair(tmp_path, np.asfortranarray(rng.normal(size=(6, 3))), np.zeros(6, int))
+    z = np.asfortranarray(rng.normal(size=(2, 3, 4, 4)))
+    s, y = _pair(tmp_path, z, np.zeros((2, 4, 4), int))
     assert _outcome(lambda: open_stream(s, labels=y)) == (
-        f"{s}: is stored in Fortran order; relcal streams C-order arrays (save it"
-        " with np.save(path, np.ascontiguousarray(a)))"
+        f"{s}: is stored in Fortran order; relcal streams C-order arrays (and 2-D"
+        " .npy files in Fortran order: save it with"
+        " np.save(path, np.ascontiguousarray(a)))"
     )
 
 
