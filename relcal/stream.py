@@ -133,7 +133,8 @@ def _check_stamp(f: BinaryIO, stamp: tuple[int, int] | None) -> tuple[int, int]:
 def _open_array(
     path: Path, key: str | None, stamp: tuple[int, int] | None = None
 ) -> Iterator[tuple[BinaryIO, tuple[int, ...], np.dtype, tuple[int, int], bool]]:
-    """``(stream at the first byte of the data, shape, dtype, stamp)``."""
+    """``(stream at the first byte of the data, shape, dtype, stamp,
+    Fortran order)``."""
     with ExitStack() as stack:
         try:
             raw = stack.enter_context(_open(path, stamp))
