@@ -195,9 +195,10 @@ class LoadOptions:
         _notes(inputs[0])
         return inputs
 
-    def one(self, path: str) -> Any:
-        """The one model of a file, for commands that take one model."""
-        preds = self.each(path)
+    def one(self, path: str, *, streamed: bool = False) -> Any:
+        """The one model of a file, for commands that take one model (a
+        :class:`relcal.pipeline.Input` when ``streamed``)."""
+        preds = self.streams(path) if streamed else self.each(path)
         if len(preds) > 1:
             command = click.get_current_context().info_name
             raise RelcalError(
@@ -618,22 +619,37 @@ def _emit(docs: dict[Any, str]) -> list[str]:
     return [str(p) for p in files]
 
 
-def _logits_of(preds: Any) -> tuple[Any, Any]:
-    """(N, C) logits and labels of loaded predictions, for temperature scaling."""
-    from relcal.errors import RelcalError, UnsupportedMetricError
-    from relcal.temperature import as_logits
+def _refuse_toplabel(preds: Any) -> None:
+    """Temperature scaling needs every class's scores: not a top-label file."""
+    from relcal.errors import UnsupportedMetricError
 
     if preds.kind == "toplabel":
         raise UnsupportedMetricError(
             f"{preds.source}: temperature scaling needs every class's scores; "
             "a top-label file has only the top one"
         )
+
+
+def _logits_of(preds: Any) -> tuple[Any, Any]:
+    """(N, C) logits and labels of loaded predictions, for temperature scaling."""
+    from relcal.errors import RelcalError
+    from relcal.temperature import as_logits
+
+    _refuse_toplabel(preds)
     try:
         return as_logits(
             preds.scores, preds.labels, kind=preds.kind, ignore_index=preds.ignore_index
         )
     except RelcalError as err:
         raise err.with_source(preds.source) from None
+
+
+def _all_scores(inp: Any) -> tuple[tuple[int, ...], Any]:
+    """The shape and dtype of a streamed input's scores (not a top-label
+    file's: temperature scaling needs every class's)."""
+    _refuse_toplabel(inp)
+    scores = inp.scores if inp.scores is not None else inp.arrays[0]
+    return tuple(scores.shape), scores.dtype
 
 
 @cli.command("fit-temperature")
@@ -674,17 +690,32 @@ def fit_temperature(
     --cv K, cross-fitted metrics, to a JSON file (format 1).
     """
     from relcal.render import format_temperature, source_info, temperature_doc, to_json
+    from relcal.temperature import measure_scaling
 
     out = _target(output, [file, load.labels_path])
-    preds = load.one(file)
+    inp = load.one(file, streamed=True)
+    shape, _ = _all_scores(inp)
     passes = FIT_PASSES + 2 * _passes(binning)
-    if k is not None:  # k fits on (k - 1)/k of the rows, and the metrics
-        passes += FIT_PASSES * (k - 1) + _passes(binning)
-    with _work("fit-temperature", [preds], passes):
-        fit, before, after, cross = _fit_and_measure(preds, k, n_bins, binning)
-    source = source_info(preds, before)
+    if k is not None:  # the k fits step with the first; the metrics
+        passes += _passes(binning)
+    with _work("fit-temperature", [inp], passes):
+        try:
+            got = measure_scaling(
+                inp.chunks,
+                kind=inp.kind,
+                shape=shape,
+                n_classes=inp.n_classes,
+                ignore_index=inp.ignore_index,
+                class_names=inp.class_names,
+                n_bins=n_bins,
+                binning=binning,
+                k=k,
+            )
+        except RelcalError as err:
+            raise err.with_source(inp.source) from None
+    source = source_info(inp, got.before)
     source["sha256"] = _sha256(file)
-    doc = temperature_doc(fit, source, before, after, cross)
+    doc = temperature_doc(got.fit, source, got.before, got.after, got.cross)
     text = to_json(doc)
     _emit({out: text})
     if out == STDOUT:  # stdout is the temperature file; the summary goes to stderr
@@ -693,39 +724,6 @@ def fit_temperature(
         return
     click.echo(text if as_json else format_temperature(doc), nl=False)
     click.echo(one_line(f"wrote {out}"), err=True)
-
-
-def _fit_and_measure(
-    preds: Any, k: int | None, n_bins: int, binning: str
-) -> tuple[Any, Any, Any, Any]:
-    """fit-temperature's work: the fit, the metrics before and after it and,
-    with ``k``, the cross-fitted metrics."""
-    from relcal.metrics import evaluate, evaluate_predictions
-    from relcal.temperature import cross_fit, fit_prepared, scale_logits
-
-    z, y = _logits_of(preds)
-    fit = fit_prepared(z, y)
-    before = evaluate_predictions(preds, n_bins=n_bins, binning=binning)
-    after = evaluate(
-        scale_logits(z, fit.temperature),
-        y,
-        kind="logits",
-        n_bins=n_bins,
-        binning=binning,
-    )
-    cross = None
-    if k is not None:
-        try:
-            z_cf, temps = cross_fit(z, y, k)
-        except RelcalError as err:
-            raise err.with_source(preds.source) from None
-        cross = (
-            k,
-            0,
-            temps,
-            evaluate(z_cf, y, kind="logits", n_bins=n_bins, binning=binning),
-        )
-    return fit, before, after, cross
 
 
 @cli.command()
@@ -760,9 +758,8 @@ def calibrate(
     "calibrated_probs" (softmax(z / T)), "labels" and "temperature";
     `relcal metrics` reads it back as logits.
     """
-    from relcal.io import check_output, read_temperature, write_npz_atomic
+    from relcal.io import check_output, read_temperature, write_npz_streamed
     from relcal.render import dropped_text
-    from relcal.temperature import calibrated_arrays
 
     if output == STDOUT:
         raise click.UsageError(
@@ -771,27 +768,49 @@ def calibrate(
         )
     out = check_output(output, [file, load.labels_path, temperature_path])
     doc = read_temperature(temperature_path)
-    preds = load.one(file)
-    _check_classes(doc, preds, temperature_path)
-    z, y = _logits_of(preds)  # a top-label file is refused here
-    with _work("calibrate", [preds], 1):
+    inp = load.one(file, streamed=True)
+    _check_classes(doc, inp, temperature_path)
+    scores = _all_scores(inp)
+    t = doc["temperature"]
+    passes = 2 if inp.ignore_index is None else 3
+    with _work("calibrate", [inp], passes):
         try:
-            scaled, probs = calibrated_arrays(z, doc["temperature"])
+            write_npz_streamed(out, _calibrated_members(inp, *scores, t))
         except RelcalError as err:
-            raise err.with_source(temperature_path) from None
-        write_npz_atomic(
-            out,
-            {
-                "logits": scaled,
-                "calibrated_probs": probs,
-                "labels": y,
-                "temperature": doc["temperature"],
-            },
-        )
-    dropped = f", {dropped_text(preds.n_dropped)}" if preds.n_dropped else ""
-    click.echo(
-        one_line(f"wrote {out} (T = {doc['temperature']:.6g}{dropped})"), err=True
-    )
+            # a temperature that does not fit the logits names the temperature file
+            bad_t = err.message.startswith("temperature ")
+            raise err.with_source(temperature_path if bad_t else inp.source) from None
+    dropped = f", {dropped_text(inp.n_dropped)}" if inp.n_dropped else ""
+    click.echo(one_line(f"wrote {out} (T = {t:.6g}{dropped})"), err=True)
+
+
+def _calibrated_members(
+    inp: Any, shape: tuple[int, ...], dtype: Any, t: float
+) -> list[Any]:
+    """The arrays of calibrate's .npz, each written chunk by chunk: the
+    scaled logits and their softmax (float32 for float32 scores, else
+    float64), the labels (int64) of the kept rows, and the temperature."""
+    import numpy as np
+
+    from relcal.io import Member
+    from relcal.temperature import calibrated_rows, count_kept
+
+    n_classes = 2 if len(shape) == 1 or shape[1] == 1 else shape[1]
+    dtype = np.dtype(np.float64 if dtype == np.float64 else np.float32)
+    how = {"kind": inp.kind, "ignore_index": inp.ignore_index, "temperature": t}
+    n = inp.n_samples
+    if inp.ignore_index is not None:  # a pass to count the kept pixels
+        n = count_kept(inp.chunks, inp.ignore_index)
+
+    def part(name: str) -> Any:
+        return lambda: calibrated_rows(inp.chunks, part=name, **how)
+
+    return [
+        Member("logits", dtype, (n, n_classes), part("logits")),
+        Member("calibrated_probs", dtype, (n, n_classes), part("calibrated_probs")),
+        Member("labels", np.dtype(np.int64), (n,), part("labels")),
+        Member("temperature", np.dtype(np.float64), (), lambda: [np.float64(t)]),
+    ]
 
 
 def _check_classes(doc: dict[str, Any], preds: Any, path: str) -> None:
@@ -1043,9 +1062,7 @@ def _measure_check_inputs(
         else:
             old_models = load.streams(baseline)
             work.expect(_nbytes(old_models) * passes)
-            olds = [
-                measure_for_gate(m, settings, keep_labels=True) for m in old_models
-            ]
+            olds = [measure_for_gate(m, settings, keep_labels=True) for m in old_models]
     return list(zip(new, pair_baselines(new, olds, baseline), strict=True))
 
 

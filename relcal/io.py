@@ -46,7 +46,7 @@ import math
 import os
 import stat
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard, overload
@@ -1229,7 +1229,9 @@ def write_atomic(files: Mapping[Path, str | Callable[[BinaryIO], None]]) -> None
     reader never sees half a file and a failure leaves the old files intact.
 
     A value is the text of the file (UTF-8), or a function that writes the
-    file's bytes to the binary stream it is given (``np.savez``, say).
+    file's bytes to the binary stream it is given (``np.savez``, say).  If
+    that function fails (a chunk of the input found bad half-way, say), the
+    temporary files are removed and its error is raised.
     """
     import tempfile
 
@@ -1250,10 +1252,12 @@ def write_atomic(files: Mapping[Path, str | Callable[[BinaryIO], None]]) -> None
             os.chmod(tmp, _mode_for(path))
         for tmp, path in temps:
             os.replace(tmp, path)
-    except OSError as err:
+    except BaseException as err:  # a chunk that fails mid-file too: none left
         for tmp, _ in temps:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        if not isinstance(err, OSError):
+            raise
         reason = err.strerror or _short(err)
         raise RelcalError(f"{path}: cannot write ({reason})") from None
 
@@ -1348,6 +1352,53 @@ def _clip_repr(v: Any, limit: int = 40) -> str:
 def write_npz_atomic(path: Path, arrays: dict[str, Any]) -> None:
     """``np.savez`` through :func:`write_atomic`."""
     write_atomic({path: lambda f: np.savez(f, **arrays)})
+
+
+@dataclass(frozen=True)
+class Member:
+    """One array of an .npz written by :func:`write_npz_streamed`: its name,
+    dtype and shape (known before its first byte: the header comes first),
+    and ``chunks``, a function giving its blocks of leading-axis rows."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    chunks: Callable[[], Iterable[np.ndarray]]
+
+
+def write_npz_streamed(path: Path, members: Sequence[Member]) -> None:
+    """An .npz written member by member, each one a .npy header
+    (``np.lib.format``) and then the raw bytes of its chunks, stored
+    uncompressed as ``np.savez`` stores them: only a chunk is in memory at a
+    time.  Atomic (:func:`write_atomic`): nothing is left behind when a
+    chunk fails."""
+    import zipfile
+
+    def write(f: BinaryIO) -> None:
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for m in members:
+                with zf.open(f"{m.name}.npy", "w", force_zip64=True) as out:
+                    _write_npy(out, m)
+
+    write_atomic({path: write})
+
+
+def _write_npy(out: BinaryIO, m: Member) -> None:
+    header = {
+        "descr": np.lib.format.dtype_to_descr(m.dtype),
+        "fortran_order": False,
+        "shape": m.shape,
+    }
+    np.lib.format.write_array_header_1_0(out, header)
+    rows = 0
+    for chunk in m.chunks():
+        a = np.ascontiguousarray(chunk, dtype=m.dtype)
+        if a.shape[1:] != m.shape[1:]:
+            raise ValueError(f"{m.name}: a chunk of shape {a.shape}, not {m.shape}")
+        out.write(memoryview(a.reshape(-1).view(np.uint8)))
+        rows += a.shape[0] if a.ndim else 1
+    if rows != (m.shape[0] if m.shape else 1):
+        raise ValueError(f"{m.name}: {rows} rows written, the header says {m.shape}")
 
 
 # --------------------------------------------------------------------------

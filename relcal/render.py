@@ -335,7 +335,7 @@ def temperature_doc(
     cross: tuple[int, int, list[float], Results] | None = None,
 ) -> dict[str, Any]:
     """The temperature file of ``relcal fit-temperature`` (format 1)."""
-    from relcal.temperature import T_BOUNDS
+    from relcal.temperature import FOLD_RULE, T_BOUNDS
 
     def summary(r: Results) -> dict[str, float | None]:
         return {key: _num(getattr(r, key)) for key, _ in METRIC_LABELS}
@@ -375,6 +375,7 @@ def temperature_doc(
         else {
             "k": cross[0],
             "seed": cross[1],
+            "folds": FOLD_RULE,
             "temperatures": cross[2],
             "after": summary(cross[3]),
         },

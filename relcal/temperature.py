@@ -263,6 +263,13 @@ def _check_magnitude(z: np.ndarray) -> bool:
     return neginf
 
 
+FOLD_RULE = "row-hash"
+"""How cross-fitting assigns rows to folds (the temperature file's
+``cross_fitted.folds``): row i (its global index; a pixel's among every pixel)
+is in fold floor(k · u) where u is the top 53 bits of SplitMix64(i + (2 + 2 ·
+seed) · 0x9E3779B97F4A7C15) over 2**53 (:func:`fold_of`).  Files without the
+field (relcal before it) split a seeded permutation into k equal parts."""
+
 _M64 = (1 << 64) - 1
 SUB_SALT = 1  # the steering subsample's hash
 FOLD_SALT = 2  # cross-fitting's folds (plus 2 x seed)
@@ -1214,3 +1221,46 @@ def _scaled_chunks(
                 else scale_folds(rows.z, temps, fold)
             )
             yield z, rows.y, start
+
+
+# --------------------------------------------------------------------------
+# relcal calibrate: the calibrated arrays, chunk by chunk
+
+
+def calibrated_rows(
+    source: Callable[[], Iterable[Chunk]],
+    *,
+    kind: str,
+    temperature: float,
+    part: str,
+    ignore_index: int | None = None,
+) -> Iterator[np.ndarray]:
+    """One array of :func:`calibrated_arrays`, for the kept rows of each
+    chunk of ``source()`` in turn: ``part`` "logits" (scaled), or
+    "calibrated_probs" (their softmax), or "labels"."""
+    t = check_temperature(temperature)
+    for s, y, start in source():
+        if part == "labels":
+            kept = np.asarray(y).reshape(-1)
+            yield kept if ignore_index is None else kept[kept != ignore_index]
+            continue
+        rows = logit_rows(s, y, kind=kind, ignore_index=ignore_index, start=start)
+        if len(rows):
+            scaled = scale_logits(rows.z, t)
+            if part == "logits":  # -inf as the lowest finite number
+                yield np.maximum(scaled, np.finfo(scaled.dtype).min, out=scaled)
+            else:
+                yield softmax(scaled).astype(scaled.dtype)
+
+
+def count_kept(source: Callable[[], Iterable[Chunk]], ignore_index: int | None) -> int:
+    """Rows (pixels) of the chunks of ``source()`` whose label is not
+    ``ignore_index``."""
+    return sum(
+        int(
+            np.asarray(y).size
+            if ignore_index is None
+            else np.count_nonzero(np.asarray(y) != ignore_index)
+        )
+        for _, y, _ in source()
+    )
