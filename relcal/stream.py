@@ -144,7 +144,13 @@ def _open_array(
             else:
                 z = stack.enter_context(_zip(raw))
                 member = f"{key}.npy" if f"{key}.npy" in z.namelist() else key
-                f = stack.enter_context(z.open(member))
+                try:
+                    f = stack.enter_context(z.open(member))
+                except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+                    # a damaged member header: io.load's words
+                    raise FormatError(
+                        f"cannot read array {key!r}: {io._short(exc)}"
+                    ) from None
                 size, what = z.getinfo(member).file_size, f"array {key!r}: "
             shape, dtype, fortran = _header(f, size, what)
         except RelcalError as err:
