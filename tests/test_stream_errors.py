@@ -323,3 +323,31 @@ def test_glob_matching_nothing_and_unpaired_labels(tmp_path):
     assert _outcome(lambda: open_stream(pattern, labels=tmp_path / "labels")) == (
         f"{pattern}: no labels file for {s} (looked for s.npy in {tmp_path / 'labels'})"
     )
+
+
+def test_dataset_errors_through_the_command_line(tmp_path, capsys):
+    """`relcal metrics DIR` and a glob go through open_stream: a parquet
+    directory with a file of another schema, a glob matching nothing, a
+    scores file without labels: exit 2, one line naming the file."""
+    rng = np.random.default_rng(6)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    df = pd.DataFrame(rng.dirichlet(np.ones(3), size=8), columns=["a", "b", "c"])
+    df["label"] = rng.integers(0, 3, 8)
+    df.to_parquet(parts / "p0.parquet")
+    df.rename(columns={"c": "d"}).to_parquet(parts / "p1.parquet")
+    msg = _cli(["metrics", str(parts)], tmp_path, capsys)
+    assert msg.startswith(f"{parts / 'p1.parquet'}: its columns (a: double; b: double;")
+    assert msg.endswith("a dataset's tables share one schema")
+    pattern = str(tmp_path / "none" / "*.npy")
+    assert _cli(["metrics", pattern, "--labels", pattern], tmp_path, capsys) == (
+        f"{pattern}: matches no file"
+    )
+    (tmp_path / "scores").mkdir()
+    (tmp_path / "labels").mkdir()
+    np.save(tmp_path / "scores" / "a.npy", np.zeros((3, 2)))
+    np.save(tmp_path / "labels" / "b.npy", np.zeros(3, int))
+    assert _cli(["metrics", str(tmp_path)], tmp_path, capsys) == (
+        f"{tmp_path}: no labels file for {tmp_path / 'scores' / 'a.npy'} (looked for"
+        f" a.npy in {tmp_path / 'labels'})"
+    )
