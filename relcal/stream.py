@@ -842,40 +842,6 @@ def _directory(
     return pairs
 
 
-def iter_table(
-    path: str | os.PathLike[str],
-    *,
-    score_cols: list[str],
-    label_col: str = "label",
-    rows: int = 65536,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Raw ``(scores_chunk, labels_chunk)`` from a .csv (pandas
-    ``chunksize=``) or .parquet file (pyarrow record batches), with explicit
-    ``score_cols=`` and ``label_col=``; nothing is checked."""
-    _check_rows(rows)
-    p = Path(path)
-    try:
-        io.check_regular(p)
-    except RelcalError as err:
-        raise err.with_source(str(p)) from None
-    cols = [*score_cols, label_col]
-    if p.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
-        batches = (
-            b.to_pandas() for b in pq.ParquetFile(p).iter_batches(rows, columns=cols)
-        )
-    else:
-        import pandas as pd
-
-        batches = pd.read_csv(p, usecols=cols, chunksize=rows)
-    for df in batches:
-        yield (
-            df[score_cols].to_numpy(dtype=np.float64),
-            df[label_col].to_numpy(),
-        )
-
-
 # --------------------------------------------------------------------------
 # .csv and .parquet tables
 

@@ -11,7 +11,7 @@ import pytest
 import relcal.io
 import relcal.stream
 from relcal.errors import RelcalError
-from relcal.stream import iter_npy_pair, iter_npz, iter_table, open_stream
+from relcal.stream import iter_npy_pair, iter_npz, open_stream
 
 
 def _cat(chunks):
@@ -308,23 +308,6 @@ def test_raw_readers_equal_load(tmp_path, rows):
         s, y = _cat(chunks)
         np.testing.assert_array_equal(s, scores)
         np.testing.assert_array_equal(y, labels)
-
-
-@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-@pytest.mark.parametrize("rows", [1, 7, 1000])
-def test_table_chunks_equal_load(tmp_path, suffix, rows):
-    import pandas as pd
-
-    rng = np.random.default_rng(3)
-    scores = rng.dirichlet(np.ones(3), size=40)
-    df = pd.DataFrame(scores, columns=["a", "b", "c"])
-    df["label"] = rng.integers(0, 3, size=40)
-    f = tmp_path / f"t{suffix}"
-    df.to_csv(f, index=False) if suffix == ".csv" else df.to_parquet(f)
-    pred = relcal.io.load(f, score_cols=["a", "b", "c"])
-    s, y = _cat(iter_table(f, score_cols=["a", "b", "c"], rows=rows))
-    np.testing.assert_array_equal(s, pred.scores)
-    np.testing.assert_array_equal(y, pred.labels)
 
 
 # --------------------------------------------------------------------------
