@@ -321,6 +321,7 @@ def iter_npz(
 def _raw(stream: Stream, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     _check_rows(rows)
     for part in stream._parts:
+        assert isinstance(part, _Part)  # the raw readers open arrays only
         yield from part.raw(rows)
 
 
@@ -550,7 +551,7 @@ def _open_dataset(
     ignore_index: int | None,
     channels_last: bool,
     **table: Any,
-) -> Stream:
+) -> Stream | list[Stream]:
     name = str(path)
     try:
         if kind not in KINDS:
@@ -828,7 +829,7 @@ def _directory(
     tables = sorted(f for f in d.iterdir() if f.suffix.lower() in (".parquet", ".pq"))
     if tables:
         return [(f, None) for f in tables]
-    pairs = []
+    pairs: list[tuple[Path, Path | None]] = []
     for f in sorted(d.glob("*.npy")):
         stem, _, tail = f.stem.rpartition("_")
         if stem and tail in SCORE_DIRS:
@@ -935,7 +936,10 @@ class _TableSpec:
             df = df[~holes]
         label = self.read.label_col
         if self.toplabel:  # scores (rows, 2): confidence, predicted class
-            y, pred, conf, _ = io.toplabel_arrays(df, label, *self.cols, self.n_classes)
+            pred_col, conf_col = self.cols
+            y, pred, conf, _ = io.toplabel_arrays(
+                df, label, pred_col, conf_col, self.n_classes
+            )
             return np.column_stack([conf, pred.astype(np.float64)]), y, int(holes.sum())
         if self.binary:
             scores = io._numeric_column(df, self.cols[0]).astype(np.float64)
@@ -1054,9 +1058,9 @@ def _table_specs(
         raise FormatError("score_cols= with pred_col=")  # io.load's words
     default = all(c in columns for c in io.TOPLABEL_COLUMNS)
     if explicit or default and o["score_cols"] is None:
-        named = (read.label_col, o["pred_col"], o["confidence_col"])
+        given = (read.label_col, o["pred_col"], o["confidence_col"])
         label, pred, conf = io.toplabel_columns(
-            columns, *(named if explicit else io.TOPLABEL_COLUMNS)
+            columns, *(given if explicit else io.TOPLABEL_COLUMNS)
         )
         read = replace(read, label_col=label, ignore_index=None)
         return [
@@ -1107,6 +1111,7 @@ def _table_stream(
     if count.stats is None or not count.kept:
         raise FormatError("no rows left")  # io.load says why
     n, cols = count.n_rows, spec.cols
+    shape: tuple[int, ...]
     if spec.toplabel:
         spec = replace(spec, n_classes=count.top + 1)
         kind, n_classes, shape, names = "toplabel", count.top + 1, (n, 2), None
