@@ -767,7 +767,7 @@ def dataset_files(
     """
     text = str(path)
     p = Path(path)
-    if glob.has_magic(text):
+    if glob.has_magic(text) and not p.exists():  # "a[1].npy" may be a name
         found = sorted(Path(f) for f in glob.glob(text) if Path(f).is_file())
         if not found:
             raise FormatError("matches no file")

@@ -591,3 +591,10 @@ def test_fortran_order_2d_npy_streams(tmp_path, rows):
     stream = open_stream(tmp_path / "s.npy", labels=tmp_path / "y.npy")
     _same(stream, pred, rows)
     assert all(s.flags.c_contiguous for s, _, _ in stream.chunks(rows))
+
+
+def test_a_file_whose_name_looks_like_a_glob(tmp_path):
+    np.savez(tmp_path / "run[1].npz", logits=np.eye(3), labels=[0, 1, 2])
+    stream = open_stream(tmp_path / "run[1].npz")
+    assert stream.meta.sources == (str(tmp_path / "run[1].npz"),)
+    assert stream.meta.n_rows == 3
