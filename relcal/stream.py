@@ -140,7 +140,7 @@ def _open_array(
             raw = stack.enter_context(_open(path, stamp))
             now = _check_stamp(raw, stamp)
             if key is None:
-                f, size, what = raw, now[0], ""
+                f, size = raw, now[0]
             else:
                 z = stack.enter_context(_zip(raw))
                 member = f"{key}.npy" if f"{key}.npy" in z.namelist() else key
@@ -151,8 +151,8 @@ def _open_array(
                     raise FormatError(
                         f"cannot read array {key!r}: {io._short(exc)}"
                     ) from None
-                size, what = z.getinfo(member).file_size, f"array {key!r}: "
-            shape, dtype, fortran = _header(f, size, what)
+                size = z.getinfo(member).file_size
+            shape, dtype, fortran = _header(f, size, key)
         except RelcalError as err:
             raise err.with_source(str(path)) from None
         yield f, shape, dtype, now, fortran
@@ -166,8 +166,11 @@ def _zip(raw: BinaryIO) -> zipfile.ZipFile:
 
 
 def _header(
-    f: BinaryIO, size: int, what: str
+    f: BinaryIO, size: int, key: str | None
 ) -> tuple[tuple[int, ...], np.dtype, bool]:
+    """The header of a .npy file or of an .npz's member ``key``, checked:
+    shape, dtype, Fortran order."""
+    what = "" if key is None else f"array {key!r}: "
     try:
         shape, fortran, dtype = io._check_size(f, size, what)
     except RelcalError:
@@ -177,6 +180,13 @@ def _header(
             f"{what}not a readable .npy {'array' if what else 'file'}"
             f" ({io._short(exc)})"
         ) from None
+    if any(d < 0 for d in shape):  # in numpy's words, as io.load gives them
+        why = "negative dimensions are not allowed"
+        raise FormatError(
+            f"cannot read array {key!r}: {why}"
+            if key
+            else f"not a readable .npy file ({why})"
+        )
     if dtype.hasobject:  # in io.load's words: "array 'labels' holds ..."
         raise FormatError(
             f"{what[:-2] + ' ' if what else ''}holds Python objects; relcal never"
@@ -1084,6 +1094,9 @@ def _default_columns(
             profile = {
                 c: profile[c].then(chunk[c]) if profile else chunk[c] for c in chunk
             }
+
+    if set(profile) != set(columns):  # no rows (or columns pandas renamed)
+        raise FormatError("the table has no rows")  # io.load says which
 
     def mixed(col: str) -> None:
         raise FormatError(f"column {col!r}: a non-numeric value")  # io.load says which

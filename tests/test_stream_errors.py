@@ -351,3 +351,34 @@ def test_dataset_errors_through_the_command_line(tmp_path, capsys):
         f"{tmp_path}: no labels file for {tmp_path / 'scores' / 'a.npy'} (looked for"
         f" a.npy in {tmp_path / 'labels'})"
     )
+
+
+def test_negative_dimension_in_a_header(tmp_path):
+    """(found by scripts/fuzz.py) a header of shape (-3,): io.load's message,
+    not a numpy ValueError."""
+    np.save(tmp_path / "s.npy", np.zeros((3, 2)))
+    y = tmp_path / "y.npy"
+    with open(y, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<i8", "fortran_order": False, "shape": (-3,)}
+        )
+        f.write(bytes(24))
+    want = _outcome(lambda: relcal.io.load(tmp_path / "s.npy", labels=y))
+    assert (
+        want == f"{y}: not a readable .npy file (negative dimensions are not allowed)"
+    )
+    assert _outcome(lambda: open_stream(tmp_path / "s.npy", labels=y)) == want
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_table_of_columns_and_no_rows(tmp_path, suffix):
+    """(found by scripts/fuzz.py) default score columns of a table without a
+    row: io.load's message, not a KeyError."""
+    f = tmp_path / f"t{suffix}"
+    df = pd.DataFrame(
+        {"pclass0": pd.Series([], dtype=float), "label": pd.Series([], dtype=int)}
+    )
+    df.to_csv(f, index=False) if suffix == ".csv" else df.to_parquet(f)
+    want = _outcome(lambda: relcal.io.load(f))
+    assert want is not None and want.startswith(str(f))
+    assert _outcome(lambda: open_stream(f)) == want
