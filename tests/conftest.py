@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -22,6 +25,19 @@ def need_shared_real() -> Path:
             pytest.fail(f"CI must have the real data folder at {SHARED_REAL}")
         pytest.skip(f"real data folder {SHARED_REAL} not present")
     return SHARED_REAL
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as the module ``relcal_<name>``."""
+    module_name = f"relcal_{name}"
+    spec = importlib.util.spec_from_file_location(
+        module_name, REPO / "scripts" / f"{name}.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

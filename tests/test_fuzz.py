@@ -8,31 +8,17 @@ despite an error must be caught, or "zero failures" would prove nothing.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
-from .conftest import REPO
+from .conftest import load_script
 
-
-def load_fuzz() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "relcal_fuzz", REPO / "scripts/fuzz.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["relcal_fuzz"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fuzz = load_fuzz()
+fuzz = load_script("fuzz")
 
 
 @pytest.fixture

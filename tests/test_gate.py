@@ -7,10 +7,7 @@ pass rate against the point-estimate gate's.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import replace
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -37,7 +34,7 @@ from relcal.metrics import summarize
 from relcal.reduce import reduce_toplabel
 from relcal.synth import make_toplabel, population_ece, toplabel_gap
 
-from .conftest import REPO
+from .conftest import load_script
 
 
 def toplabel(
@@ -375,18 +372,7 @@ def test_fewer_samples_than_min_samples_warn_but_do_not_fail() -> None:
 # run with 400 draws per case is in the README)
 
 
-def load_study() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "relcal_validate_bootstrap", REPO / "scripts/validate_bootstrap.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["relcal_validate_bootstrap"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-study = load_study()
+study = load_script("validate_bootstrap")
 
 
 def test_the_study_truths_agree_with_a_large_sample() -> None:
