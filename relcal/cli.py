@@ -524,7 +524,6 @@ def report(
     from relcal.io import read_temperature
     from relcal.render import to_json
     from relcal.report import (
-        add_scaling,
         build_report,
         check_report_bins,
         render_html,
@@ -544,7 +543,7 @@ def report(
     t_doc = None if temperature_path is None else read_temperature(temperature_path)
     scaling = t_doc is not None or fit_in_sample
     check_report_bins(n_bins)
-    if ensemble or scaling:  # these need every model's arrays: loaded whole
+    if ensemble:  # the mean of the models' probabilities: loaded whole
         loaded = load.all(files)
     else:
         loaded = [(f, inp) for f in files for inp in load.streams(f)]
@@ -563,20 +562,10 @@ def report(
             with_ensemble=ensemble,
             sha256=hashes,
             labels_sha256=[_sha256(load.labels_path) for _ in preds],
-            results=None if ensemble or scaling else _measured(preds, n_bins, binning),
+            results=None if ensemble else _measured(preds, n_bins, binning),
         )
         if scaling:
-            for model, p in zip(data.models, preds, strict=False):
-                z, y = _logits_of(p)
-                add_scaling(
-                    model,
-                    z,
-                    y,
-                    t_doc=t_doc,
-                    t_path=temperature_path,
-                    n_bins=n_bins,
-                    binning=binning,
-                )
+            _add_scaling(data.models, preds, t_doc, temperature_path, n_bins, binning)
     outputs = {out: render_html(data)}
     if json_out is not None:
         outputs[json_out] = to_json(report_to_dict(data))
@@ -586,6 +575,32 @@ def report(
 
 
 STDOUT = "-"
+
+
+def _add_scaling(
+    models: list[Any],
+    preds: list[Any],
+    t_doc: dict[str, Any] | None,
+    t_path: str | None,
+    n_bins: int,
+    binning: str,
+) -> None:
+    """Each model's before / after slot: streamed inputs streamed, loaded
+    predictions (with --ensemble) in memory."""
+    from relcal import pipeline
+    from relcal.report import add_scaling
+
+    for model, p in zip(models, preds, strict=False):
+        options = {
+            "t_doc": t_doc,
+            "t_path": t_path,
+            "n_bins": n_bins,
+            "binning": binning,
+        }
+        if isinstance(p, pipeline.Input):
+            pipeline.add_scaling(model, p, **options)
+        else:
+            add_scaling(model, *_logits_of(p), **options)
 
 
 def _measured(inputs: list[Any], n_bins: int, binning: str) -> list[Any]:

@@ -17,9 +17,9 @@ integer) sets the leading-axis rows of every chunk read (default: about 32 MB
 of scores, :data:`relcal.stream.CHUNK_BYTES`); the results do not depend on
 it beyond float64 rounding.
 
-Top-label tables (true class, predicted class, confidence) and arrays stored
-in Fortran order are not streamed by :mod:`relcal.stream` yet: they are
-loaded whole by :func:`relcal.io.load` and handed on as one chunk.
+Arrays stored in Fortran order are not streamed by :mod:`relcal.stream`: they
+are loaded whole by :func:`relcal.io.load` and handed on as one chunk (as were
+top-label tables before the stream read them).
 """
 
 from __future__ import annotations
@@ -316,3 +316,51 @@ def measure_for_gate(inp: Input, settings: Any, *, keep_labels: bool = False) ->
         labels=m.labels,
     )
     return replace(measured, model=inp.model, n_dropped=inp.n_dropped)
+
+
+# --------------------------------------------------------------------------
+# relcal report: before / after temperature scaling
+
+
+def add_scaling(
+    model: Any,
+    inp: Input,
+    *,
+    t_doc: dict[str, Any] | None = None,
+    t_path: str | None = None,
+    n_bins: int = 15,
+    binning: str = "width",
+) -> None:
+    """:func:`relcal.report.add_scaling` of a streamed input: T fitted on
+    its chunks (:func:`relcal.temperature.fit_chunks`) or read from
+    ``t_doc``, and the metrics after scaling from the scaled chunks."""
+    from relcal.errors import UnsupportedMetricError
+    from relcal.report import scaling_temperature, set_scaling
+    from relcal.temperature import _scaled_chunks, fit_chunks
+
+    if inp.kind == "toplabel" or inp.scores is None:
+        raise UnsupportedMetricError(
+            f"{inp.source}: temperature scaling needs every class's scores; "
+            "a top-label file has only the top one"
+        )
+    where = {"kind": inp.kind, "ignore_index": inp.ignore_index}
+    try:
+        fit = None
+        if t_doc is None:
+            fit = fit_chunks(inp.chunks, shape=inp.scores.shape, **where)[0]
+        t = scaling_temperature(fit, t_doc)
+        plan = plan_for("logits", inp.n_classes, None, n_bins=n_bins)
+        summary = summarize_chunks(
+            lambda: _scaled_chunks(
+                inp.chunks, inp.kind, inp.ignore_index, [t], None, 0
+            ),
+            plan,
+            n_bins=n_bins,
+            binning=binning,
+        )
+    except RelcalError as err:
+        raise err.with_source(inp.source) from None
+    from relcal.metrics import summarize
+
+    after = summarize(summary, n_bins=n_bins, binning=binning, kind="logits")
+    set_scaling(model, t, after, fit=fit, t_doc=t_doc, t_path=t_path)

@@ -519,17 +519,41 @@ def add_scaling(
     counts as in-sample only if it was fitted on this very file (same
     sha256); without it, T is fitted here on the data shown (in-sample).
     """
-    from relcal import plots
-    from relcal.metrics import POSITIVE_METRICS, evaluate
+    from relcal.metrics import evaluate
     from relcal.temperature import fit_prepared, scale_logits
 
+    fit = fit_prepared(z, y) if t_doc is None else None
+    t = scaling_temperature(fit, t_doc)
+    after = evaluate(
+        scale_logits(z, t), y, kind="logits", n_bins=n_bins, binning=binning
+    )
+    set_scaling(model, t, after, fit=fit, t_doc=t_doc, t_path=t_path)
+
+
+def scaling_temperature(fit: Any, t_doc: dict[str, Any] | None) -> float:
+    """The temperature of a report's scaling: the fitted one, or the file's."""
+    return float(fit.temperature if t_doc is None else t_doc["temperature"])
+
+
+def set_scaling(
+    model: ModelReport,
+    t: float,
+    after: Results,
+    *,
+    fit: Any = None,
+    t_doc: dict[str, Any] | None = None,
+    t_path: str | None = None,
+) -> None:
+    """The model's before / after slot from the metrics ``after`` scaling by
+    ``t``: fitted on the file itself (``fit``), or from a temperature file
+    (``t_doc``, read from ``t_path``)."""
+    from relcal import plots
+    from relcal.metrics import POSITIVE_METRICS
+
     if t_doc is None:
-        fit = fit_prepared(z, y)
-        t = fit.temperature
         in_sample = True
         source = f"fitted on this file ({fit.status}, {fit.passes} passes)"
     else:
-        t = float(t_doc["temperature"])
         fitted = t_doc.get("fitted_on", {})
         sha = fitted.get("sha256")
         in_sample = sha is not None and sha == model.input.get("sha256")
@@ -538,9 +562,6 @@ def add_scaling(
             f"from {Path(t_path).name if t_path else 'a temperature file'}, "
             f"fitted on {where} ({fitted.get('n_samples')} samples)"
         )
-    after = evaluate(
-        scale_logits(z, t), y, kind="logits", n_bins=n_bins, binning=binning
-    )
     label = f"after T = {t:.3f}" + (" (in-sample)" if in_sample else "")
     model.scaling = Scaling(
         temperature=t,

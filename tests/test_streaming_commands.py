@@ -467,3 +467,45 @@ def test_label_out_of_range_in_a_late_chunk(tmp_path, capsys, monkeypatch, comma
     with pytest.raises(relcal.errors.RelcalError) as info:
         list(relcal.stream.open_stream(data).chunks(90))
     _fails_alike(tmp_path, capsys, monkeypatch, command, data, str(info.value))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "how", "rows"),
+    [
+        ("npz", "fit", "3"),
+        ("segmentation", "fit", "1"),
+        ("binary", "file", "7"),
+        ("segmentation", "file", None),
+    ],
+)
+def test_report_scaling_streamed_equals_in_memory(
+    tmp_path, capsys, monkeypatch, fmt, how, rows
+):
+    from relcal.report import add_scaling, report_to_dict
+    from relcal.temperature import as_logits
+
+    args, options = make_input(tmp_path, fmt)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    t_doc = None
+    flags = ["--fit-temperature"]
+    if how == "file":
+        t_path = tmp_path / "t.json"
+        assert run(["fit-temperature", *args, "-o", str(t_path)], capsys)[0] == 0
+        t_doc = json.loads(t_path.read_text())
+        flags = ["--temperature", str(t_path)]
+    if rows is not None:
+        monkeypatch.setenv("RELCAL_CHUNK_ROWS", rows)
+    js = tmp_path / "r.json"
+    code, _, err = run(
+        ["report", *args, *flags, "-o", str(tmp_path / "r.html"), "--json", str(js)],
+        capsys,
+    )
+    assert code == 0, err
+    data = in_memory_report([args[0]], options, "width")
+    p = relcal.io.load(args[0], **options)
+    z, y = as_logits(p.scores, p.labels, kind=p.kind, ignore_index=p.ignore_index)
+    t_path_text = None if t_doc is None else flags[1]
+    add_scaling(data.models[0], z, y, t_doc=t_doc, t_path=t_path_text)
+    doc = json.loads(js.read_text())
+    assert doc["models"][0]["temperature_scaling"] is not None
+    close(doc, report_to_dict(data))
