@@ -57,6 +57,7 @@ PYTHON_TO_CLI: dict[str, str] = {
     "binning": "--binning",  # every command that bins
     "baseline": "--baseline",  # check (relcal.gate.check)
     "jobs": "--jobs",  # every command (relcal.summary.reduce_chunks, set_jobs)
+    "dask_scheduler": "--dask-scheduler",  # metrics (relcal.dask)
 }
 
 # a Python literal after ``name=``: a number, True/False/None, a quoted string
@@ -419,6 +420,12 @@ def cli() -> None:
     is_flag=True,
     help="Print the results as JSON (format 1, see the README).",
 )
+@click.option(
+    "--dask-scheduler",
+    metavar="ADDRESS",
+    help="Compute on a Dask cluster (tcp://host:8786): its workers read FILE"
+    " (.npy pairs or .parquet) from the same path.",
+)
 @run_options
 def metrics(
     file: str,
@@ -426,6 +433,7 @@ def metrics(
     n_bins: int,
     binning: str,
     as_json: bool,
+    dask_scheduler: str | None,
 ) -> None:
     """Calibration metrics and the binned correctness table of FILE.
 
@@ -445,11 +453,14 @@ def metrics(
     )
 
     done = []
-    models = load.streams(file)
-    with _work("metrics", models, _passes(binning)):
-        for model in models:
-            results = measure(model, n_bins=n_bins, binning=binning).results
-            done.append((results, source_info(model, results)))
+    if dask_scheduler is not None:
+        done = [_on_dask(dask_scheduler, file, load, n_bins, binning)]
+    else:
+        models = load.streams(file)
+        with _work("metrics", models, _passes(binning)):
+            for model in models:
+                results = measure(model, n_bins=n_bins, binning=binning).results
+                done.append((results, source_info(model, results)))
     if as_json:
         docs = [results_to_dict(r, s) for r, s in done]
         doc = docs[0] if len(docs) == 1 else models_to_dict(docs)
@@ -459,6 +470,21 @@ def metrics(
         if len(done) > 1:
             texts.append(format_models(done))
         click.echo("\n".join(texts), nl=False)
+
+
+def _on_dask(
+    address: str, file: str, load: LoadOptions, n_bins: int, binning: str
+) -> tuple[Any, dict[str, Any]]:
+    """The metrics of FILE computed by the workers of a Dask scheduler."""
+    from relcal.dask import connect, evaluate_file
+    from relcal.render import source_info
+
+    with connect(address):
+        results, info = evaluate_file(
+            file, n_bins=n_bins, binning=binning, models=load.models, **load.options()
+        )
+    _notes(info)
+    return results, source_info(info, results)
 
 
 @cli.command()

@@ -313,12 +313,30 @@ def summarize_chunks(
     """The summary of the chunks ``source()`` yields, with equal-width bins (one
     pass) or equal-mass bins (``binning="mass"``: more passes over
     ``source()``, which must yield the same chunks each time)."""
+    return summarize_with(
+        lambda p: reduce_chunks(source(), p, jobs=jobs),
+        plan,
+        n_bins=n_bins,
+        binning=binning,
+    )
+
+
+def summarize_with(
+    reducer: Callable[[Plan], Summary],
+    plan: Plan,
+    *,
+    n_bins: int = 15,
+    binning: str = "width",
+) -> Summary:
+    """:func:`summarize_chunks` with the passes made by ``reducer(plan)``: the
+    summary of every chunk of a re-readable source under ``plan`` (a Dask
+    cluster's, :mod:`relcal.dask`)."""
     if check_binning(binning) == "width":
-        return reduce_chunks(source(), plan, jobs=jobs)
+        return reducer(plan)
     names = ["confidence"]
     if plan.positive_edges is not None:
         names.append("positive")
-    return mass_summary(source, plan, n_bins, names, jobs=jobs)
+    return mass_summary(None, plan, n_bins, names, reducer=reducer)
 
 
 def evaluate(
@@ -358,9 +376,9 @@ def evaluate(
     >>> round(r.accuracy, 4), r.n_classes, r.kind
     (0.6667, 2, 'logits')
     """
-    s, y, k, c = prepare(scores, labels, kind=kind, ignore_index=ignore_index)
-    plan = plan_for(k, c, ignore_index, n_bins=n_bins)
-    summary = summarize_arrays(s, y, plan, n_bins=n_bins, binning=binning)
+    summary, k = _summary_and_kind(
+        scores, labels, kind, ignore_index, n_bins=n_bins, binning=binning
+    )
     return summarize(summary, n_bins=n_bins, binning=binning, kind=k)
 
 
@@ -390,9 +408,44 @@ def _arrays_summary(
     **asked: bool,
 ) -> Summary:
     """Validate arrays and summarise them with only what is ``asked`` for."""
+    return _summary_and_kind(
+        scores, labels, kind, ignore_index, n_bins=n_bins, binning=binning, **asked
+    )[0]
+
+
+def _summary_and_kind(
+    scores: object,
+    labels: object,
+    kind: str,
+    ignore_index: int | None,
+    *,
+    n_bins: int = 15,
+    binning: str = "width",
+    **asked: bool,
+) -> tuple[Summary, str]:
+    """:func:`_arrays_summary` and the kind of the scores.  Dask arrays (or
+    series) are summarised on their scheduler's workers (:mod:`relcal.dask`,
+    imported only then)."""
+    if _is_dask(scores) or _is_dask(labels):
+        from relcal.dask import summarize_arrays as on_dask
+
+        return on_dask(
+            scores,
+            labels,
+            kind=kind,
+            ignore_index=ignore_index,
+            n_bins=n_bins,
+            binning=binning,
+            **asked,
+        )
     s, y, k, c = prepare(scores, labels, kind=kind, ignore_index=ignore_index)
     plan = plan_for(k, c, ignore_index, n_bins=n_bins, **asked)
-    return summarize_arrays(s, y, plan, n_bins=n_bins, binning=binning)
+    return summarize_arrays(s, y, plan, n_bins=n_bins, binning=binning), k
+
+
+def _is_dask(x: object) -> bool:
+    """A Dask collection, told without importing dask."""
+    return type(x).__module__.startswith("dask.")
 
 
 TOP_ONLY = {"classwise": False, "nll": False, "brier": False}

@@ -381,12 +381,13 @@ Source = Callable[[], Iterable[Chunk]]
 
 
 def mass_summary(
-    source: Source,
+    source: Source | None,
     plan: Plan,
     n_bins: int,
     names: Sequence[str],
     *,
     jobs: int | None = None,
+    reducer: Callable[[Plan], Summary] | None = None,
 ) -> Summary:
     """The summary of ``plan`` with equal-mass bins of the variables ``names``
     ("confidence", and "positive" for two classes): their edges exactly
@@ -399,14 +400,17 @@ def mass_summary(
     last pass collects their values and bins the others (:class:`PendingBins`):
     usually two passes in all.  The passes compute the confidences exactly as
     ``plan``'s own does (``float64`` unless it is top-label only).
+    ``reducer(plan)``, when given, makes the passes instead of
+    :func:`reduce_chunks` over ``source()`` (a Dask cluster, :mod:`relcal.dask`).
     """
+    if reducer is None:
+        assert source is not None
+        reducer = lambda p: reduce_chunks(source(), p, jobs=jobs)  # noqa: E731
     searches = {name: QuantileSearch(n_bins) for name in names}
-    first = reduce_chunks(
-        source(),
+    first = reducer(
         replace(
             plan, toplabel_edges=None, positive_edges=None, probes=_probes(searches)
-        ),
-        jobs=jobs,
+        )
     )
     _update(searches, first)
     values_only = replace(
@@ -419,11 +423,11 @@ def mass_summary(
         float64=not plan.top_only,
     )
     while not all(s.ready for s in searches.values()):
-        more = reduce_chunks(source(), replace(values_only, probes=_probes(searches)))
+        more = reducer(replace(values_only, probes=_probes(searches)))
         _update(searches, more)
     bins = {f"{name} bins": s.pending_bins() for name, s in searches.items()}
     probes = _probes(searches) + tuple(bins.items())
-    last = reduce_chunks(source(), replace(values_only, probes=probes), jobs=jobs)
+    last = reducer(replace(values_only, probes=probes))
     _update(searches, last)
     tables = {
         name: bins[f"{name} bins"].table(last.probe(f"{name} bins"), s.edges())
