@@ -102,7 +102,7 @@ def test_evaluate_of_dask_arrays_equals_in_memory(client, case, binning) -> None
     ds = da.from_array(scores, chunks=(max(1, len(scores) // 9), *scores.shape[1:]))
     if scores.ndim > 1:
         ds = ds.rechunk({1: 2})
-    dy = da.from_array(labels, chunks=max(1, len(labels) // 4))
+    dy = da.from_array(labels, chunks=(max(1, len(labels) // 4), *labels.shape[1:]))
     got = relcal.evaluate(ds, dy, binning=binning, **opts)
     assert_same(want, got)
 
