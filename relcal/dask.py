@@ -582,6 +582,7 @@ def file_dataset(path: str, options: dict[str, Any]) -> tuple[_Dataset, Any]:
     what the loader knows of it (a namespace as :class:`relcal.io.Predictions`
     for the ``"input"`` block of the results)."""
     from relcal import io
+    from relcal.pipeline import _stream_input
     from relcal.stream import dataset_files, open_stream
 
     try:
@@ -599,7 +600,7 @@ def file_dataset(path: str, options: dict[str, Any]) -> tuple[_Dataset, Any]:
             " arrays of an .npz with np.save (the workers read their rows)",
             source=npz.source,
         )
-    return _npy_dataset(stream, options), _info(stream.meta)
+    return _npy_dataset(stream, options), _stream_input(stream)
 
 
 def _npy_dataset(stream: Any, options: dict[str, Any]) -> _Dataset:
@@ -624,21 +625,6 @@ def _npy_dataset(stream: Any, options: dict[str, Any]) -> _Dataset:
         meta.shape[1:],
         meta.dtype,
         source=meta.source,
-    )
-
-
-def _info(meta: Any) -> Any:
-    labels = meta.shape[0] * math.prod(meta.shape[2:])
-    return SimpleNamespace(
-        scores=SimpleNamespace(shape=meta.shape, dtype=meta.dtype),
-        source=meta.source,
-        origin=meta.origin,
-        class_names=meta.class_names,
-        ignore_index=meta.ignore_index,
-        n_samples=labels,
-        model=meta.model,
-        n_dropped=meta.n_dropped,
-        notes=meta.notes,
     )
 
 

@@ -398,19 +398,11 @@ def summarize_arrays(
 
 
 def _arrays_summary(
-    scores: object,
-    labels: object,
-    kind: str,
-    ignore_index: int | None,
-    *,
-    n_bins: int = 15,
-    binning: str = "width",
-    **asked: bool,
+    scores: object, labels: object, kind: str, ignore_index: int | None, **how: Any
 ) -> Summary:
-    """Validate arrays and summarise them with only what is ``asked`` for."""
-    return _summary_and_kind(
-        scores, labels, kind, ignore_index, n_bins=n_bins, binning=binning, **asked
-    )[0]
+    """Validate arrays and summarise them with only what is asked for (``how``:
+    ``n_bins``, ``binning`` and :func:`plan_for`'s switches)."""
+    return _summary_and_kind(scores, labels, kind, ignore_index, **how)[0]
 
 
 def _summary_and_kind(
