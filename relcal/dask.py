@@ -43,20 +43,9 @@ from typing import Any
 
 import numpy as np
 
+from relcal import validate
 from relcal.errors import FormatError, RelcalError
 from relcal.summary import Plan, Summary, reduce_chunk
-from relcal.validate import (
-    KINDS,
-    ProbStats,
-    all_ignored_error,
-    check_float_scores,
-    check_ignore_index,
-    check_scores_layout,
-    kind_from_stats,
-    prepare,
-    prepare_labels,
-    probability_stats,
-)
 
 INSTALL = "pip install 'relcal[dask]'"
 CONNECT_TIMEOUT = 5.0
@@ -140,7 +129,7 @@ class _Count:
     vectors: int
     kept: int
     dropped: int
-    stats: ProbStats | None
+    stats: validate.ProbStats | None
     dtype: str
 
     def merge(self, later: _Count) -> _Count:
@@ -174,7 +163,7 @@ def _count_task(load: Any, raw: Any, stats: bool) -> _Count | _Failed:
     ignore = load.ignore_index
     kept = y.size if ignore is None else int(np.count_nonzero(y != ignore))
     vectors = len(s) * math.prod(s.shape[2:])
-    probs = probability_stats(s) if stats and len(s) else None
+    probs = validate.probability_stats(s) if stats and len(s) else None
     return _Count(len(s), vectors, kept, dropped, probs, str(s.dtype))
 
 
@@ -212,8 +201,10 @@ class _ArrayLoad:
     ignore_index: int | None
 
     def __call__(self, raw: tuple[Any, Any]) -> tuple[np.ndarray, np.ndarray, int]:
-        s = check_float_scores(np.asarray(raw[0]))
-        y, _ = prepare_labels(s, np.asarray(raw[1]), ignore_index=self.ignore_index)
+        s = validate.check_float_scores(np.asarray(raw[0]))
+        y, _ = validate.prepare_labels(
+            s, np.asarray(raw[1]), ignore_index=self.ignore_index
+        )
         return s, y, 0
 
     def exact(self, raw: Any, err: RelcalError) -> RelcalError:
@@ -384,14 +375,14 @@ def _kind(data: _Dataset) -> str:
     ignore = data.load.ignore_index
     if not count.kept:
         if ignore is not None and count.rows:
-            raise _sourced(all_ignored_error(ignore), data)
+            raise _sourced(validate.all_ignored_error(ignore), data)
         raise _sourced(FormatError("no rows left"), data)  # every row dropped
     if declared == "logits":
         return "logits"
     assert count.stats is not None
     dtype = np.dtype(count.dtype) if data.dtype is None else data.dtype
     try:
-        return kind_from_stats(count.stats, declared, dtype, data.shape)
+        return validate.kind_from_stats(count.stats, declared, dtype, data.shape)
     except RelcalError as err:
         raise _sourced(err, data) from None
 
@@ -434,7 +425,7 @@ def summarize_dataset(
     plan = plan_for(kind, data.n_classes, ignore, n_bins=n_bins, **asked)
     summary = summarize_with(_reducer(data), plan, n_bins=n_bins, binning=binning)
     if summary.n == 0 and ignore is not None:
-        raise _sourced(all_ignored_error(ignore), data)
+        raise _sourced(validate.all_ignored_error(ignore), data)
     return summary, kind
 
 
@@ -481,16 +472,16 @@ def array_dataset(
     scores: Any, labels: Any, *, kind: str = "auto", ignore_index: int | None = None
 ) -> _Dataset:
     """Dask arrays as a dataset of blocks of leading-axis rows."""
-    if kind not in KINDS:
+    if kind not in validate.KINDS:
         raise RelcalError(
-            f"scores kind must be one of {', '.join(KINDS)}. Got {kind!r}"
+            f"scores kind must be one of {', '.join(validate.KINDS)}. Got {kind!r}"
         )
-    check_ignore_index(ignore_index)
+    validate.check_ignore_index(ignore_index)
     s, y = _as_dask(scores), _as_dask(labels)
-    check_scores_layout(s.dtype, s.shape)
+    validate.check_scores_layout(s.dtype, s.shape)
     dtype = s.dtype if s.dtype.kind == "f" else np.dtype(np.float64)
     stand_in = np.broadcast_to(np.zeros((), dtype), s.shape)
-    _, n_classes = prepare_labels(
+    _, n_classes = validate.prepare_labels(
         stand_in, np.broadcast_to(np.zeros((), y.dtype), y.shape), values=False
     )
     rows: Any = (s if is_dask(scores) else y).chunks[0]
@@ -506,7 +497,9 @@ def array_dataset(
         # the error of the whole input (counts, first position): the labels
         # are gathered for this message only
         try:
-            prepare(stand_in, y.compute(), kind="logits", ignore_index=ignore_index)
+            validate.prepare(
+                stand_in, y.compute(), kind="logits", ignore_index=ignore_index
+            )
         except RelcalError as whole:
             return whole
         return err
