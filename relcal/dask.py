@@ -733,7 +733,6 @@ def evaluate_file(
         info.scores = SimpleNamespace(shape=data.shape, dtype=dtype)
         info.n_samples = data.count.rows
         info.n_dropped = data.count.dropped
-    info.kind = kind
     results = summarize(
         summary,
         n_bins=n_bins,
