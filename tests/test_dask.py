@@ -183,6 +183,10 @@ def test_read_npy_reads_on_the_workers_and_pickles_no_data(client, tmp_path) -> 
     assert len(pickle.dumps(x)) < z.nbytes // 10
     y = rng.integers(0, 8, 5000)
     assert_same(relcal.evaluate(z, y), relcal.evaluate(x, y))
+    # a 2-D .npy in Fortran order: read a column at a time, same rows
+    np.save(tmp_path / "f.npy", np.asfortranarray(z))
+    f = rd.read_npy(str(tmp_path / "f.npy"), rows=700)
+    assert np.array_equal(f[1234:4321].compute(), z[1234:4321])
 
 
 # --------------------------------------------------------------------------
