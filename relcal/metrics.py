@@ -224,12 +224,7 @@ def summarize(
     table = summary.table
     if table is None or len(table.edges) != n_bins + 1:
         raise ValueError(f"the summary has no top-label table of {n_bins} bins")
-    nll = None if summary.sum_nll is None else summary.sum_nll / n
-    if nll is not None and not math.isfinite(nll):
-        raise InputError(
-            "scores: the mean NLL overflows float64 (logits near the float range,"
-            " e.g. 1e308)"
-        )
+    nll = _mean_nll(summary)
     ece, rms, mce = calibration_errors(table)
     cw = cw_per_class = None
     if summary.classwise is not None:
@@ -266,6 +261,18 @@ def summarize(
         positive_class_rms_ce=pos_errors[1],
         positive_class_mce=pos_errors[2],
     )
+
+
+def _mean_nll(summary: Summary) -> float | None:
+    if summary.sum_nll is None:
+        return None
+    nll = summary.sum_nll / summary.n
+    if not math.isfinite(nll):
+        raise InputError(
+            "scores: the mean NLL overflows float64 (logits near the float range,"
+            " e.g. 1e308)"
+        )
+    return nll
 
 
 def classwise_errors(summary: Summary) -> np.ndarray:

@@ -222,19 +222,11 @@ def _kept_sums(
     positive_hits: np.ndarray | None = None,
 ) -> sm.Summary:
     """The summary of kept samples' per-sample values (no class-wise bins)."""
-    table = pos_table = None
+    table = None
     if plan.toplabel_edges is not None:
         table = _table(
             *_bin_sums(conf, right, plan.toplabel_edges), plan.toplabel_edges
         )
-    probes = []
-    for name, probe in plan.probes:  # equal-mass edge searches (binning.Probe)
-        if name.startswith("confidence"):
-            values, hits = conf, right
-        else:
-            values, hits = positive, positive_hits
-        assert values is not None
-        probes.append((name, probe.measure(values, hits)))
     return sm.Summary(
         n_classes=plan.n_classes,
         n=len(conf),
@@ -243,8 +235,7 @@ def _kept_sums(
         sum_nll=None if nl is None or not plan.nll else _fsum_array(nl),
         sum_brier=None if sq is None or not plan.brier else float(sq.sum()),
         table=table,
-        positive=pos_table,
-        probes=tuple(probes),
+        probes=_measure(plan, conf, right, positive, positive_hits),
     )
 
 
@@ -711,20 +702,31 @@ def _masked_sums(
         sum_nll=sum_nll,
         sum_brier=sum_brier,
         table=table,
-        probes=_measure(plan, top.p_top, right, v),
+        probes=_measure(plan, *_kept(v, top.p_top, right)) if plan.probes else (),
     )
     return summary, label_count
 
 
+def _kept(v: np.ndarray | None, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    return arrays if v is None else tuple(a[v] for a in arrays)
+
+
 def _measure(
-    plan: sm.Plan, conf: np.ndarray, right: np.ndarray, v: np.ndarray | None
+    plan: sm.Plan,
+    conf: np.ndarray,
+    right: np.ndarray,
+    positive: np.ndarray | None = None,
+    positive_hits: np.ndarray | None = None,
 ) -> tuple[tuple[str, object], ...]:
-    """The equal-mass edge searches' results on the kept samples' confidences."""
-    if not plan.probes:
-        return ()
-    if v is not None:
-        conf, right = conf[v], right[v]
-    return tuple((name, p.measure(conf, right)) for name, p in plan.probes)
+    """The equal-mass edge searches' results (``plan.probes``) on the kept
+    samples: "confidence" probes on the top label, "positive" on P(class 1)."""
+    out = []
+    for name, probe in plan.probes:
+        top = name.startswith("confidence")
+        values, hits = (conf, right) if top else (positive, positive_hits)
+        assert values is not None
+        out.append((name, probe.measure(values, hits)))
+    return tuple(out)
 
 
 def _gathered(
