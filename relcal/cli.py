@@ -569,10 +569,7 @@ def report(
     t_doc = None if temperature_path is None else read_temperature(temperature_path)
     scaling = t_doc is not None or fit_in_sample
     check_report_bins(n_bins)
-    if ensemble:  # the mean of the models' probabilities: loaded whole
-        loaded = load.all(files)
-    else:
-        loaded = [(f, inp) for f in files for inp in load.streams(f)]
+    loaded = [(f, inp) for f in files for inp in load.streams(f)]
     preds = [p for _, p in loaded]
     hashes = [_sha256(f) for f, _ in loaded]
     if t_doc is not None:
@@ -588,7 +585,7 @@ def report(
             with_ensemble=ensemble,
             sha256=hashes,
             labels_sha256=[_sha256(load.labels_path) for _ in preds],
-            results=None if ensemble else _measured(preds, n_bins, binning),
+            results=_measured(preds, n_bins, binning),
         )
         if scaling:
             _add_scaling(data.models, preds, t_doc, temperature_path, n_bins, binning)

@@ -364,3 +364,99 @@ def add_scaling(
 
     after = summarize(summary, n_bins=n_bins, binning=binning, kind="logits")
     set_scaling(model, t, after, fit=fit, t_doc=t_doc, t_path=t_path)
+
+
+# --------------------------------------------------------------------------
+# relcal report --ensemble: the mean of the models' probabilities, streamed
+
+
+def _ensemble_error(text: str) -> RelcalError:
+    from relcal.errors import ShapeError
+
+    # source="": the message names both files itself (as the in-memory one)
+    return ShapeError(f"with_ensemble=True: {text}", source="")
+
+
+def _probs_shape(inp: Input) -> tuple[int, ...]:
+    if inp.kind == "toplabel" or inp.scores is None:
+        raise InputError(
+            f"{inp.source}: a top-label file has only the top class's "
+            "confidence; averaging models needs every class's scores"
+        )
+    shape = inp.scores.shape
+    if len(shape) == 1 or (len(shape) == 2 and shape[1] == 1):
+        return (shape[0], 2)
+    return shape
+
+
+def ensemble_input(inputs: list[Input], names: list[str]) -> Input:
+    """The mean of several streamed models' probabilities as one more input
+    (:func:`relcal.report.ensemble`, chunk by chunk: equal numbers); the
+    models' chunks are read side by side and cut to common rows."""
+    first = inputs[0]
+    shape = _probs_shape(first)
+    for other in inputs[1:]:
+        if other.n_classes != first.n_classes:
+            raise _ensemble_error(
+                f"{other.source} has {other.n_classes} classes and "
+                f"{first.source} has {first.n_classes}"
+            )
+        if other.label_shape != first.label_shape:
+            raise _ensemble_error(_labels_differ(other, first))
+        if _probs_shape(other) != shape:
+            raise _ensemble_error(
+                f"{other.source} has scores of shape {_probs_shape(other)}, "
+                f"{first.source} {shape}"
+            )
+    return replace(
+        first,
+        source="ensemble of " + ", ".join(names),
+        kind="probs",
+        scores=ScoresInfo(shape, np.dtype(np.float64), math.prod(shape) * 8),
+        origin={"scores": "mean of the models' probabilities"},
+        model=None,
+        notes=(),
+        stream=_Mean(inputs),
+        arrays=None,
+    )
+
+
+def _labels_differ(other: Input, first: Input) -> str:
+    return (
+        f"{other.source} and {first.source} do not hold the same samples in the"
+        " same order (their labels differ)"
+    )
+
+
+class _Mean:
+    """The chunks of the mean of several inputs' probabilities."""
+
+    def __init__(self, inputs: list[Input]) -> None:
+        self.inputs = inputs
+
+    def chunks(self, rows: int | None = None, **_: Any) -> Iterator[Chunk]:
+        from relcal.report import scores_probabilities
+
+        its = [inp.chunks() for inp in self.inputs]
+        held: list[list[Any]] = [[None, None, 0] for _ in its]  # scores, labels, at
+        start = 0
+        while True:
+            for h, it in zip(held, its, strict=True):
+                if h[0] is None or h[2] == len(h[0]):
+                    s, y, _ = next(it, (None, None, 0))
+                    h[:] = [s, y, 0]
+            if held[0][0] is None:
+                return
+            n = min(len(h[0]) - h[2] for h in held)
+            total, y0 = None, held[0][1][held[0][2] : held[0][2] + n].copy()
+            for inp, h in zip(self.inputs, held, strict=True):
+                s, y, at = h
+                if not np.array_equal(y[at : at + n], y0):
+                    raise _ensemble_error(_labels_differ(inp, self.inputs[0]))
+                p = scores_probabilities(s[at : at + n], inp.kind)
+                total = p if total is None else total + p
+                h[2] = at + n
+            assert total is not None
+            total /= len(self.inputs)
+            yield total, y0, start
+            start += n

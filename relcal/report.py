@@ -142,12 +142,19 @@ def class_probabilities(predictions: Any) -> np.ndarray:
             f"{predictions.source}: a top-label file has only the top class's "
             "confidence; averaging models needs every class's scores"
         )
-    z = np.asarray(predictions.scores, dtype=np.float64)
+    return scores_probabilities(predictions.scores, predictions.kind)
+
+
+def scores_probabilities(scores: Any, kind: str) -> np.ndarray:
+    """Float64 class probabilities of scores ("logits" or "probs"): a softmax
+    over axis 1 of logits; one binary column becomes two columns.  Row by row:
+    the same for a chunk of rows as for the whole array."""
+    z = np.asarray(scores, dtype=np.float64)
     if z.ndim == 1 or (z.ndim == 2 and z.shape[1] == 1):
         z = z.reshape(-1)
-        p1 = 1.0 / (1.0 + np.exp(-z)) if predictions.kind == "logits" else z
+        p1 = 1.0 / (1.0 + np.exp(-z)) if kind == "logits" else z
         return np.stack([1.0 - p1, p1], axis=1)
-    if predictions.kind == "probs":
+    if kind == "probs":
         return z
     from relcal.temperature import softmax
 
@@ -465,11 +472,18 @@ def build_report(
     if with_ensemble:
         if len(preds) < 2:
             raise InputError("with_ensemble=True needs at least two input files")
-        ens = ensemble(preds)
+        if results is None:
+            ens = ensemble(preds)
+            ens_results = evaluate_predictions(ens, n_bins=n_bins, binning=binning)
+        else:  # streamed inputs: their mean streamed
+            from relcal.pipeline import ensemble_input, measure
+
+            ens = ensemble_input(preds, [model_name(p) for p in preds])
+            ens_results = measure(ens, n_bins=n_bins, binning=binning).results
         models.append(
             model_report(
                 ens,
-                evaluate_predictions(ens, n_bins=n_bins, binning=binning),
+                ens_results,
                 len(models),
                 sha256=None,
                 ensemble_of=[m.name for m in models],

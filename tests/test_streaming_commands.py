@@ -509,3 +509,79 @@ def test_report_scaling_streamed_equals_in_memory(
     doc = json.loads(js.read_text())
     assert doc["models"][0]["temperature_scaling"] is not None
     close(doc, report_to_dict(data))
+
+
+@pytest.mark.parametrize("rows", [None, "1", "7"])
+@pytest.mark.parametrize("fmt", ["npz", "binary", "segmentation"])
+def test_report_ensemble_streamed_equals_in_memory(
+    tmp_path, capsys, monkeypatch, fmt, rows
+):
+    """Three models, one as a directory of shards of other lengths: their
+    chunks are cut to common rows."""
+    from relcal.report import build_report, file_sha256, report_to_dict
+
+    args, options = make_input(tmp_path, fmt)
+    with np.load(args[0]) as f:
+        arrays = dict(f)
+    key = next(k for k in ("logits", "probs") if k in arrays)
+    rng = np.random.default_rng(8)
+    paths = [args[0]]
+    for i in (1, 2):
+        other = dict(arrays)
+        if key == "logits":
+            other[key] = (arrays[key] + rng.normal(size=arrays[key].shape)).astype(
+                arrays[key].dtype
+            )
+        else:
+            other[key] = np.clip(
+                arrays[key] + rng.normal(0, 0.1, len(arrays[key])), 0, 1
+            )
+        paths.append(str(tmp_path / f"m{i}.npz"))
+        np.savez(paths[-1], **other)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    if rows is not None:
+        monkeypatch.setenv("RELCAL_CHUNK_ROWS", rows)
+    js = tmp_path / "r.json"
+    code, _, err = run(
+        [
+            "report",
+            *paths,
+            *args[1:],
+            "--ensemble",
+            "-o",
+            str(tmp_path / "r.html"),
+            "--json",
+            str(js),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    preds = [relcal.io.load(p, **options) for p in paths]
+    data = build_report(
+        preds,
+        with_ensemble=True,
+        sha256=[file_sha256(p) for p in paths],
+        labels_sha256=[None] * 3,
+    )
+    doc = json.loads(js.read_text())
+    assert doc["models"][-1]["ensemble_of"] is not None
+    close(doc, report_to_dict(data))
+
+
+def test_report_ensemble_of_other_labels_streamed(tmp_path, capsys):
+    args, _ = make_input(tmp_path, "npz")
+    with np.load(args[0]) as f:
+        arrays = dict(f)
+    arrays["labels"] = arrays["labels"].copy()
+    arrays["labels"][300] = (arrays["labels"][300] + 1) % 5
+    np.savez(tmp_path / "b.npz", **arrays)
+    b = str(tmp_path / "b.npz")
+    code, out, err = run(
+        ["report", args[0], b, "--ensemble", "-o", str(tmp_path / "r.html")], capsys
+    )
+    assert (code, out) == (2, "")
+    assert err == (
+        f"Error: --ensemble: {b} and {args[0]} do not hold the same samples"
+        " in the same order (their labels differ)\n"
+    )
+    assert not (tmp_path / "r.html").exists()
