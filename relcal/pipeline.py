@@ -393,14 +393,12 @@ def ensemble_input(inputs: list[Input], names: list[str]) -> Input:
     """The mean of several streamed models' probabilities as one more input
     (:func:`relcal.report.ensemble`, chunk by chunk: equal numbers); the
     models' chunks are read side by side and cut to common rows."""
+    from relcal.report import check_same_classes
+
     first = inputs[0]
     shape = _probs_shape(first)
     for other in inputs[1:]:
-        if other.n_classes != first.n_classes:
-            raise _ensemble_error(
-                f"{other.source} has {other.n_classes} classes and "
-                f"{first.source} has {first.n_classes}"
-            )
+        check_same_classes(other, first, source="")
         if other.label_shape != first.label_shape:
             raise _ensemble_error(_labels_differ(other, first))
         if _probs_shape(other) != shape:

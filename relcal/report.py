@@ -161,6 +161,16 @@ def scores_probabilities(scores: Any, kind: str) -> np.ndarray:
     return softmax(z)
 
 
+def check_same_classes(other: Any, first: Any, source: str | None = None) -> None:
+    """Models averaged by ``with_ensemble=True`` have one class count."""
+    if other.n_classes != first.n_classes:
+        raise ShapeError(
+            f"with_ensemble=True: {other.source} has {other.n_classes} classes and "
+            f"{first.source} has {first.n_classes}",
+            source=source,
+        )
+
+
 def ensemble(predictions: Sequence[Any]) -> Any:
     """The mean of several models' probabilities, as one more model.
 
@@ -172,11 +182,7 @@ def ensemble(predictions: Sequence[Any]) -> Any:
     first = predictions[0]
     total = class_probabilities(first)
     for other in predictions[1:]:
-        if other.n_classes != first.n_classes:
-            raise ShapeError(
-                f"with_ensemble=True: {other.source} has {other.n_classes} classes and "
-                f"{first.source} has {first.n_classes}"
-            )
+        check_same_classes(other, first)
         if other.labels.shape != first.labels.shape or not np.array_equal(
             other.labels, first.labels
         ):
