@@ -153,18 +153,27 @@ class LogitRows:
     every pixel of the leading-axis rows before it, ignored ones included).
     The subsample and the folds are drawn from ``ids`` alone, so they do not
     depend on how the rows were chunked.  ``neginf``: whether any logit is
-    -inf (known for checked rows; later passes use the first pass's)."""
+    -inf (known for checked rows; later passes use the first pass's).
+    ``class_major``: ``z`` is ``(C, r)`` (the pixels of a segmentation map as
+    stored: no transposing copy), summed over its axis 0."""
 
     z: np.ndarray
     y: np.ndarray
     ids: np.ndarray
     neginf: bool = False
+    class_major: bool = False
 
     def __len__(self) -> int:
         return len(self.y)
 
     def take(self, rows: Any) -> LogitRows:
-        return LogitRows(self.z[rows], self.y[rows], self.ids[rows], self.neginf)
+        z = self.z[:, rows] if self.class_major else self.z[rows]
+        return LogitRows(z, self.y[rows], self.ids[rows], self.neginf, self.class_major)
+
+    def row_major(self) -> LogitRows:
+        if not self.class_major:
+            return self
+        return LogitRows(np.ascontiguousarray(self.z.T), self.y, self.ids, self.neginf)
 
 
 def as_logits(
@@ -205,44 +214,87 @@ def logit_rows(
     the true class (located in the chunk's own shape, rows offset by
     ``start``), and finds out whether any logit is -inf."""
     s0, y0 = np.asarray(scores), np.asarray(labels)
-    neginf = False
-    if check:
-        if not np.isfinite(np.max(s0)):  # NaN and +inf show in the maximum
-            raise nonfinite_error(s0, y0, offset=start)
-        if kind == "logits":
-            neginf = _check_magnitude(s0)
-    z, y = _as_rows(s0, y0, kind)
-    per_row = math.prod(s0.shape[2:]) if s0.ndim > 2 else 1
-    ids = np.arange(start * per_row, (start + len(s0)) * per_row, dtype=np.int64)
-    if ignore_index is not None:
-        keep = y != ignore_index
-        if not keep.all():
-            z, y, ids = z[keep], y[keep], ids[keep]
+    neginf = _check_values(s0, y0, kind, start) if check else False
+    z = _logits_layout(s0, kind)
+    z, y, ids = _kept_rows(z, y0, ignore_index, start)
     if check and np.isneginf(z[np.arange(len(y)), y]).any():
         # -inf is allowed for a masked class, never for the true one
         raise nonfinite_error(s0, y0, offset=start)
     return LogitRows(z, y, ids, neginf)
 
 
-def _as_rows(z: np.ndarray, y: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, C) logits and (rows,) labels, every pixel kept."""
+def _check_values(s0: np.ndarray, y0: np.ndarray, kind: str, start: int) -> bool:
+    """Refuse NaN, +inf and logits beyond :data:`MAX_LOGIT`; whether any
+    logit is -inf."""
+    if not np.isfinite(np.max(s0)):  # NaN and +inf show in the maximum
+        raise nonfinite_error(s0, y0, offset=start)
+    return _check_magnitude(s0) if kind == "logits" else False
+
+
+def _pass_rows(
+    scores: np.ndarray, labels: np.ndarray, start: int, check: bool, **how: Any
+) -> list[LogitRows]:
+    """:func:`logit_rows` for the fit's passes: segmentation maps become
+    class-major rows image by image (the stored layout, without a
+    transposing copy), other scores one :class:`LogitRows`."""
+    s0 = np.asarray(scores)
+    if s0.ndim <= 2:
+        return [logit_rows(s0, labels, start=start, check=check, **how)]
+    kind, ignore_index = how["kind"], how["ignore_index"]
+    y0 = np.asarray(labels)
+    neginf = _check_values(s0, y0, kind, start) if check else False
+    z = _logits_layout(s0, kind)
+    c, hw = z.shape[1], math.prod(z.shape[2:])
+    out = []
+    for i in range(len(z)):
+        zi, yi = z[i].reshape(c, hw), y0[i].reshape(hw)
+        ids = np.arange((start + i) * hw, (start + i + 1) * hw, dtype=np.int64)
+        if ignore_index is not None:
+            keep = yi != ignore_index
+            if not keep.all():
+                zi, yi, ids = zi[:, keep], yi[keep], ids[keep]
+        if check and np.isneginf(zi[yi, np.arange(len(yi))]).any():
+            raise nonfinite_error(s0, y0, offset=start)
+        if len(yi):
+            out.append(LogitRows(zi, yi, ids, neginf, class_major=True))
+    return out
+
+
+def _logits_layout(z: np.ndarray, kind: str) -> np.ndarray:
+    """Logits in the chunk's own layout (class axis 1): log-probabilities
+    for probabilities, (0, z) for one binary column; float32 or float64."""
     if z.dtype not in (np.float32, np.float64):
         z = z.astype(np.float32)
     if z.ndim == 1 or (z.ndim == 2 and z.shape[1] == 1):  # binary: P or logit of 1
         z = z.reshape(-1)
         if kind == "probs":
             tiny = np.finfo(z.dtype).tiny
-            z = np.stack(
+            return np.stack(
                 [np.log(np.maximum(1 - z, tiny)), np.log(np.maximum(z, tiny))], axis=1
             )
-        else:
-            z = np.stack([np.zeros_like(z), z], axis=1)
-    elif kind == "probs":
-        z = np.log(np.maximum(z, np.finfo(z.dtype).tiny))
+        return np.stack([np.zeros_like(z), z], axis=1)
+    if kind == "probs":
+        return np.log(np.maximum(z, np.finfo(z.dtype).tiny))
+    return z
+
+
+def _kept_rows(
+    z: np.ndarray, y: np.ndarray, ignore_index: int | None, start: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, C) logits, labels and global row ids of the kept rows (pixels
+    of maps: one gather from the class-last view, not a copy and a gather)."""
+    per_row = math.prod(z.shape[2:]) if z.ndim > 2 else 1
+    base = start * per_row
+    keep = None if ignore_index is None else y != ignore_index
+    if keep is not None and keep.all():
+        keep = None
     if z.ndim > 2:
-        z = np.moveaxis(z, 1, -1).reshape(-1, z.shape[1])
-        y = y.reshape(-1)
-    return z, y
+        z = np.moveaxis(z, 1, -1)
+        if keep is None:
+            z, y = z.reshape(-1, z.shape[-1]), y.reshape(-1)
+    if keep is None:
+        return z, y, np.arange(base, base + len(y), dtype=np.int64)
+    return z[keep], y[keep], base + np.flatnonzero(keep)
 
 
 def _check_magnitude(z: np.ndarray) -> bool:
@@ -347,20 +399,22 @@ def _fold_sums(values: np.ndarray, fold: np.ndarray | None, k: int) -> np.ndarra
 
 def _block(rows: LogitRows, spec: _Spec) -> _BlockOut:
     """One block's share of a pass (run on the pool)."""
-    z, y = rows.z, rows.y
+    z, y, cm = rows.z, rows.y, rows.class_major
     r = len(y)
     fold = fold_of(rows.ids, spec.k, spec.seed) if spec.k > 1 else None
-    m = z.max(axis=1)
-    dy = np.subtract(z[np.arange(r), y], m, dtype=np.float64)  # z_y − max, exact
+    m = z.max(axis=0 if cm else 1)
+    zy = z[y, np.arange(r)] if cm else z[np.arange(r), y]
+    dy = np.subtract(zy, m, dtype=np.float64)  # z_y − max, exact
     floor = spec.floor or rows.neginf
     sums = np.empty((len(spec.requests), 4, spec.k))
     for i, (beta, coarse, third) in enumerate(spec.requests):
-        terms = _row_terms(_row_sums(z, m, beta, coarse, third, floor), beta, dy)
+        terms = _row_terms(_row_sums(z, m, beta, coarse, third, floor, cm), beta, dy)
         sums[i] = _fold_sums(terms, fold, spec.k)
     advance(z.nbytes)
     no = np.zeros(spec.k)
     if spec.ties:
-        tied = np.count_nonzero(z == m[:, None], axis=1) > 1
+        tops = z == (m[None, :] if cm else m[:, None])
+        tied = np.count_nonzero(tops, axis=0 if cm else 1) > 1
         return _BlockOut(sums, no, _fold_sums((dy != 0) | tied, fold, spec.k), False)
     if not spec.first:
         return _BlockOut(sums, no, no, False)
@@ -369,12 +423,18 @@ def _block(rows: LogitRows, spec: _Spec) -> _BlockOut:
     if spec.sub_max is not None:
         keys = row_hash(rows.ids, SUB_SALT)
         pick = np.flatnonzero(keys <= np.uint64(spec.sub_max))
-        out = replace(out, keys=keys[pick], candidates=rows.take(pick))
+        out = replace(out, keys=keys[pick], candidates=rows.take(pick).row_major())
     return out
 
 
 def _row_sums(
-    z: np.ndarray, m: np.ndarray, beta: float, coarse: bool, third: bool, floor: bool
+    z: np.ndarray,
+    m: np.ndarray,
+    beta: float,
+    coarse: bool,
+    third: bool,
+    floor: bool,
+    class_major: bool = False,
 ) -> np.ndarray:
     """Row sums Σ e, Σ e d, Σ e d² and Σ e d³ (e = exp(β d), d = z − max):
     float64 (exact: the differences are exact in float64), or float32
@@ -382,12 +442,13 @@ def _row_sums(
     enough to steer).  A few large numpy calls per block, so that the
     threads rarely wait for each other's GIL."""
     dt = np.dtype(np.float32 if coarse else np.float64)
+    mm = m[None, :] if class_major else m[:, None]
     d = scratch(z.shape, dt, "d")
     if coarse:
-        np.subtract(z, m.astype(np.float32)[:, None], out=d, dtype=np.float32)
+        np.subtract(z, mm.astype(np.float32), out=d, dtype=np.float32)
     else:
         np.copyto(d, z)  # widened first: faster than a mixed-dtype subtract
-        d -= m.astype(np.float64)[:, None]
+        d -= mm.astype(np.float64)
     if floor:
         np.maximum(d, _FLOOR32 if coarse else _FLOOR, out=d)
     e = scratch(z.shape, dt, "e")
@@ -396,7 +457,13 @@ def _row_sums(
         np.exp(e, out=e)
     else:
         kernel.exp(e)
-    out = np.full((4, len(z)), np.nan, dtype=dt)
+    out = np.full((4, len(m)), np.nan, dtype=dt)
+    if class_major:  # sums down the class axis: C vector adds
+        np.add.reduce(e, axis=0, out=out[0])
+        for j in range(1, 4 if third else 3):
+            e *= d
+            np.add.reduce(e, axis=0, out=out[j])
+        return out
     np.vecdot(e, _ones(e.shape[1], dt), out=out[0])
     np.vecdot(e, d, out=out[1])
     e *= d
@@ -426,8 +493,8 @@ Source = Callable[[], Iterable[LogitRows]]
 
 def _blocks(rows: LogitRows) -> list[LogitRows]:
     """Cache-sized blocks of rows (the same whatever the number of threads)."""
-    n, c = rows.z.shape
-    step = max(1, _CHUNK // max(c, 1))
+    n = len(rows)
+    step = max(1, _CHUNK // max(rows.z.size // max(n, 1), 1))
     return [rows.take(slice(lo, lo + step)) for lo in range(0, n, step)]
 
 
@@ -938,8 +1005,8 @@ def fit_chunks(
     def rows() -> Iterator[LogitRows]:
         check, first[0] = first[0], False  # the first pass checks the values
         for s, y, start in source():
-            yield logit_rows(
-                s, y, kind=kind, ignore_index=ignore_index, start=start, check=check
+            yield from _pass_rows(
+                s, y, start, check, kind=kind, ignore_index=ignore_index
             )
 
     n_classes = 2 if len(shape) == 1 or shape[1] == 1 else int(shape[1])
@@ -1044,11 +1111,11 @@ def _divide(z: np.ndarray, temps: np.ndarray, fold: np.ndarray | None) -> np.nda
     else:
         z, t = np.asarray(z, np.float64), temps
     with np.errstate(over="ignore"):  # checked below
-        out = z / (t[0] if fold is None else t[fold][:, None])
+        out = z / (t[0] if fold is None else np.expand_dims(t[fold], 1))
     bad = np.isinf(out) & np.isfinite(z)
-    if bad.any():
-        row = int(np.flatnonzero(bad.reshape(len(out), -1).any(axis=1))[0])
-        tb = temps[0] if fold is None else temps[fold[row]]
+    if bad.any():  # the smallest temperature that scales a logit too far
+        per = None if fold is None else np.expand_dims(temps[fold], 1)
+        tb = temps[0] if per is None else np.min(np.broadcast_to(per, bad.shape)[bad])
         raise InputError(
             f"temperature {tb:g} scales the logits beyond the range of {out.dtype}"
         )
@@ -1191,11 +1258,11 @@ def measure_scaling(
         return lambda: _scaled_chunks(source, kind, ignore_index, temps, folds, seed)
 
     before = measure(source, kind, ignore_index, class_names)
-    after = measure(scaled([fits[0].temperature], None), "logits", None)
+    after = measure(scaled([fits[0].temperature], None), "logits", ignore_index)
     cross = None
     if k is not None:
         temps = [f.temperature for f in fits[1:]]
-        cross = (k, seed, temps, measure(scaled(temps, k), "logits", None))
+        cross = (k, seed, temps, measure(scaled(temps, k), "logits", ignore_index))
     return Scaling(fits[0], before, after, cross)
 
 
@@ -1207,20 +1274,18 @@ def _scaled_chunks(
     k: int | None,
     seed: int,
 ) -> Iterator[Chunk]:
-    """The logit rows of each chunk divided by T (by the T of each row's
-    fold, given ``k``)."""
+    """The logits of each chunk, in its own layout (ignored pixels kept: the
+    plan drops them), divided by T (by the T of each row's fold, given
+    ``k``; a pixel's fold is that of its global index)."""
     for s, y, start in source():
-        rows = logit_rows(
-            s, y, kind=kind, ignore_index=ignore_index, start=start, check=False
-        )
-        if len(rows):
-            fold = None if k is None else fold_of(rows.ids, k, seed)
-            z = (
-                scale_logits(rows.z, temps[0])
-                if fold is None
-                else scale_folds(rows.z, temps, fold)
-            )
-            yield z, rows.y, start
+        z = _logits_layout(np.asarray(s), kind)
+        if k is None:
+            yield scale_logits(z, temps[0]), y, start
+            continue
+        per_row = math.prod(z.shape[2:]) if z.ndim > 2 else 1
+        ids = np.arange(start * per_row, (start + len(z)) * per_row, dtype=np.int64)
+        fold = fold_of(ids, k, seed).reshape((len(z), *z.shape[2:]))
+        yield scale_folds(z, temps, fold), y, start
 
 
 # --------------------------------------------------------------------------
