@@ -349,7 +349,8 @@ def add_scaling(
         if t_doc is None:
             fit = fit_chunks(inp.chunks, shape=inp.scores.shape, **where)[0]
         t = scaling_temperature(fit, t_doc)
-        plan = plan_for("logits", inp.n_classes, None, n_bins=n_bins)
+        # the scaled chunks keep their layout and ignored pixels: the plan drops them
+        plan = plan_for("logits", inp.n_classes, inp.ignore_index, n_bins=n_bins)
         summary = summarize_chunks(
             lambda: _scaled_chunks(
                 inp.chunks, inp.kind, inp.ignore_index, [t], None, 0
