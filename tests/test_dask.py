@@ -317,3 +317,51 @@ def test_relcal_starts_without_dask(tmp_path) -> None:
         [sys.executable, "-c", STARTS, str(path)], env=env, text=True
     )
     assert out.splitlines()[-1] == "0 []"
+
+
+def parquet_parts(tmp_path: Path, hole: bool) -> Path:
+    import pandas as pd
+
+    rng = np.random.default_rng(9)
+    (tmp_path / "tab").mkdir()
+    for i in range(2):
+        p = rng.dirichlet(np.ones(3), size=100)
+        df = pd.DataFrame({f"p_{c}": p[:, k] for k, c in enumerate("abc")})
+        df["label"] = rng.integers(0, 3, 100).astype(float)
+        if hole and i == 1:
+            df.loc[57, "p_b"] = np.nan
+        df.to_parquet(tmp_path / "tab" / f"part{i}.parquet")
+    return tmp_path / "tab"
+
+
+@pytest.mark.parametrize(
+    "extra", [[], ["--missing", "drop"], ["--score-cols", "p_a,p_x"]]
+)
+def test_cli_parquet_errors_and_drops_as_without_dask(client, tmp_path, extra) -> None:
+    args = ["metrics", str(parquet_parts(tmp_path, hole=True)), *extra]
+    want = invoke(args)
+    got = invoke([*args, "--dask-scheduler", client.scheduler.address])
+    assert got == want
+    assert want[0] == (0 if extra == ["--missing", "drop"] else 2)
+
+
+def test_cli_file_gone_before_the_workers_read_it(client, tmp_path, monkeypatch):
+    rng = np.random.default_rng(10)
+    np.save(tmp_path / "s.npy", rng.normal(size=(100, 3)))
+    np.save(tmp_path / "y.npy", rng.integers(0, 3, 100))
+    opened = rd._npy_dataset
+
+    def then_removed(stream, options):
+        data = opened(stream, options)
+        (tmp_path / "s.npy").unlink()
+        return data
+
+    monkeypatch.setattr(rd, "_npy_dataset", then_removed)
+    args = ["metrics", str(tmp_path / "s.npy"), "--labels", str(tmp_path / "y.npy")]
+    got = invoke([*args, "--dask-scheduler", client.scheduler.address])
+    assert got == (
+        2,
+        "",
+        f"Error: {tmp_path / 's.npy'}: no such file (it was there when relcal"
+        " started reading)\n",
+    )
