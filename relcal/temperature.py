@@ -904,10 +904,13 @@ class _Lockstep:
         for j in range(len(fits)):
             send(j, None)
         while asks:
-            for j in list(asks):
-                while j in asks and asks[j][0] == "sub":
-                    sums = self._sums(lambda: [self.sub], (asks[j][1:],))[0]
-                    send(j, _mean(_part(sums, leave[j]), sub_n[j]))
+            while subs := {j: a for j, a in asks.items() if a[0] == "sub"}:
+                # the subsample passes the fits ask for: one pass for all
+                wanted = tuple(dict.fromkeys(a[1:] for a in subs.values()))
+                sums = self._sums(lambda: [self.sub], wanted)
+                for j, a in subs.items():
+                    got = sums[wanted.index(a[1:])]
+                    send(j, _mean(_part(got, leave[j]), sub_n[j]))
             wanted = tuple(dict.fromkeys(a[1:] for a in asks.values()))
             if not wanted:
                 break
