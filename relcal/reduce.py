@@ -724,7 +724,8 @@ def _measure(
     for name, probe in plan.probes:
         top = name.startswith("confidence")
         values, hits = (conf, right) if top else (positive, positive_hits)
-        assert values is not None
+        if values is None:  # no P(class 1) here (a two-class segmentation map):
+            continue  # no positive-class bins, as with equal-width bins
         out.append((name, probe.measure(values, hits)))
     return tuple(out)
 

@@ -412,6 +412,9 @@ def mass_summary(
             plan, toplabel_edges=None, positive_edges=None, probes=_probes(searches)
         )
     )
+    # a variable the reduction does not measure (P(class 1) of a two-class
+    # segmentation map) has no equal-mass bins, as it has no equal-width ones
+    searches = {k: s for k, s in searches.items() if k in dict(first.probes)}
     _update(searches, first)
     values_only = replace(
         plan,

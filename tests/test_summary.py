@@ -356,3 +356,22 @@ def test_a_stream_error_names_its_file(tmp_path: Path) -> None:
     assert str(err.value) == (
         f"{path}: scores: 1 values are NaN or +inf (first: inf at row 31, column 2)"
     )
+
+
+def test_two_class_segmentation_with_equal_mass_bins() -> None:
+    """A (N, 2, H, W) map has no positive-class bins with equal-width bins; with
+    equal-mass bins it gets the same metrics on the same top-label edges
+    (it once failed an assertion: fuzz seed 4242, case 524)."""
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(3, 2, 5, 4)).astype(np.float32)
+    y = rng.integers(0, 2, (3, 5, 4))
+    y[0, 0] = -1
+    mass = relcal.evaluate(s, y, binning="mass", ignore_index=-1)
+    width = relcal.evaluate(s, y, binning="width", ignore_index=-1)
+    assert mass.positive_table is None and width.positive_table is None
+    assert mass.n == width.n == 56
+    conf = np.sort(np.max(np.exp(s) / np.exp(s).sum(1, keepdims=True), 1)[y != -1])
+    edges = np.quantile(conf.astype(np.float64), np.linspace(0, 1, 16))
+    np.testing.assert_allclose(mass.table.edges[1:-1], edges[1:-1], rtol=1e-6)
+    assert mass.table.count.sum() == 56
+    assert mass.metric("nll") == pytest.approx(width.metric("nll"), rel=1e-12)
