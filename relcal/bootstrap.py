@@ -447,8 +447,12 @@ def _add_block(
     groups = _runs(bins)
     for q, r0, r1 in _replicate_blocks(sums.shape[2]):
         weights = block_weights(seed, block, q)[rows, : r1 - r0]
-        for b, lo, hi in groups:
-            sums[b, :, r0:r1] += values[:, lo:hi] @ weights[lo:hi]
+        # an infinite value (an NLL of a probability 0) times a weight 0 is
+        # NaN: such sums are refused where a metric is read from them, as the
+        # infinite total itself is; the warning would only leak to stderr
+        with np.errstate(invalid="ignore", over="ignore"):
+            for b, lo, hi in groups:
+                sums[b, :, r0:r1] += values[:, lo:hi] @ weights[lo:hi]
 
 
 def check_replicates(n_replicates: object, *, n_bins: int) -> int:
