@@ -184,9 +184,7 @@ def test_cli_calls_the_library(npz: Path) -> None:
     """The CLI maps its options onto one library call."""
     import relcal.pipeline
 
-    with mock.patch(
-        "relcal.pipeline.measure", wraps=relcal.pipeline.measure
-    ) as spy:
+    with mock.patch("relcal.pipeline.measure", wraps=relcal.pipeline.measure) as spy:
         code, _, _ = run(["metrics", str(npz), "--bins", "7", "--binning", "mass"])
     assert code == 0
     spy.assert_called_once()

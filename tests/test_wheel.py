@@ -21,9 +21,21 @@ def _build(tmp_path: Path, kernel: bool) -> Path:
     pytest.importorskip("hatchling", reason="--no-build-isolation needs hatchling")
     env = dict(os.environ, RELCAL_BUILD_KERNEL="1" if kernel else "0")
     run = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     (wheel,) = tmp_path.glob("relcal-*.whl")
