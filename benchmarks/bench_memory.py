@@ -14,10 +14,13 @@ under GNU time (``/usr/bin/time -v``)::
     relcal fit-temperature SCORES --labels LABELS --ignore-index 255 -o DIR/t.json
 
 and prints a table: exit status, peak resident memory (time's "Maximum
-resident set size"), wall time, GB/s of scores (bytes of the scores file /
-wall time; 1 GB = 1e9 bytes), CPU seconds (user + system) and CPU seconds
-per wall second (below the number of cores used when the machine is shared:
-the wall time and GB/s are then pessimistic).  Exits 1 if any command
+resident set size", of the largest single process), the peak over time of
+the summed proportional set size (PSS) of the whole process tree (relcal
+and its worker processes, sampled every 20 ms), the most processes seen,
+wall time, GB/s of scores (bytes of the scores file / wall time; 1 GB = 1e9
+bytes), CPU seconds (user + system, the worker processes included) and CPU
+seconds per wall second (below the number of cores used when the machine is
+shared: the wall time and GB/s are then pessimistic).  Exits 1 if any command
 failed (exit status not 0), 2 when GNU time is missing (``apt-get install -y time``).
 
 The goal of #13: each below 1 GiB on the 2-core development machine, and
@@ -45,6 +48,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -155,17 +159,74 @@ def _seconds(clock: str) -> float:
     return seconds
 
 
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (from /proc/PID/task/TID/children)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def _pss_bytes(pid: int) -> int:
+    """Proportional set size of a process (shared pages split among their
+    users, so a sum over processes counts each page once)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class TreeSampler:
+    """The peak, over time, of the summed PSS of a process tree (relcal and
+    its worker processes), sampled every ``every`` seconds in a thread:
+    GNU time's "Maximum resident set size" is that of one process only."""
+
+    def __init__(self, pid: int, every: float = 0.02) -> None:
+        self.peak, self.most_processes = 0, 0
+        self._pid, self._every = pid, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every):
+            pids = _descendants(self._pid)[1:]  # not GNU time itself
+            self.peak = max(self.peak, sum(map(_pss_bytes, pids)))
+            self.most_processes = max(self.most_processes, len(pids))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run(name: str, args: list[str], folder: Path, n_bytes: int) -> dict[str, object]:
-    """One command under ``/usr/bin/time -v``: its peak RSS, wall time, exit."""
+    """One command under ``/usr/bin/time -v``: its peak RSS, wall time, exit,
+    and the peak summed PSS of its process tree."""
     report = folder / f"time-{name}.txt"
     cmd = [sys.executable, "-m", "relcal", *args, "--quiet"]
     env = child_env(folder / "pycache", GITHUB_STEP_SUMMARY="")
-    proc = subprocess.run(
+    with subprocess.Popen(
         [GNU_TIME, "-v", "-o", str(report), *cmd],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
-    )
+    ) as popen:
+        sampler = TreeSampler(popen.pid)
+        _, err = popen.communicate()
+        sampler.stop()
+    proc = subprocess.CompletedProcess(popen.args, popen.returncode, "", err)
     text = report.read_text()
     got = {k: rx.search(text) for k, rx in _TIME_FIELDS.items()}
     wall = _seconds(got["wall"].group(1)) if got["wall"] else float("nan")
@@ -176,6 +237,8 @@ def run(name: str, args: list[str], folder: Path, n_bytes: int) -> dict[str, obj
         "argv": ["relcal", *args[:], "--quiet"],
         "status": status,
         "peak_rss_bytes": int(got["rss_kb"].group(1)) * 1024 if got["rss_kb"] else None,
+        "peak_tree_pss_bytes": sampler.peak or None,
+        "processes": sampler.most_processes,
         "wall_s": wall,
         "cpu_s": sum(float(got[k].group(1)) for k in ("user", "system") if got[k]),
         "gb_per_s": n_bytes / 1e9 / wall if wall > 0 else None,
@@ -185,16 +248,19 @@ def run(name: str, args: list[str], folder: Path, n_bytes: int) -> dict[str, obj
 
 def table(rows: list[dict[str, object]]) -> str:
     lines = [
-        f"{'command':<16} {'exit':>4} {'peak RSS':>10} {'< 1 GiB':>7} {'wall s':>8}"
-        f" {'GB/s':>6} {'cpu s':>7} {'cpu/wall':>8}"
+        f"{'command':<16} {'exit':>4} {'peak RSS':>10} {'tree PSS':>10} {'procs':>5}"
+        f" {'< 1 GiB':>7} {'wall s':>8} {'GB/s':>6} {'cpu s':>7} {'cpu/wall':>8}"
     ]
     for r in rows:
-        rss = r["peak_rss_bytes"]
+        rss, pss = r["peak_rss_bytes"], r["peak_tree_pss_bytes"]
         rss_text = "?" if rss is None else f"{rss / 2**30:.2f} GiB"
-        under = "?" if rss is None else ("yes" if rss < 2**30 else "no")
+        pss_text = "?" if pss is None else f"{pss / 2**30:.2f} GiB"
+        most = max(rss or 0, pss or 0)
+        under = "?" if rss is None else ("yes" if most < 2**30 else "no")
         rate = r["gb_per_s"]
         lines.append(
-            f"{r['command']:<16} {r['status']:>4} {rss_text:>10} {under:>7}"
+            f"{r['command']:<16} {r['status']:>4} {rss_text:>10} {pss_text:>10}"
+            f" {r['processes']:>5} {under:>7}"
             f" {r['wall_s']:>8.2f} {'?' if rate is None else f'{rate:.2f}':>6}"
             f" {r['cpu_s']:>7.2f} {r['cpu_s'] / r['wall_s']:>8.2f}"
         )

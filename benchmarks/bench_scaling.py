@@ -128,19 +128,28 @@ def job_counts(most: int) -> list[int]:
     return [*counts, most]
 
 
-def _timed(run: Callable[[], object], who: int) -> tuple[float, float]:
-    """Wall and CPU seconds (user + system, of this process or of its
-    children: ``who``) of one run."""
-    r0 = resource.getrusage(who)
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and its children so far
+    (relcal's worker processes are children; so is a timed ``relcal``)."""
+    return sum(
+        r.ru_utime + r.ru_stime
+        for r in map(
+            resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        )
+    )
+
+
+def _timed(run: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds of one run."""
+    c0 = _cpu()
     t0 = time.perf_counter()
     run()
     wall = time.perf_counter() - t0
-    r1 = resource.getrusage(who)
-    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return wall, _cpu() - c0
 
 
 def _rounds(
-    runs: dict[int, Callable[[], object]], who: int, repeat: int, warm_each: bool
+    runs: dict[int, Callable[[], object]], repeat: int, warm_each: bool
 ) -> dict[int, tuple[float, float]]:
     """Median (wall, CPU) seconds per job count, timed in rounds (1, 2, 4, 1,
     2, 4, ...) so that a drift of a shared machine hits every count alike.
@@ -153,7 +162,7 @@ def _rounds(
         for jobs, run in runs.items():
             if warm_each:
                 run()
-            got[jobs].append(_timed(run, who))
+            got[jobs].append(_timed(run))
     return {
         j: (statistics.median(w for w, _ in t), statistics.median(c for _, c in t))
         for j, t in got.items()
@@ -173,7 +182,7 @@ def in_process(zp: Path, yp: Path, counts: list[int], repeat: int) -> dict:
 
     try:
         runs = {j: run(j) for j in counts}
-        return _rounds(runs, resource.RUSAGE_SELF, repeat, warm_each=True)
+        return _rounds(runs, repeat, warm_each=True)
     finally:
         set_jobs(None)
 
@@ -194,7 +203,7 @@ def whole_process(zp: Path, yp: Path, counts: list[int], repeat: int) -> dict:
         return go
 
     runs = {j: run(j) for j in counts}
-    return _rounds(runs, resource.RUSAGE_CHILDREN, repeat, warm_each=False)
+    return _rounds(runs, repeat, warm_each=False)
 
 
 def measure(

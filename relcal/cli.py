@@ -1174,4 +1174,7 @@ def _tolerant_streams() -> None:
 
 def run() -> None:
     """Console-script entry point."""
+    from relcal.forked import tune_malloc
+
+    tune_malloc()
     sys.exit(main())

@@ -28,7 +28,7 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -95,6 +95,16 @@ class Input:
             yield self.arrays
             return
         yield from self.stream.chunks(chunk_rows(), reuse=True)
+
+    def chunk_source(self) -> Iterable[Chunk]:
+        """The chunks of :meth:`chunks`, as pieces any worker process can
+        read itself where the files allow (:meth:`relcal.stream.Stream.pieces`)."""
+        of_stream = getattr(self.stream, "pieces", None)  # an ensemble has none
+        if of_stream is not None:
+            pieces = of_stream(chunk_rows())
+            if pieces is not None:
+                return pieces
+        return self.chunks()
 
 
 def open_inputs(path: str, options: dict[str, Any]) -> list[Input]:
@@ -245,7 +255,7 @@ def _measure(
 
     def source() -> Iterator[Chunk]:  # the first pass counts the units
         first = next(passes) == 0 and rows is not None
-        return rows.watch(inp.chunks()) if first else inp.chunks()  # type: ignore[union-attr]
+        return rows.watch(inp.chunks()) if first else inp.chunk_source()  # type: ignore[union-attr]
 
     if binning == "width":
         summary = reduce_chunks(source(), replace(plan, bootstrap=boot))

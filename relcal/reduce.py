@@ -135,6 +135,16 @@ def shared_pool(workers: int) -> ThreadPoolExecutor:
         return _pool[1]
 
 
+def stop_pool() -> None:
+    """Stop the shared pool's threads (they are idle between calls), before
+    a fork: the next threaded call starts a new pool."""
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool[1].shutdown(wait=True)
+            _pool = None
+
+
 def _forget_pool() -> None:
     global _pool
     _pool = None

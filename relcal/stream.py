@@ -98,6 +98,32 @@ class _Array:
             else:
                 yield from _rows(f, self, rows)
 
+    @property
+    def seekable(self) -> bool:
+        """Whether any rows can be read without the ones before: a .npy
+        file in C order."""
+        return self.key is None and not self.fortran
+
+    def read_rows(self, lo: int, hi: int, pool: _Buffers) -> np.ndarray:
+        """Rows ``lo:hi`` of a :attr:`seekable` array, read into a buffer of
+        ``pool`` (file checked as in :meth:`read`: its stamp, its length)."""
+        assert self.seekable
+        row = math.prod(self.shape[1:]) * self.dtype.itemsize
+        with _open_array(self.path, None, self.stamp) as (f, *_):
+            view = pool.take()[: hi - lo]
+            try:
+                f.seek(f.tell() + lo * row)
+                got = _read_full(f, memoryview(view.view(np.uint8)).cast("B"))
+            except OSError as exc:
+                raise _read_error(self, exc) from None
+        if got != view.nbytes:
+            raise FormatError(
+                f"the file ended at row {lo + got // max(1, row)} of"
+                f" {self.shape[0]} (truncated while reading)",
+                source=str(self.path),
+            )
+        return view
+
     def whole(self) -> np.ndarray:
         """The whole array (memory-mapped for a .npy): for error messages."""
         if self.key is None:
@@ -526,6 +552,92 @@ class Stream:
             assert ignore is not None
             raise all_ignored_error(ignore).with_source(self.meta.source)
 
+    def pieces(self, rows: int | None = None) -> Pieces | None:
+        """The chunks of :meth:`chunks` (same ``rows``) as :class:`Pieces`,
+        when every part can be read at any row (.npy files in C order, rows
+        of the file being rows of the chunks); else None."""
+        rows = self.default_rows() if rows is None else rows
+        _check_rows(rows)
+        for part in self._parts:
+            if not (
+                isinstance(part, _Part)
+                and part.scores.seekable
+                and part.labels.seekable
+                and not part.fit.channels_last
+                and part.labels.shape[:1] == part.scores.shape[:1]
+            ):
+                return None
+        return Pieces(self, rows)
+
+
+class Pieces:
+    """A stream's chunks as pieces that any process can read by itself, in
+    any order (:meth:`Stream.pieces`): the same chunks, checked the same way,
+    as :meth:`Stream.chunks` gives in order.  Iterating reads them in order
+    (in this process); a worker process given :meth:`read` reads one piece,
+    into buffers of its own (``Pieces`` is copied into a forked child)."""
+
+    def __init__(self, stream: Stream, rows: int) -> None:
+        self.stream = stream
+        self.rows = rows
+        self.spans: list[tuple[int, int, int, int]] = []  # part, lo, hi, start
+        start = 0
+        for i, part in enumerate(stream._parts):
+            n = part.scores.shape[0]  # type: ignore[attr-defined]
+            for lo in range(0, n, rows):
+                hi = min(n, lo + rows)
+                self.spans.append((i, lo, hi, start))
+                start += hi - lo  # file rows are chunk rows (no channels_last)
+        self._pools: dict[tuple[tuple[int, ...], str], _Buffers] = {}
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def read(self, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Piece ``k``: ``(scores, labels, start)``, checked."""
+        i, lo, hi, start = self.spans[k]
+        part = self.stream._parts[i]
+        assert isinstance(part, _Part)
+        s = part.scores.read_rows(lo, hi, self._pool(part.scores))
+        y = part.labels.read_rows(lo, hi, self._pool(part.labels))
+        try:
+            s, y = part.checked(s, y)
+        except RelcalError as err:
+            raise part.exact(err) from None
+        assert len(s) == hi - lo, (len(s), lo, hi)
+        return s, y, start
+
+    def _pool(self, arr: _Array) -> _Buffers:
+        """Buffers for pieces of ``arr``: one pool per row shape and dtype,
+        so a directory of many files reuses the same buffers."""
+        key = (arr.shape[1:], arr.dtype.str)
+        pool = self._pools.get(key)
+        if pool is None:
+            most = max(hi - lo for _, lo, hi, _ in self.spans)
+            pool = _Buffers((most, *arr.shape[1:]), arr.dtype)
+            self._pools[key] = pool
+        return pool
+
+    def kept(self, labels: np.ndarray) -> bool:
+        """Whether a piece's labels keep a sample (not all ignored)."""
+        ignore = self.stream.meta.ignore_index
+        return ignore is None or bool((labels != ignore).any())
+
+    def finish(self, kept: bool) -> None:
+        """The error of a pass in which every label was ignored."""
+        if not kept:
+            ignore = self.stream.meta.ignore_index
+            assert ignore is not None
+            raise all_ignored_error(ignore).with_source(self.stream.meta.source)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+        kept = False
+        for k in range(len(self)):
+            s, y, start = self.read(k)
+            kept = kept or self.kept(y)
+            yield s, y, start
+        self.finish(kept)
+
 
 def open_stream(path: str | os.PathLike[str], **options: Any) -> Any:
     """Open saved predictions (a file, a directory or a glob) as a
@@ -740,6 +852,8 @@ def _decide_kind(stream: Stream) -> tuple[str, bool]:
     declared, shape = stream.meta.kind, stream.meta.shape
     if declared == "logits":
         return "logits", False
+    if declared == "auto" and _peek_logits(stream._parts[0]):
+        return "logits", False
     spatial = math.prod(shape[2:])
     stats: ProbStats | None = None
     for i, (s, _, start) in enumerate(stream.chunks()):
@@ -752,6 +866,34 @@ def _decide_kind(stream: Stream) -> tuple[str, bool]:
         return kind_from_stats(stats, declared, stream.meta.dtype, shape), True
     except RelcalError as err:
         raise err.with_source(stream.meta.source) from None
+
+
+PEEK_BYTES = 1 << 16
+"""Bytes of scores :func:`_peek_logits` reads."""
+
+
+def _peek_logits(part: _Chunked) -> bool:
+    """Whether the first :data:`PEEK_BYTES` of a .npy's scores already hold a
+    value outside [0, 1] (or NaN): the full check's first chunk would, so the
+    kind is "logits" without reading a whole chunk (a 19x512x512 image is 20
+    MB).  False when unsure."""
+    if not isinstance(part, _Part) or not part.scores.seekable:
+        return False
+    arr = part.scores
+    if arr.dtype.kind not in "fiu" or not math.prod(arr.shape):
+        return False
+    want = min(PEEK_BYTES // arr.dtype.itemsize, math.prod(arr.shape))
+    buf = np.empty(want, dtype=arr.dtype)
+    try:
+        with _open_array(arr.path, None, arr.stamp) as (f, *_):
+            got = _read_full(f, memoryview(buf.view(np.uint8)).cast("B"))
+    except (RelcalError, OSError):
+        return False  # the full check gives the error
+    head = buf[: got // arr.dtype.itemsize]
+    if not head.size:
+        return False
+    with np.errstate(invalid="ignore"):
+        return not (0 <= head.min() and head.max() <= 1)
 
 
 # --------------------------------------------------------------------------

@@ -18,6 +18,13 @@ SHARED_REAL = Path(
 SAMPLE_DATA = REPO / "sample_data"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``forks`` first: relcal forks worker processes only where
+    no foreign thread runs, and some tests leave threads behind (a Dask
+    cluster's)."""
+    items.sort(key=lambda item: item.get_closest_marker("forks") is None)
+
+
 def need_shared_real() -> Path:
     """The real-data folder; skipped locally when absent, an error in CI."""
     if not SHARED_REAL.is_dir():

@@ -445,7 +445,15 @@ def test_file_gone_mid_run(tmp_path, capsys, monkeypatch, command):
                 gone.unlink()  # after some chunks were reduced
             yield chunk
 
+    read = relcal.stream.Pieces.read
+
+    def read_then_remove(self, k):  # the pieces worker processes read
+        if k == 2 and gone.exists():
+            gone.unlink()
+        return read(self, k)
+
     monkeypatch.setattr(relcal.stream.Stream, "chunks", chunks_then_remove)
+    monkeypatch.setattr(relcal.stream.Pieces, "read", read_then_remove)
     message = f"{gone}: no such file (it was there when relcal started reading)"
     _fails_alike(tmp_path, capsys, monkeypatch, command, data, message)
 

@@ -1,0 +1,210 @@
+"""Worker processes (relcal.forked): same results as threads, bit for bit,
+errors raised in the parent as the serial path raises them, never a hang."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import relcal
+from relcal import forked, summary
+from relcal import reduce as rd
+from relcal.errors import InputError
+from relcal.metrics import plan_for
+from relcal.stream import open_stream
+from relcal.summary import reduce_chunks
+
+pytestmark = [
+    pytest.mark.forks,
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="worker processes need Linux"
+    ),
+]
+
+IGNORE = 255
+
+
+def seg(n: int = 6, c: int = 5, side: int = 40, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, c, (n, side, side)).astype(np.uint8)
+    z = rng.standard_normal((n, c, side, side)).astype(np.float32)
+    z[np.arange(n)[:, None, None], y, *np.indices((side, side))] += 2.0
+    y[rng.random(y.shape) < 0.05] = IGNORE
+    return z, y
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many tasks each forked run had (small blocks: many tasks)."""
+    monkeypatch.setattr(rd, "CHUNK_BYTES", 1 << 14)
+    got: list[int] = []
+    run = forked.run
+
+    def counted(tasks, workers):
+        got.append(len(tasks))
+        return run(tasks, workers)
+
+    monkeypatch.setattr(forked, "run", counted)
+    return got
+
+
+def as_json(r: relcal.Results) -> str:
+    return json.dumps(r.to_dict(), sort_keys=True)
+
+
+@pytest.mark.parametrize("binning", ["width", "mass"])
+def test_evaluate_in_processes_equals_threads_bit_for_bit(calls, binning):
+    z, y = seg()
+    got = {}
+    for jobs, processes in ((1, True), (2, True), (2, False), (3, True)):
+        forked.set_enabled(processes)
+        rd.set_jobs(jobs)
+        try:
+            got[jobs, processes] = as_json(
+                relcal.evaluate(z, y, ignore_index=IGNORE, binning=binning)
+            )
+        finally:
+            forked.set_enabled(True)
+            rd.set_jobs(None)
+    assert calls, "no worker process ran"
+    assert len(set(got.values())) == 1, got.keys()
+
+
+def test_many_classes_stay_in_threads(calls):
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((400, summary.FORK_MAX_CLASSES + 1))
+    y = rng.integers(0, z.shape[1], 400)
+    rd.set_jobs(2)
+    try:
+        relcal.evaluate(z, y)
+    finally:
+        rd.set_jobs(None)
+    assert calls == []
+
+
+def test_stream_pieces_in_processes_equal_threads(tmp_path: Path, calls):
+    z, y = seg(n=9)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    stream = open_stream(
+        tmp_path / "z.npy", labels=tmp_path / "y.npy", ignore_index=IGNORE
+    )
+    plan = plan_for("logits", z.shape[1], IGNORE)
+    pieces = stream.pieces(rows=2)
+    assert pieces is not None and len(pieces) == 5
+    in_procs = reduce_chunks(pieces, plan, jobs=2)
+    assert calls == [5]
+    forked.set_enabled(False)
+    try:
+        threads = reduce_chunks(stream.pieces(rows=2), plan, jobs=2)
+    finally:
+        forked.set_enabled(True)
+    serial = reduce_chunks(stream.chunks(rows=2), plan, jobs=1)
+    for other in (threads, serial):
+        assert other.n == in_procs.n and other.n_correct == in_procs.n_correct
+        assert other.sum_nll == in_procs.sum_nll
+        assert other.sum_brier == in_procs.sum_brier
+        assert np.array_equal(other.table.sum_conf, in_procs.table.sum_conf)
+        assert np.array_equal(other.classwise.sum_p, in_procs.classwise.sum_p)
+
+
+def test_error_in_a_worker_is_the_serial_error(tmp_path: Path, calls):
+    z, y = seg(n=9)
+    z[7, 2, 5, 6] = np.nan
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    stream = open_stream(
+        tmp_path / "z.npy", labels=tmp_path / "y.npy", ignore_index=IGNORE
+    )
+    plan = plan_for("logits", z.shape[1], IGNORE)
+    with pytest.raises(InputError) as in_procs:
+        reduce_chunks(stream.pieces(rows=1), plan, jobs=2)
+    assert calls
+    with pytest.raises(InputError) as serial:
+        reduce_chunks(stream.chunks(rows=1), plan, jobs=1)
+    assert str(in_procs.value) == str(serial.value)
+    assert "NaN" in str(serial.value)
+
+
+def test_all_ignored_in_processes(tmp_path: Path, calls):
+    z, y = seg(n=5)
+    y[:] = IGNORE
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    stream = open_stream(
+        tmp_path / "z.npy", labels=tmp_path / "y.npy", ignore_index=IGNORE
+    )
+    plan = plan_for("logits", z.shape[1], IGNORE)
+    with pytest.raises(InputError, match="ignore"):
+        reduce_chunks(stream.pieces(rows=1), plan, jobs=2)
+    assert calls
+
+
+def _square(i: int) -> tuple[int, int]:
+    return i * i, os.getpid()
+
+
+def _die(i: int) -> int:
+    if i == 3:
+        os._exit(3)
+    return i
+
+
+def test_run_keeps_order_and_runs_in_children():
+    from functools import partial
+
+    tasks = [partial(_square, i) for i in range(20)]
+    got = list(forked.run(tasks, 2))
+    assert [v for v, _ in got] == [i * i for i in range(20)]
+    assert os.getpid() not in {pid for _, pid in got}
+
+
+def test_a_dead_worker_is_an_error_not_a_hang():
+    from functools import partial
+
+    with pytest.raises(RuntimeError, match="worker process"):
+        list(forked.run([partial(_die, i) for i in range(8)], 2))
+
+
+def test_no_fork_beside_a_foreign_thread():
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, name="user-thread")
+    t.start()
+    try:
+        assert not forked.usable(100, 2)
+    finally:
+        stop.set()
+        t.join()
+    assert forked.usable(100, 2)
+    assert not forked.usable(100, 1)  # one job: no worker processes
+    assert not forked.usable(forked.MIN_TASKS - 1, 2)
+
+
+def test_own_idle_pool_is_stopped_not_a_reason_to_refuse(calls):
+    rd.shared_pool(2).submit(int).result()  # relcal's pool threads exist
+    assert any(t.name.startswith(forked.OWN_THREADS) for t in threading.enumerate())
+    assert forked.usable(100, 2)
+    z, y = seg()
+    rd.set_jobs(2)
+    try:
+        relcal.evaluate(z, y, ignore_index=IGNORE)
+    finally:
+        rd.set_jobs(None)
+    assert calls
+    assert not any(t.name.startswith(forked.OWN_THREADS) for t in threading.enumerate())
+
+
+def test_tune_malloc(monkeypatch: pytest.MonkeyPatch):
+    if not os.confstr("CS_GNU_LIBC_VERSION"):
+        pytest.skip("not glibc")
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    assert forked.tune_malloc() is True
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
+    assert forked.tune_malloc() is False
