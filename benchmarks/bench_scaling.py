@@ -22,10 +22,13 @@ whole):
 - ``cls``: 50,000x1000 float32 logits (200 MB), int64 labels.
 
 Prints, per dataset, seconds, GB/s of scores (1 GB = 1e9 bytes), the
-speed-up over one job and CPU seconds per wall second (the cores kept busy:
-on a machine shared with other work the speed-up understates the
-parallelism, and this column shows it).  Issue #13 asks for >= 1.8x from 1 to
-2 jobs on two cores and aims at >= 6x from 1 to 16 on larger machines (on ``seg``).
+speed-up over one job and CPU seconds per wall second (the cores kept busy,
+relcal's worker processes included: on a machine shared with other work the
+speed-up understates the parallelism, and this column shows it); then the
+machine's own ceiling: n processes each running the same numpy loop over
+a block-sized array, against one (:func:`ceiling`).  Issue #13 asks for
+>= 1.8x from 1 to 2 jobs on two cores and aims at >= 6x from 1 to 16 on
+larger machines (on ``seg``).
 
     python benchmarks/bench_scaling.py          # both datasets, ~2 min on 2 cores
     python benchmarks/bench_scaling.py --datasets seg --repeat 5 --max-jobs 8
@@ -233,6 +236,43 @@ def measure(
     return rows
 
 
+def _numpy_loop(n: int, nbytes: int) -> None:
+    a = np.random.default_rng(0).standard_normal(nbytes // 8)
+    out = np.empty_like(a)
+    for _ in range(n):
+        np.exp(a, out=out)
+        out.sum()
+
+
+def ceiling(counts: list[int], repeat: int, nbytes: int = 8 << 20) -> dict[int, float]:
+    """What the machine gives: the throughput of n processes, each running
+    the same numpy loop (``np.exp`` then a sum over an ``nbytes`` float64
+    array, the size of a block's work), over that of one (median of
+    ``repeat``).  A reduction cannot scale better than this; on a machine
+    whose cores share a cache or memory bandwidth it is below n."""
+    if not hasattr(os, "fork"):
+        return {}
+    iters = max(1, (2 << 30) // nbytes // 8)  # ~0.3 s for one process here
+    got: dict[int, list[float]] = {n: [] for n in counts}
+    for _ in range(repeat):
+        for n in counts:
+            t0 = time.perf_counter()
+            pids = []
+            for _ in range(n):
+                pid = os.fork()
+                if pid == 0:
+                    try:
+                        _numpy_loop(iters, nbytes)
+                    finally:
+                        os._exit(0)
+                pids.append(pid)
+            for pid in pids:
+                os.waitpid(pid, 0)
+            got[n].append(time.perf_counter() - t0)
+    one = statistics.median(got[counts[0]]) / counts[0]
+    return {n: n * one / statistics.median(t) for n, t in got.items()}
+
+
 def table(rows: list[dict]) -> str:
     """Seconds, GB/s, speed-up over one job and CPU seconds per wall second
     (how many cores were busy: on a shared machine, the parallelism a
@@ -293,11 +333,19 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             rows += measure(name, zp, yp, counts, opts.repeat)
+    limit = ceiling(counts, opts.repeat)
     print(f"load average: {os.getloadavg()[0]:.2f} (before: {load:.2f})")
     print()
     print(table(rows))
+    if limit:
+        print(
+            "\nthe machine's ceiling (n processes of np.exp + sum over 8 MB arrays,"
+            " throughput over one): "
+            + ", ".join(f"{n}: {x:.2f}x" for n, x in limit.items())
+        )
     if opts.json:
-        opts.json.write_text(json.dumps(rows, indent=1))
+        doc = {"rows": rows, "ceiling": {str(n): x for n, x in limit.items()}}
+        opts.json.write_text(json.dumps(doc, indent=1))
     return 0
 
 

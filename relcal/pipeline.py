@@ -196,18 +196,34 @@ class _Rows:
         self.keep = keep_labels
         self.parts: list[np.ndarray] = []
 
-    def watch(self, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
-        ignore = self.inp.ignore_index
-        dtype = _label_dtype(self.inp.n_classes, ignore)
+    def watch(self, chunks: Iterable[Chunk]) -> Iterable[Chunk]:
+        """``chunks``, watched: each chunk's labels counted (and kept)."""
+        if hasattr(chunks, "watched"):  # stream.Pieces: in the worker processes
+            return chunks.watched(self.of_chunk, self.add)
+        return self._watch(chunks)
+
+    def _watch(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
         for scores, labels, start in chunks:
-            per_row = labels.reshape(len(labels), -1)
-            if ignore is None:
-                self.n_units += len(labels) if per_row.shape[1] else 0
-            else:
-                self.n_units += int(np.count_nonzero((per_row != ignore).any(axis=1)))
-            if self.keep:
-                self.parts.append(labels.astype(dtype))
+            self.add(self.of_chunk(labels))
             yield scores, labels, start
+
+    def of_chunk(self, labels: np.ndarray) -> tuple[int, np.ndarray | None]:
+        """The units of a chunk holding a kept sample, and its labels as kept."""
+        ignore = self.inp.ignore_index
+        per_row = labels.reshape(len(labels), -1)
+        if ignore is None:
+            n_units = len(labels) if per_row.shape[1] else 0
+        else:
+            n_units = int(np.count_nonzero((per_row != ignore).any(axis=1)))
+        if not self.keep:
+            return n_units, None
+        return n_units, labels.astype(_label_dtype(self.inp.n_classes, ignore))
+
+    def add(self, counted: tuple[int, np.ndarray | None]) -> None:
+        n_units, labels = counted
+        self.n_units += n_units
+        if labels is not None:
+            self.parts.append(labels)
 
     def labels(self) -> np.ndarray | None:
         if not self.keep:
@@ -255,7 +271,7 @@ def _measure(
 
     def source() -> Iterator[Chunk]:  # the first pass counts the units
         first = next(passes) == 0 and rows is not None
-        return rows.watch(inp.chunks()) if first else inp.chunk_source()  # type: ignore[union-attr]
+        return rows.watch(inp.chunk_source()) if first else inp.chunk_source()  # type: ignore[union-attr]
 
     if binning == "width":
         summary = reduce_chunks(source(), replace(plan, bootstrap=boot))

@@ -39,7 +39,7 @@ import math
 import os
 import sys
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -589,6 +589,27 @@ class Pieces:
                 self.spans.append((i, lo, hi, start))
                 start += hi - lo  # file rows are chunk rows (no channels_last)
         self._pools: dict[tuple[tuple[int, ...], str], _Buffers] = {}
+        self.look: Callable[[np.ndarray], Any] | None = None
+        self.seen: Callable[[Any], None] | None = None
+
+    def watched(
+        self, look: Callable[[np.ndarray], Any], seen: Callable[[Any], None]
+    ) -> Pieces:
+        """These pieces, each piece's labels given to ``look`` where the piece
+        is read (a worker process) and what it returns to ``seen`` here, in
+        the pieces' order."""
+        other = Pieces(self.stream, self.rows)
+        other.look, other.seen = look, seen
+        return other
+
+    def noticed(self, labels: np.ndarray) -> Any:
+        """What :meth:`watched`'s ``look`` says of a piece's labels (None
+        without one)."""
+        return None if self.look is None else self.look(labels)
+
+    def notice(self, value: Any) -> None:
+        if self.seen is not None:
+            self.seen(value)
 
     def __len__(self) -> int:
         return len(self.spans)
@@ -635,6 +656,7 @@ class Pieces:
         for k in range(len(self)):
             s, y, start = self.read(k)
             kept = kept or self.kept(y)
+            self.notice(self.noticed(y))
             yield s, y, start
         self.finish(kept)
 

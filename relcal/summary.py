@@ -320,16 +320,19 @@ def _forked_pieces(pieces: Any, plan: Plan, workers: int) -> Iterator[_rd.BlockO
     process; the pass's all-ignored check as :meth:`Stream.chunks` makes it."""
     tasks = [partial(_piece_outputs, pieces, k, plan) for k in range(len(pieces))]
     kept = False
-    for outs, piece_kept in forked.run(tasks, workers):
+    for outs, piece_kept, noticed in forked.run(tasks, workers):
         kept = kept or piece_kept
+        pieces.notice(noticed)
         yield from outs
     pieces.finish(kept)
 
 
-def _piece_outputs(pieces: Any, k: int, plan: Plan) -> tuple[list[_rd.BlockOut], bool]:
+def _piece_outputs(
+    pieces: Any, k: int, plan: Plan
+) -> tuple[list[_rd.BlockOut], bool, Any]:
     scores, labels, start = pieces.read(k)
     outs = [task() for task in _tasks(scores, labels, plan, start)]
-    return outs, pieces.kept(labels)
+    return outs, pieces.kept(labels), pieces.noticed(labels)
 
 
 def _tasks(

@@ -208,3 +208,57 @@ def test_tune_malloc(monkeypatch: pytest.MonkeyPatch):
     assert forked.tune_malloc() is True
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
     assert forked.tune_malloc() is False
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["metrics", "--json"],
+        ["metrics", "--json", "--binning", "mass"],
+        [
+            "check",
+            "--json",
+            "--confidence",
+            "0.9",
+            "--bootstrap",
+            "200",
+            "--max-ece",
+            "0.5",
+        ],
+        [
+            "check",
+            "--json",
+            "--confidence",
+            "0.9",
+            "--binning",
+            "mass",
+            "--max-ece",
+            "0.5",
+        ],
+    ],
+    ids=["metrics", "metrics-mass", "check", "check-mass"],
+)
+def test_commands_in_processes_equal_threads(
+    tmp_path, capsys, monkeypatch, calls, command
+):
+    from relcal.cli import main
+
+    z, y = seg(n=9)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    monkeypatch.setenv("RELCAL_CHUNK_ROWS", "2")
+    args = [command[0], str(tmp_path / "z.npy"), "--labels", str(tmp_path / "y.npy")]
+    args += ["--ignore-index", str(IGNORE), *command[1:], "--jobs", "2"]
+    outs = []
+    for processes in (True, False):
+        forked.set_enabled(processes)
+        try:
+            code = main(args)
+        finally:
+            forked.set_enabled(True)
+        out, err = capsys.readouterr()
+        assert code in (0, 1), err
+        outs.append(out)
+        if processes:
+            assert calls, "no worker process ran"
+    assert outs[0] == outs[1]
