@@ -20,6 +20,7 @@ from relcal import __version__
 from relcal.binning import MAX_BINS
 from relcal.bootstrap import MAX_REPLICATES
 from relcal.errors import RelcalError, one_line
+from relcal.forked import WorkerDied, tune_malloc
 
 OK, CHECK_FAILED, BAD_INPUT = 0, 1, 2
 
@@ -1154,6 +1155,9 @@ def main(argv: list[str] | None = None) -> int:
         # data too large for the machine: a message, not a traceback.
         click.echo(f"Error: {OUT_OF_MEMORY}", err=True)
         return BAD_INPUT
+    except WorkerDied as err:  # not the input's fault: exit 1
+        click.echo(f"Error: {one_line(str(err))}", err=True)
+        return 1
     return OK
 
 
@@ -1174,7 +1178,5 @@ def _tolerant_streams() -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    from relcal.forked import tune_malloc
-
     tune_malloc()
     sys.exit(main())

@@ -100,9 +100,16 @@ def usable(n_tasks: int, workers: int) -> bool:
     )
 
 
+class WorkerDied(RuntimeError):
+    """A worker process ended without sending its results (killed, out of
+    memory): the CLI's one-line error, exit 1."""
+
+
 def run(tasks: Sequence[Callable[[], T]], workers: int) -> Iterator[T]:
     """``task()`` of every task, in order, computed by ``workers`` forked
-    processes (each task runs in a child, never in this process)."""
+    processes (each task runs in a child; in this process only when not one
+    fork succeeds).  A task's exception is raised here, the earliest task's
+    first, as a serial run would raise it."""
     from multiprocessing import get_context
 
     ctx = get_context("fork")
@@ -112,12 +119,20 @@ def run(tasks: Sequence[Callable[[], T]], workers: int) -> Iterator[T]:
     try:
         for _ in range(min(workers, n)):
             reader, writer = ctx.Pipe(duplex=False)
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:  # no memory or no process left: fewer workers
+                reader.close()
+                writer.close()
+                break
             if pid == 0:  # the child: never returns
                 reader.close()
                 _child(tasks, counter, writer)
             writer.close()
             children[reader] = pid
+        if not children:
+            yield from (task() for task in tasks)
+            return
         yield from _collect(children, n)
     finally:
         for conn, pid in children.items():
@@ -129,27 +144,49 @@ def _collect(children: dict[Connection, int], n: int) -> Iterator[Any]:
     from multiprocessing.connection import wait
 
     done: dict[int, Any] = {}
+    errors: dict[int, Exception] = {}
     live = list(children)
     for want in range(n):
         while want not in done:
+            if want in errors:
+                raise errors[want]
             if not live:
-                raise RuntimeError("relcal: a worker process ended early")
+                raise (
+                    errors[min(errors)]
+                    if errors
+                    else WorkerDied("a worker process ended before the work was done")
+                )
             for conn in wait(live):
                 try:
                     msg = conn.recv()
                 except EOFError:
-                    raise RuntimeError(
-                        "relcal: a worker process ended without its results"
-                        " (killed? out of memory?)"
-                    ) from None
+                    raise WorkerDied(_death(children[conn])) from None  # type: ignore[index]
                 if msg is None:
                     live.remove(conn)  # type: ignore[arg-type]
                     continue
                 i, ok, value = msg
-                if not ok:
-                    raise value
-                done[i] = value
+                (done if ok else errors)[i] = value
         yield done.pop(want)
+
+
+def _death(pid: int) -> str:
+    """Why a worker process ended, in words."""
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        status = 0
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.valid_signals() else sig
+        how = f"killed by {name}" + (
+            ", likely for want of memory" if sig == signal.SIGKILL else ""
+        )
+    else:
+        how = f"exit status {os.WEXITSTATUS(status)}" if os.WIFEXITED(status) else "?"
+    return (
+        f"a worker process died before sending its results ({how});"
+        " --jobs 1 runs without worker processes"
+    )
 
 
 def _child(tasks: Sequence[Callable[[], Any]], counter: Any, conn: Connection) -> None:

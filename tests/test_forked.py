@@ -262,3 +262,66 @@ def test_commands_in_processes_equal_threads(
         if processes:
             assert calls, "no worker process ran"
     assert outs[0] == outs[1]
+
+
+def _kill_self(i: int) -> int:
+    if i == 2:
+        os.kill(os.getpid(), 9)
+    return i
+
+
+def test_a_killed_worker_says_so():
+    from functools import partial
+
+    with pytest.raises(forked.WorkerDied, match="killed by SIGKILL") as info:
+        list(forked.run([partial(_kill_self, i) for i in range(8)], 2))
+    assert "--jobs 1" in str(info.value)
+
+
+def _fails_from(i: int) -> int:
+    if i >= 3:
+        raise InputError(f"task {i} failed")
+    return i
+
+
+def test_the_earliest_error_is_raised():
+    from functools import partial
+
+    for _ in range(3):  # whichever child fails first, task 3's error
+        with pytest.raises(InputError, match="task 3 failed"):
+            list(forked.run([partial(_fails_from, i) for i in range(12)], 2))
+
+
+def test_no_fork_no_workers(monkeypatch):
+    from functools import partial
+
+    def refuse():
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "fork", refuse)
+    got = list(forked.run([partial(_square, i) for i in range(6)], 2))
+    assert [v for v, _ in got] == [i * i for i in range(6)]
+    assert {pid for _, pid in got} == {os.getpid()}  # ran here
+
+
+def test_cli_one_line_when_a_worker_dies(tmp_path, capsys, monkeypatch, calls):
+    from relcal.cli import main
+
+    z, y = seg(n=9)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    monkeypatch.setenv("RELCAL_CHUNK_ROWS", "1")
+    piece = summary._piece_outputs
+
+    def dies(pieces, k, plan):
+        if k == 4:
+            os.kill(os.getpid(), 9)
+        return piece(pieces, k, plan)
+
+    monkeypatch.setattr(summary, "_piece_outputs", dies)
+    args = ["metrics", str(tmp_path / "z.npy"), "--labels", str(tmp_path / "y.npy")]
+    code = main([*args, "--ignore-index", str(IGNORE), "--jobs", "2"])
+    out, err = capsys.readouterr()
+    assert (code, out) == (1, "")
+    assert err.startswith("Error: a worker process died") and err.count("\n") == 1
+    assert "SIGKILL" in err
