@@ -27,6 +27,11 @@ from relcal.errors import RelcalError
 from relcal.stream import open_stream
 from tests.test_bad_input import CASES, MARKER, Case, snapshot
 
+# run before tests that leave threads behind, so that these read .npy files
+# in worker processes as the CLI does (relcal.forked refuses to fork beside
+# a foreign thread)
+pytestmark = pytest.mark.forks
+
 FLAGS = {
     "--labels": ("labels", str),
     "--labels-key": ("labels_key", str),

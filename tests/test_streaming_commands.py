@@ -18,6 +18,11 @@ import relcal.io
 from relcal.cli import main
 from relcal.summary import BootstrapPlan, Plan, array_chunks, reduce_chunks
 
+# run before tests that leave threads behind, so that these read .npy files
+# in worker processes as the CLI does (relcal.forked refuses to fork beside
+# a foreign thread)
+pytestmark = pytest.mark.forks
+
 RTOL = 1e-12
 
 
