@@ -11,9 +11,12 @@ numpy).  ``exp(0)`` is exactly 1 in both, so a confidence whose other classes
 are negligible is exactly 1.0 either way.  The two can differ in a metric's
 last digits (~1e-16 relative), never near a tolerance relcal states.
 
-numpy's ``exp`` is used instead when the library was not built (not Linux
-x86_64, no C compiler or libmvec at install), the CPU lacks AVX2 and FMA, the
-array is not C-contiguous float64, or the environment sets ``RELCAL_KERNEL=0``.
+numpy's ``exp`` is used instead when numpy's own float64 ``exp`` is
+vectorised (a CPU with AVX-512: ~1 ns a value, faster than the kernel), the
+library was not built (not Linux x86_64, no C compiler or libmvec at
+install), the CPU lacks AVX2 and FMA, the array is not C-contiguous float64,
+or the environment sets ``RELCAL_KERNEL=0``; ``RELCAL_KERNEL=1`` uses the
+kernel wherever it loads (tests, A/B timings).
 """
 
 from __future__ import annotations
@@ -36,8 +39,11 @@ def _load() -> Any:
         if "lib" in _state:
             return _state["lib"]
         lib, why = None, ""
-        if os.environ.get("RELCAL_KERNEL", "1") == "0":
+        wanted = os.environ.get("RELCAL_KERNEL", "auto")
+        if wanted == "0":
             why = "RELCAL_KERNEL=0"
+        elif wanted != "1" and _numpy_vectorised():
+            why = "its float64 exp is vectorised on this CPU (AVX-512)"
         elif not LIBRARY.exists():
             why = f"{LIBRARY.name} was not built"
         else:
@@ -69,6 +75,29 @@ def exp(a: np.ndarray) -> np.ndarray:
         lib.relcal_exp_f64(a.ctypes.data, a.size)  # the GIL is released
         return a
     return np.exp(a, out=a)
+
+
+def _numpy_vectorised() -> bool:
+    """Whether numpy's float64 ``exp`` runs its AVX-512 loop here (~1 ns a
+    value, measured: faster than the kernel's AVX2 ~1.5 ns, which then
+    costs a few percent of a reduction on logits), from numpy's own record of
+    the CPU's features.  A fixed rule, not a timing: the choice must be the
+    same in every process of a run (worker processes, a CLI run after
+    another), or metrics could differ in their last digit between them."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # numpy 1.x
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as features
+        except ImportError:
+            return False
+    return bool(features.get("AVX512F")) and bool(features.get("AVX512_SKX"))
+
+
+def fast_f64() -> bool:
+    """Whether a float64 ``exp`` is fast here (the kernel, or numpy's
+    vectorised loop): if not, top-label-only work runs in float32."""
+    return _load() is not None or "vectorised" in _state["why"]
 
 
 def status() -> str:

@@ -503,11 +503,12 @@ def _multiclass_info(
         axis = 0 if c <= TRANSPOSE_MAX_CLASSES else 1
     # logits: exp(z - m) in float64, so the NLL matches a float64 log-softmax to
     # ~1e-12 (float32 exp and sums drift by 1e-8 over 1000 classes).  The
-    # kernel's float64 exp is as fast as numpy's float32 one: in the input's
-    # float32 (the row sums still in float64) only without the kernel, when
-    # just top-label quantities are asked for (confidences then ~1e-9 off).
+    # kernel's float64 exp, or numpy's on AVX-512, is as fast as numpy's float32
+    # one: in the input's float32 (the row sums still in float64) only where
+    # neither is (kernel.fast_f64), when just top-label quantities are asked for
+    # (confidences then ~1e-9 off).
     in_dtype = np.dtype(np.float32 if scores.dtype.itemsize < 4 else scores.dtype)
-    fast32 = plan.top_only and kernel.status() != "libmvec"
+    fast32 = plan.top_only and not kernel.fast_f64()
     use_in = plan.kind != "logits" or fast32
     edges = plan.classwise_edges
     return _Multi(

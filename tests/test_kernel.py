@@ -25,10 +25,12 @@ ULP_TOLERANCE = 4  # measured: <= 3.1 ulp against long double, ~3.5 against nump
 
 
 @pytest.fixture
-def active() -> Iterator[None]:
+def active(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    wanted = os.environ.get("RELCAL_KERNEL", "1") != "0"  # not turned off
+    if wanted:  # wherever it loads, AVX-512 CPUs included
+        monkeypatch.setenv("RELCAL_KERNEL", "1")
     kernel.reset()
     if kernel.status() != "libmvec":
-        wanted = os.environ.get("RELCAL_KERNEL", "1") != "0"  # not turned off
         linux = sys.platform == "linux" and platform.machine() == "x86_64"
         if wanted and linux and os.environ.get("CI"):
             pytest.fail(f"the exp kernel is not in use in CI: {kernel.status()}")
@@ -86,6 +88,16 @@ def test_only_contiguous_float64_goes_to_the_library(active: None) -> None:
     np.testing.assert_array_equal(strided, np.exp(x[::2]))
     f32 = x.astype(np.float32)
     np.testing.assert_array_equal(kernel.exp(f32.copy()), np.exp(f32))
+
+
+def test_auto_follows_numpys_cpu_features(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELCAL_KERNEL", raising=False)
+    kernel.reset()
+    if kernel._numpy_vectorised():
+        assert kernel.status().startswith("numpy (its float64 exp is vectorised")
+    else:
+        assert "vectorised" not in kernel.status()
+    kernel.reset()
 
 
 def test_relcal_kernel_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
