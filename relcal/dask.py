@@ -221,30 +221,8 @@ class _Rows:
 
 
 def read_rows(arr: Any, lo: int, hi: int) -> np.ndarray:
-    """Rows ``lo:hi`` of a .npy file (``relcal.stream._Array``): a seek and a
-    read into a new array (a read per column for a 2-D Fortran-order file);
-    the file must be as it was when first opened."""
-    from relcal.stream import _open_array, _read_full
-
-    with _open_array(arr.path, arr.key, arr.stamp) as (f, shape, dtype, _, fortran):
-        data, size = f.tell(), dtype.itemsize
-        out = np.empty((hi - lo, *shape[1:]), dtype=dtype)
-        # C order: one run of bytes; Fortran order (2-D): one run per column
-        runs = [(data + lo * out[:1].nbytes, out.reshape(-1))]
-        if fortran:
-            out = np.empty(out.shape[::-1], dtype=dtype).T
-            runs = [
-                (data + (j * shape[0] + lo) * size, out[:, j]) for j in range(shape[1])
-            ]
-        for offset, target in runs:
-            f.seek(offset)
-            if _read_full(f, memoryview(target.view(np.uint8))) != target.nbytes:
-                raise FormatError(
-                    f"the file ended before row {hi} of {shape[0]} (truncated while"
-                    " reading)",
-                    source=str(arr.path),
-                )
-    return np.ascontiguousarray(out)
+    """Rows ``lo:hi`` of a .npy file (``relcal.stream._Array.read_rows``)."""
+    return arr.read_rows(lo, hi)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

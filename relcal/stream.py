@@ -101,28 +101,46 @@ class _Array:
     @property
     def seekable(self) -> bool:
         """Whether any rows can be read without the ones before: a .npy
-        file in C order."""
-        return self.key is None and not self.fortran
+        file (C order, or 2-D in Fortran order), not an .npz member."""
+        return self.key is None
 
-    def read_rows(self, lo: int, hi: int, pool: _Buffers) -> np.ndarray:
-        """Rows ``lo:hi`` of a :attr:`seekable` array, read into a buffer of
-        ``pool`` (file checked as in :meth:`read`: its stamp, its length)."""
-        assert self.seekable
-        row = math.prod(self.shape[1:]) * self.dtype.itemsize
-        with _open_array(self.path, None, self.stamp) as (f, *_):
-            view = pool.take()[: hi - lo]
-            try:
-                f.seek(f.tell() + lo * row)
-                got = _read_full(f, memoryview(view.view(np.uint8)).cast("B"))
-            except OSError as exc:
-                raise _read_error(self, exc) from None
-        if got != view.nbytes:
-            raise FormatError(
-                f"the file ended at row {lo + got // max(1, row)} of"
-                f" {self.shape[0]} (truncated while reading)",
-                source=str(self.path),
-            )
-        return view
+    def read_rows(self, lo: int, hi: int, pool: _Buffers | None = None) -> np.ndarray:
+        """Rows ``lo:hi`` of a :attr:`seekable` array: a seek and a read (one
+        per column for a 2-D Fortran-order file), into a buffer of ``pool``
+        (C order) or a new array; the file must be as it was when first
+        opened (its stamp), and long enough."""
+        with _open_array(self.path, self.key, self.stamp) as (f, shape, dtype, *_):
+            data, size = f.tell(), dtype.itemsize
+            if pool is not None and not self.fortran:
+                out = pool.take()[: hi - lo]
+            else:
+                out = np.empty((hi - lo, *shape[1:]), dtype=dtype)
+            # C order: one run of bytes; Fortran order (2-D): one run per column
+            runs = [(data + lo * out[:1].nbytes, out.reshape(-1))]
+            if self.fortran:
+                out = np.empty(out.shape[::-1], dtype=dtype).T
+                runs = [
+                    (data + (j * shape[0] + lo) * size, out[:, j])
+                    for j in range(shape[1])
+                ]
+            for j, (offset, target) in enumerate(runs):
+                try:
+                    f.seek(offset)
+                    got = _read_full(f, memoryview(target.view(np.uint8)))
+                except OSError as exc:
+                    raise _read_error(self, exc) from None
+                if got != target.nbytes:  # in the words of _rows, _fortran_rows
+                    row = lo + got // max(1, out[:1].nbytes)
+                    where = (
+                        f"in column {j} of {shape[1]}"
+                        if self.fortran
+                        else f"at row {row} of {shape[0]}"
+                    )
+                    raise FormatError(
+                        f"the file ended {where} (truncated while reading)",
+                        source=str(self.path),
+                    )
+        return out if not self.fortran else np.ascontiguousarray(out)
 
     def whole(self) -> np.ndarray:
         """The whole array (memory-mapped for a .npy): for error messages."""

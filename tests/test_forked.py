@@ -325,3 +325,23 @@ def test_cli_one_line_when_a_worker_dies(tmp_path, capsys, monkeypatch, calls):
     assert (code, out) == (1, "")
     assert err.startswith("Error: a worker process died") and err.count("\n") == 1
     assert "SIGKILL" in err
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_pieces_of_a_2d_file_in_either_order(tmp_path: Path, calls, order):
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((3000, 7))
+    y = rng.integers(0, 7, 3000)
+    np.save(tmp_path / "z.npy", np.asarray(z, order=order))
+    np.save(tmp_path / "y.npy", y)
+    stream = open_stream(tmp_path / "z.npy", labels=tmp_path / "y.npy")
+    plan = plan_for("logits", 7)
+    pieces = stream.pieces(rows=500)
+    assert pieces is not None and len(pieces) == 6
+    got = reduce_chunks(pieces, plan, jobs=2)
+    assert calls == [6]
+    want = reduce_chunks(stream.chunks(rows=500), plan, jobs=1)
+    assert (got.n, got.n_correct, got.sum_nll) == (want.n, want.n_correct, want.sum_nll)
+    assert np.array_equal(got.classwise.sum_p, want.classwise.sum_p)
+    ev = relcal.evaluate(z, y)
+    assert got.sum_brier / got.n == pytest.approx(ev.brier, rel=1e-12)
