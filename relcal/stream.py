@@ -42,6 +42,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from io import FileIO
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -247,11 +248,16 @@ def _header(
 
 def _read_full(f: BinaryIO, mem: memoryview) -> int:
     """readinto until ``mem`` is full or the stream ends (a zip member
-    stream returns short reads), at most :data:`READ_BYTES` at a time: a zip
-    member's ``readinto`` reads into a new bytes object first."""
+    stream returns short reads).  A file is read in one call: each call
+    returns to a thread that must win the GIL back from the workers (up to the
+    5 ms switch interval; with 4 MB calls, reading 200 MB took 0.28 s instead
+    of 0.04 s beside two busy threads).  A zip member, at most
+    :data:`READ_BYTES` at a time: its ``readinto`` reads into a new bytes
+    object first."""
+    step = len(mem) if isinstance(f, FileIO) else READ_BYTES
     got = 0
     while got < len(mem):
-        n = f.readinto(mem[got : got + READ_BYTES])  # type: ignore[attr-defined]
+        n = f.readinto(mem[got : got + step])  # type: ignore[attr-defined]
         if not n:
             break
         got += n
