@@ -740,7 +740,7 @@ def fit_temperature(
     with _work("fit-temperature", [inp], passes):
         try:
             got = measure_scaling(
-                inp.chunks,
+                inp.chunk_source,
                 kind=inp.kind,
                 shape=shape,
                 n_classes=inp.n_classes,

@@ -194,6 +194,9 @@ def _child(tasks: Sequence[Callable[[], Any]], counter: Any, conn: Connection) -
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent reports ^C
         tune_malloc()
+        from relcal import progress
+
+        progress.forget()  # the parent counts the work done
         while True:
             with counter.get_lock():
                 i = counter.value

@@ -373,13 +373,13 @@ def add_scaling(
     try:
         fit = None
         if t_doc is None:
-            fit = fit_chunks(inp.chunks, shape=inp.scores.shape, **where)[0]
+            fit = fit_chunks(inp.chunk_source, shape=inp.scores.shape, **where)[0]
         t = scaling_temperature(fit, t_doc)
         # the scaled chunks keep their layout and ignored pixels: the plan drops them
         plan = plan_for("logits", inp.n_classes, inp.ignore_index, n_bins=n_bins)
         summary = summarize_chunks(
             lambda: _scaled_chunks(
-                inp.chunks, inp.kind, inp.ignore_index, [t], None, 0
+                inp.chunk_source, inp.kind, inp.ignore_index, [t], None, 0
             ),
             plan,
             n_bins=n_bins,

@@ -174,6 +174,11 @@ def _new_bar(t: _Task) -> Any:
     return bar
 
 
+def forget() -> None:
+    """No task in this process (a forked worker: its parent counts)."""
+    _tasks.clear()
+
+
 def advance(n: int) -> None:
     """Report ``n`` more units done (bytes of scores) to the innermost open
     task; a no-op without one.  Thread-safe and cheap: no redraw more often

@@ -615,6 +615,7 @@ class Pieces:
         self._pools: dict[tuple[tuple[int, ...], str], _Buffers] = {}
         self.look: Callable[[np.ndarray], Any] | None = None
         self.seen: Callable[[Any], None] | None = None
+        self.fn: Callable[..., tuple[np.ndarray, np.ndarray, int]] | None = None
 
     def watched(
         self, look: Callable[[np.ndarray], Any], seen: Callable[[Any], None]
@@ -622,8 +623,23 @@ class Pieces:
         """These pieces, each piece's labels given to ``look`` where the piece
         is read (a worker process) and what it returns to ``seen`` here, in
         the pieces' order."""
-        other = Pieces(self.stream, self.rows)
+        other = self._copy()
         other.look, other.seen = look, seen
+        return other
+
+    def mapped(
+        self,
+        fn: Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray, int]],
+    ) -> Pieces:
+        """These pieces, each ``fn(scores, labels, start)`` of the checked
+        piece (scaled by a temperature, say), where it is read."""
+        other = self._copy()
+        other.fn = fn
+        return other
+
+    def _copy(self) -> Pieces:
+        other = Pieces(self.stream, self.rows)
+        other.look, other.seen, other.fn = self.look, self.seen, self.fn
         return other
 
     def noticed(self, labels: np.ndarray) -> Any:
@@ -650,7 +666,7 @@ class Pieces:
         except RelcalError as err:
             raise part.exact(err) from None
         assert len(s) == hi - lo, (len(s), lo, hi)
-        return s, y, start
+        return (s, y, start) if self.fn is None else self.fn(s, y, start)
 
     def _pool(self, arr: _Array) -> _Buffers:
         """Buffers for pieces of ``arr``: one pool per row shape and dtype,

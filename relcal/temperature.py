@@ -86,7 +86,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -94,7 +94,7 @@ import numpy as np
 from relcal import kernel
 from relcal.errors import InputError, UnsupportedMetricError
 from relcal.progress import advance
-from relcal.reduce import default_threads, scratch, shared_pool
+from relcal.reduce import default_threads, scratch, shared_pool, stop_pool
 from relcal.validate import nonfinite_error, prepare
 
 Chunk = tuple[np.ndarray, np.ndarray, int]  # (scores, labels, start), as a Stream's
@@ -498,19 +498,68 @@ def _blocks(rows: LogitRows) -> list[LogitRows]:
     return [rows.take(slice(lo, lo + step)) for lo in range(0, n, step)]
 
 
+@dataclass(frozen=True, eq=False)
+class _PieceRows:
+    """The rows of a pass over :class:`relcal.stream.Pieces`: read, checked
+    and turned into rows piece by piece, here or in a worker process."""
+
+    pieces: Any
+    check: bool
+    how: dict[str, Any]
+
+    def of(self, k: int) -> list[LogitRows]:
+        s, y, start = self.pieces.read(k)
+        return _pass_rows(s, y, start, self.check, **self.how)
+
+    def __iter__(self) -> Iterator[LogitRows]:
+        for k in range(len(self.pieces)):
+            yield from self.of(k)
+
+
+def _piece_blocks(rows: _PieceRows, k: int, spec: _Spec) -> tuple[list[_BlockOut], int]:
+    """A worker process's share of a pass: one piece's blocks, and its bytes."""
+    parts = rows.of(k)
+    return [_block(b, spec) for r in parts for b in _blocks(r)], sum(
+        r.z.nbytes for r in parts
+    )
+
+
+def _forked_pass(rows: _PieceRows, spec: _Spec, workers: int) -> Iterator[_BlockOut]:
+    from relcal import forked
+
+    stop_pool()
+    tasks = [partial(_piece_blocks, rows, k, spec) for k in range(len(rows.pieces))]
+    for outs, nbytes in forked.run(tasks, workers):
+        advance(nbytes)
+        yield from outs
+
+
 def _run_pass(source: Source, spec: _Spec, jobs: int | None) -> Iterator[_BlockOut]:
-    """Every block's result, in order; on the shared pool, the next chunk
-    read while the blocks of the one before are computed."""
+    """Every block's result, in order: in worker processes for pieces of
+    files with few classes (as :func:`relcal.summary.reduce_chunks`), else
+    on the shared pool, the next chunk read while the blocks of the one
+    before are computed."""
+    from relcal import forked
+    from relcal.summary import FORK_MAX_CLASSES
+
     workers = default_threads() if jobs is None else max(1, int(jobs))
+    src = source()
+    if (
+        isinstance(src, _PieceRows)
+        and src.pieces.stream.meta.n_classes <= FORK_MAX_CLASSES
+        and forked.usable(len(src.pieces), workers)
+    ):
+        yield from _forked_pass(src, spec, workers)
+        return
     if workers <= 1:
-        for rows in source():
+        for rows in src:
             for b in _blocks(rows):
                 yield _block(b, spec)
         return
     pool = shared_pool(workers)
     inflight: deque[list[Future[_BlockOut]]] = deque()
     try:
-        for rows in source():
+        for rows in src:
             inflight.append([pool.submit(_block, b, spec) for b in _blocks(rows)])
             while len(inflight) > 1:
                 yield from (f.result() for f in inflight.popleft())
@@ -1005,12 +1054,15 @@ def fit_chunks(
     _check_k(k)
     first = [True]
 
-    def rows() -> Iterator[LogitRows]:
+    def rows() -> Iterable[LogitRows]:
         check, first[0] = first[0], False  # the first pass checks the values
-        for s, y, start in source():
-            yield from _pass_rows(
-                s, y, start, check, kind=kind, ignore_index=ignore_index
-            )
+        chunks = source()
+        how = {"kind": kind, "ignore_index": ignore_index}
+        if hasattr(chunks, "mapped"):  # pieces: maybe read by worker processes
+            return _PieceRows(chunks, check, how)
+        return (
+            r for s, y, start in chunks for r in _pass_rows(s, y, start, check, **how)
+        )
 
     n_classes = 2 if len(shape) == 1 or shape[1] == 1 else int(shape[1])
     per_row = math.prod(shape[2:]) if len(shape) > 2 else 1
@@ -1276,19 +1328,36 @@ def _scaled_chunks(
     temps: list[float],
     k: int | None,
     seed: int,
-) -> Iterator[Chunk]:
+) -> Iterable[Chunk]:
     """The logits of each chunk, in its own layout (ignored pixels kept: the
     plan drops them), divided by T (by the T of each row's fold, given
-    ``k``; a pixel's fold is that of its global index)."""
-    for s, y, start in source():
-        z = _logits_layout(np.asarray(s), kind)
-        if k is None:
-            yield scale_logits(z, temps[0]), y, start
-            continue
-        per_row = math.prod(z.shape[2:]) if z.ndim > 2 else 1
-        ids = np.arange(start * per_row, (start + len(z)) * per_row, dtype=np.int64)
-        fold = fold_of(ids, k, seed).reshape((len(z), *z.shape[2:]))
-        yield scale_folds(z, temps, fold), y, start
+    ``k``; a pixel's fold is that of its global index).  Pieces of files
+    (:class:`relcal.stream.Pieces`) stay pieces, each scaled where it is read
+    (a worker process)."""
+    scale = partial(_scaled, kind=kind, temps=temps, k=k, seed=seed)
+    chunks = source()
+    if hasattr(chunks, "mapped"):
+        return chunks.mapped(scale)  # type: ignore[no-any-return]
+    return (scale(s, y, start) for s, y, start in chunks)
+
+
+def _scaled(
+    s: np.ndarray,
+    y: np.ndarray,
+    start: int,
+    *,
+    kind: str,
+    temps: list[float],
+    k: int | None,
+    seed: int,
+) -> Chunk:
+    z = _logits_layout(np.asarray(s), kind)
+    if k is None:
+        return scale_logits(z, temps[0]), y, start
+    per_row = math.prod(z.shape[2:]) if z.ndim > 2 else 1
+    ids = np.arange(start * per_row, (start + len(z)) * per_row, dtype=np.int64)
+    fold = fold_of(ids, k, seed).reshape((len(z), *z.shape[2:]))
+    return scale_folds(z, temps, fold), y, start
 
 
 # --------------------------------------------------------------------------

@@ -54,6 +54,19 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return got
 
 
+def seg_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> list[str]:
+    """``command`` on a .npy pair of 9 segmentation maps, 2 images a piece,
+    on 2 jobs."""
+    z, y = seg(n=9)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    monkeypatch.setenv("RELCAL_CHUNK_ROWS", "2")
+    args = [command, str(tmp_path / "z.npy"), "--labels", str(tmp_path / "y.npy")]
+    return [*args, "--ignore-index", str(IGNORE), "--jobs", "2"]
+
+
 def as_json(r: relcal.Results) -> str:
     return json.dumps(r.to_dict(), sort_keys=True)
 
@@ -243,12 +256,7 @@ def test_commands_in_processes_equal_threads(
 ):
     from relcal.cli import main
 
-    z, y = seg(n=9)
-    np.save(tmp_path / "z.npy", z)
-    np.save(tmp_path / "y.npy", y)
-    monkeypatch.setenv("RELCAL_CHUNK_ROWS", "2")
-    args = [command[0], str(tmp_path / "z.npy"), "--labels", str(tmp_path / "y.npy")]
-    args += ["--ignore-index", str(IGNORE), *command[1:], "--jobs", "2"]
+    args = [*seg_files(tmp_path, monkeypatch, command[0]), *command[1:]]
     outs = []
     for processes in (True, False):
         forked.set_enabled(processes)
@@ -345,3 +353,27 @@ def test_pieces_of_a_2d_file_in_either_order(tmp_path: Path, calls, order):
     assert np.array_equal(got.classwise.sum_p, want.classwise.sum_p)
     ev = relcal.evaluate(z, y)
     assert got.sum_brier / got.n == pytest.approx(ev.brier, rel=1e-12)
+
+
+@pytest.mark.parametrize("cv", [None, "3"])
+def test_fit_temperature_in_processes_equals_threads(
+    tmp_path, capsys, monkeypatch, calls, cv
+):
+    from relcal.cli import main
+
+    args = seg_files(tmp_path, monkeypatch, "fit-temperature")
+    if cv is not None:
+        args += ["--cv", cv]
+    docs = []
+    for processes in (True, False):
+        forked.set_enabled(processes)
+        out = tmp_path / f"t{processes}.json"
+        try:
+            code = main([*args, "-o", str(out)])
+        finally:
+            forked.set_enabled(True)
+        assert code == 0, capsys.readouterr().err
+        docs.append(json.loads(out.read_text()))
+        if processes:
+            assert len(calls) >= 3, calls  # every pass over the file
+    assert docs[0] == docs[1]
