@@ -46,6 +46,19 @@ def logits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return d / "z.npy", d / "y.npy"
 
 
+@pytest.fixture(scope="module")
+def seg_logits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """12 segmentation maps of 19 classes (4 MB each): read by worker
+    processes, a piece each."""
+    rng = np.random.default_rng(14)
+    y = rng.integers(0, 19, (12, 230, 230)).astype(np.uint8)
+    z = rng.normal(size=(12, 19, 230, 230)).astype(np.float32)
+    d = tmp_path_factory.mktemp("progress_seg")
+    np.save(d / "z.npy", z)
+    np.save(d / "y.npy", y)
+    return d / "z.npy", d / "y.npy"
+
+
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "TERM")}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -107,10 +120,16 @@ def _command(name: str, files: tuple[Path, Path], tmp: Path) -> list[str]:
     )
 
 
+@pytest.mark.parametrize("data", ["logits", "seg_logits"])
 @pytest.mark.parametrize("name", ["metrics", "check", "report", "fit-temperature"])
-def test_bar_on_a_terminal_shows_rate_and_time_left(logits, tmp_path, name):
+def test_bar_on_a_terminal_shows_rate_and_time_left(request, tmp_path, name, data):
+    files = request.getfixturevalue(data)  # seg_logits: in worker processes
+    rows = {"RELCAL_CHUNK_ROWS": "1"} if data == "seg_logits" else {}
     code, out, err = _run(
-        _command(name, logits, tmp_path), tty=True, RELCAL_PROGRESS_DELAY="0"
+        [*_command(name, files, tmp_path), "--jobs", "2"],
+        tty=True,
+        RELCAL_PROGRESS_DELAY="0",
+        **rows,
     )
     assert code == 0, err
     assert f"{name}:" in err
