@@ -140,6 +140,67 @@ def run(tasks: Sequence[Callable[[], T]], workers: int) -> Iterator[T]:
             _stop(pid)
 
 
+class Later:
+    """``fn()`` computed beside this process's work, in a forked child,
+    where :func:`usable` allows (else here, when :meth:`result` is asked
+    for): for serial work the workers cannot share, such as the sha256 of
+    an input file.  A context manager: leaving it stops the child."""
+
+    def __init__(self, fn: Callable[[], Any], workers: int) -> None:
+        self._fn = fn
+        self._child: tuple[Connection, int] | None = None
+        self._counter: Any = None
+        self._done = False
+        self._value: Any = None
+        if not usable(MIN_TASKS, workers):
+            return
+        from multiprocessing import get_context
+
+        ctx = get_context("fork")
+        # kept until the child is stopped: freed, its shared memory would be
+        # handed to the next run's counter while the child still counts on it
+        self._counter = ctx.Value("q", 0)
+        reader, writer = ctx.Pipe(duplex=False)
+        try:
+            pid = os.fork()
+        except OSError:
+            reader.close()
+            writer.close()
+            return
+        if pid == 0:  # the child: never returns
+            reader.close()
+            _child([fn], self._counter, writer)
+        writer.close()
+        self._child = (reader, pid)
+
+    def result(self) -> Any:
+        if not self._done:
+            if self._child is None:
+                self._value = self._fn()
+            else:
+                conn, pid = self._child
+                try:
+                    self._value = next(_collect({conn: pid}, 1))
+                finally:
+                    self.close()
+            self._done = True
+        return self._value
+
+    def close(self) -> None:
+        if self._child is not None:
+            conn, pid = self._child
+            self._child = None
+            conn.close()
+            _stop(pid)
+            self._counter = None
+
+    def __enter__(self) -> Later:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _collect(children: dict[Connection, int], n: int) -> Iterator[Any]:
     from multiprocessing.connection import wait
 

@@ -248,14 +248,16 @@ def test_tune_malloc(monkeypatch: pytest.MonkeyPatch):
             "--max-ece",
             "0.5",
         ],
+        ["report", "-o", "-", "--fit-temperature"],
     ],
-    ids=["metrics", "metrics-mass", "check", "check-mass"],
+    ids=["metrics", "metrics-mass", "check", "check-mass", "report"],
 )
 def test_commands_in_processes_equal_threads(
     tmp_path, capsys, monkeypatch, calls, command
 ):
     from relcal.cli import main
 
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # report's time
     args = [*seg_files(tmp_path, monkeypatch, command[0]), *command[1:]]
     outs = []
     for processes in (True, False):
@@ -377,3 +379,38 @@ def test_fit_temperature_in_processes_equals_threads(
         if processes:
             assert len(calls) >= 3, calls  # every pass over the file
     assert docs[0] == docs[1]
+
+
+def _nap(i: int) -> int:
+    import time
+
+    time.sleep(0.05)
+    return i
+
+
+def _slow_digest() -> str:
+    import time
+
+    time.sleep(0.15)  # still at work while the next run's workers count
+    return "digest"
+
+
+def test_later_beside_a_run():
+    """A side task's child shares no counter with the workers forked after
+    it (its counter, freed too early, was handed to theirs: the workers then
+    skipped tasks, 'a worker process ended before the work was done')."""
+    import gc
+    from functools import partial
+
+    with forked.Later(_slow_digest, 2) as later:
+        gc.collect()
+        for _ in range(4):  # 0.3 s each: the side child finishes meanwhile
+            got = list(forked.run([partial(_nap, i) for i in range(12)], 2))
+            assert got == list(range(12))
+        assert later.result() == "digest"
+    assert later.result() == "digest"  # kept, not computed again
+
+
+def test_later_without_workers_runs_here():
+    with forked.Later(lambda: os.getpid(), 1) as later:  # one job: no child
+        assert later.result() == os.getpid()
