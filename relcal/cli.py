@@ -812,7 +812,9 @@ def calibrate(
     _check_classes(doc, inp, temperature_path)
     scores = _all_scores(inp)
     t = doc["temperature"]
-    passes = 2 if inp.ignore_index is None else 3
+    # a pass for each array written (the labels' too reads the chunks), and
+    # one to count the kept pixels first
+    passes = 3 if inp.ignore_index is None else 4
     with _work("calibrate", [inp], passes):
         try:
             write_npz_streamed(out, _calibrated_members(inp, *scores, t))

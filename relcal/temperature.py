@@ -1377,6 +1377,7 @@ def calibrated_rows(
     "calibrated_probs" (their softmax), or "labels"."""
     t = check_temperature(temperature)
     for s, y, start in source():
+        advance(np.asarray(s).nbytes)
         if part == "labels":
             kept = np.asarray(y).reshape(-1)
             yield kept if ignore_index is None else kept[kept != ignore_index]
@@ -1393,11 +1394,10 @@ def calibrated_rows(
 def count_kept(source: Callable[[], Iterable[Chunk]], ignore_index: int | None) -> int:
     """Rows (pixels) of the chunks of ``source()`` whose label is not
     ``ignore_index``."""
-    return sum(
-        int(
-            np.asarray(y).size
-            if ignore_index is None
-            else np.count_nonzero(np.asarray(y) != ignore_index)
-        )
-        for _, y, _ in source()
-    )
+    n = 0
+    for s, y, _ in source():
+        advance(np.asarray(s).nbytes)
+        labels = np.asarray(y)
+        kept = labels if ignore_index is None else labels != ignore_index
+        n += labels.size if ignore_index is None else int(np.count_nonzero(kept))
+    return n

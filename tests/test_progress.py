@@ -116,15 +116,32 @@ def _command(name: str, files: tuple[Path, Path], tmp: Path) -> list[str]:
             "check": ["--max-ece", "0.5"],
             "report": ["-o", str(tmp / "r.html")],
             "fit-temperature": ["-o", str(tmp / "t.json")],
+            "calibrate": [
+                "--temperature",
+                str(_temperature(tmp)),
+                "-o",
+                str(tmp / "c.npz"),
+            ],
         }[name]
     )
 
 
+def _temperature(tmp: Path) -> Path:
+    """Where the test writes calibrate's temperature file (fitted on the
+    same scores by a quiet fit-temperature first)."""
+    return tmp / "t_in.json"
+
+
 @pytest.mark.parametrize("data", ["logits", "seg_logits"])
-@pytest.mark.parametrize("name", ["metrics", "check", "report", "fit-temperature"])
+@pytest.mark.parametrize(
+    "name", ["metrics", "check", "report", "fit-temperature", "calibrate"]
+)
 def test_bar_on_a_terminal_shows_rate_and_time_left(request, tmp_path, name, data):
     files = request.getfixturevalue(data)  # seg_logits: in worker processes
     rows = {"RELCAL_CHUNK_ROWS": "1"} if data == "seg_logits" else {}
+    if name == "calibrate":
+        fit = [*_fit_args(files, _temperature(tmp_path)), "--quiet"]
+        assert _run(fit, tty=False)[0] == 0
     code, out, err = _run(
         [*_command(name, files, tmp_path), "--jobs", "2"],
         tty=True,
@@ -140,7 +157,8 @@ def test_bar_on_a_terminal_shows_rate_and_time_left(request, tmp_path, name, dat
     last = err.rstrip("\r\n").split("\r")[-1].strip()
     assert last == "" or last.startswith("wrote "), err
     # the results are on stdout (report's in its file), untouched
-    assert (tmp_path / "r.html").is_file() if name == "report" else out
+    written = {"report": "r.html", "calibrate": "c.npz"}.get(name)
+    assert (tmp_path / written).is_file() if written else out
 
 
 def test_no_bar_in_a_pipe(logits, tmp_path):
