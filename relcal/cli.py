@@ -232,8 +232,9 @@ def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--labels",
             "labels_path",
             metavar="LABELS.npy",
-            type=click.Path(dir_okay=False),
-            help="Labels file for a .npy scores file.",
+            type=click.Path(),
+            help="Labels file for a .npy scores file (for a glob or directory of"
+            " .npy scores: a glob or directory of labels, matched by file name).",
         ),
         click.option(
             "--scores-key",

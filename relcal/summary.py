@@ -3,8 +3,11 @@
 The flow (DESIGN.md): scores are split into chunks, each chunk is reduced to a
 :class:`Summary` by :func:`reduce_chunk`, and the summaries are merged in a
 fixed order (:func:`reduce_chunks`).  Every path runs this: the in-memory
-:func:`relcal.evaluate` (the arrays are one chunk, cut into cache-sized blocks
-on the thread pool), a stream of chunks read from disk, a Dask cluster.
+:func:`relcal.evaluate` (the arrays are one chunk, cut into cache-sized
+blocks), a stream of chunks read from disk, a Dask cluster; the blocks run in
+forked worker processes (:mod:`relcal.forked`: few classes, on Linux; a
+stream's chunks are then :class:`relcal.stream.Pieces`, each read by a
+worker) or on the thread pool.
 
 A :class:`Plan` says what is asked for (the bins, NLL, Brier, per-sample
 values); a :class:`Summary` holds only sums that add up across chunks: the
@@ -21,7 +24,8 @@ from mergeable histograms over a re-readable source of chunks (see
 
 Numerics are those of :mod:`relcal.reduce`: the merge adds float64 sums in the
 order of the chunks, so a different chunking changes a metric by float64
-rounding only (~1e-15 relative), and the number of threads not at all.
+rounding only (~1e-15 relative), and the number of workers (threads or
+processes) not at all.
 """
 
 from __future__ import annotations

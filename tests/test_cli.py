@@ -445,3 +445,26 @@ def test_calibrate_refuses_stdout(npz: Path, tmp_path: Path, monkeypatch) -> Non
         " give a file name\n"
     )
     assert not Path("-").exists()
+
+
+def test_labels_directory_for_a_glob_of_scores(tmp_path):
+    """--labels DIR, as the library's labels= takes it: each scores file's
+    labels of the same name; a single scores file still needs a file."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "l").mkdir()
+    for i in range(2):
+        np.save(tmp_path / "s" / f"p{i}.npy", rng.normal(size=(50, 4)))
+        np.save(tmp_path / "l" / f"p{i}.npy", rng.integers(0, 4, 50))
+    scores = str(tmp_path / "s" / "*.npy")
+    by_dir = run(["metrics", scores, "--labels", str(tmp_path / "l"), "--json"])
+    by_glob = run(
+        ["metrics", scores, "--labels", str(tmp_path / "l" / "*.npy"), "--json"]
+    )
+    assert by_dir[0] == 0, by_dir[2]
+    assert json.loads(by_dir[1])["metrics"] == json.loads(by_glob[1])["metrics"]
+    code, out, err = run(
+        ["metrics", str(tmp_path / "s" / "p0.npy"), "--labels", str(tmp_path / "l")]
+    )
+    assert (code, out) == (2, "")
+    assert err == f"Error: {tmp_path / 'l'}: is a directory, not a file\n"
