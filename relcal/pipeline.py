@@ -36,7 +36,7 @@ import numpy as np
 
 from relcal.errors import FormatError, InputError, RelcalError
 from relcal.metrics import Results, _results_of, plan_for, summarize_chunks
-from relcal.summary import BootstrapPlan, Chunk, Summary, reduce_chunks
+from relcal.summary import BootstrapPlan, Chunk, Summary, is_pieces, reduce_chunks
 
 CHUNK_ROWS_ENV = "RELCAL_CHUNK_ROWS"
 # what relcal.stream does not read (yet): such inputs are loaded whole
@@ -198,8 +198,8 @@ class _Rows:
 
     def watch(self, chunks: Iterable[Chunk]) -> Iterable[Chunk]:
         """``chunks``, watched: each chunk's labels counted (and kept)."""
-        if hasattr(chunks, "watched"):  # stream.Pieces: in the worker processes
-            return chunks.watched(self.of_chunk, self.add)
+        if is_pieces(chunks):  # counted in the worker processes
+            return chunks.watched(self.of_chunk, self.add)  # type: ignore[attr-defined]
         return self._watch(chunks)
 
     def _watch(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:

@@ -601,6 +601,8 @@ class Pieces:
     (in this process); a worker process given :meth:`read` reads one piece,
     into buffers of its own (``Pieces`` is copied into a forked child)."""
 
+    pieces_of_files = True  # relcal.summary.is_pieces
+
     def __init__(self, stream: Stream, rows: int) -> None:
         self.stream = stream
         self.rows = rows

@@ -299,7 +299,7 @@ def _outputs(
     else on the thread pool."""
     workers = _rd.default_threads() if jobs is None else max(1, int(jobs))
     processes = not plan.per_sample and plan.n_classes <= FORK_MAX_CLASSES
-    if hasattr(chunks, "read") and hasattr(chunks, "finish"):  # stream.Pieces
+    if is_pieces(chunks):
         if processes and forked.usable(len(chunks), workers):  # type: ignore[arg-type]
             _rd.stop_pool()
             return _forked_pieces(chunks, plan, workers)
@@ -311,6 +311,12 @@ def _outputs(
             return forked.run(tasks, workers)
         return _in_order(iter(tasks), workers)
     return _in_order(_task_stream(chunks, plan), workers)
+
+
+def is_pieces(chunks: object) -> bool:
+    """Whether ``chunks`` are :class:`relcal.stream.Pieces` (told without
+    importing the stream module): chunks a worker process can read itself."""
+    return getattr(chunks, "pieces_of_files", False) is True
 
 
 def _task_stream(

@@ -95,6 +95,7 @@ from relcal import kernel
 from relcal.errors import InputError, UnsupportedMetricError
 from relcal.progress import advance
 from relcal.reduce import default_threads, scratch, shared_pool, stop_pool
+from relcal.summary import FORK_MAX_CLASSES, is_pieces
 from relcal.validate import nonfinite_error, prepare
 
 Chunk = tuple[np.ndarray, np.ndarray, int]  # (scores, labels, start), as a Stream's
@@ -540,7 +541,6 @@ def _run_pass(source: Source, spec: _Spec, jobs: int | None) -> Iterator[_BlockO
     on the shared pool, the next chunk read while the blocks of the one
     before are computed."""
     from relcal import forked
-    from relcal.summary import FORK_MAX_CLASSES
 
     workers = default_threads() if jobs is None else max(1, int(jobs))
     src = source()
@@ -1058,7 +1058,7 @@ def fit_chunks(
         check, first[0] = first[0], False  # the first pass checks the values
         chunks = source()
         how = {"kind": kind, "ignore_index": ignore_index}
-        if hasattr(chunks, "mapped"):  # pieces: maybe read by worker processes
+        if is_pieces(chunks):  # maybe read by worker processes
             return _PieceRows(chunks, check, how)
         return (
             r for s, y, start in chunks for r in _pass_rows(s, y, start, check, **how)
@@ -1336,8 +1336,8 @@ def _scaled_chunks(
     (a worker process)."""
     scale = partial(_scaled, kind=kind, temps=temps, k=k, seed=seed)
     chunks = source()
-    if hasattr(chunks, "mapped"):
-        return chunks.mapped(scale)  # type: ignore[no-any-return]
+    if is_pieces(chunks):
+        return chunks.mapped(scale)  # type: ignore[attr-defined, no-any-return]
     return (scale(s, y, start) for s, y, start in chunks)
 
 
