@@ -526,8 +526,9 @@ def replicate_metrics(sums: ReplicateSums) -> dict[str, np.ndarray]:
     """Every bootstrapped metric of each replicate, from its sums.
 
     Returns ``{metric: ndarray of shape (n_replicates,)}`` for accuracy, ECE,
-    RMS-CE and MCE, and NLL and Brier when summed; NaN for a replicate of
-    total weight 0.
+    RMS-CE and MCE, NLL and Brier when summed, and the debiased errors
+    (:mod:`relcal.estimators`: "ece_debiased", "sq_ce_debiased"); NaN for a
+    replicate of total weight 0.
     """
     count, conf, hits = sums.count, sums.confidence, sums.correct
     total = count.sum(axis=1)
@@ -536,6 +537,7 @@ def replicate_metrics(sums: ReplicateSums) -> dict[str, np.ndarray]:
         gap = np.where(count > 0, diff / count, 0.0)
         res = {
             "accuracy": hits.sum(axis=1) / total,
+            "mean_confidence": conf.sum(axis=1) / total,
             "ece": diff.sum(axis=1) / total,
             "rms_ce": np.sqrt((gap * diff).sum(axis=1) / total),
             "mce": np.where(total > 0, gap.max(axis=1), np.nan),
@@ -544,6 +546,10 @@ def replicate_metrics(sums: ReplicateSums) -> dict[str, np.ndarray]:
             value = getattr(sums, name)
             if value is not None:
                 res[name] = value / total
+    from relcal.estimators import bias_corrected_eces, debiased_squared_errors
+
+    res["ece_debiased"] = bias_corrected_eces(count, conf, hits)
+    res["sq_ce_debiased"] = debiased_squared_errors(count, conf, hits)
     return res
 
 

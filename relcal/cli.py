@@ -7,6 +7,7 @@ usage or bad input (a one-line ``Error: ...`` on stderr, no traceback).
 from __future__ import annotations
 
 import functools
+import math
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -21,6 +22,7 @@ from relcal.binning import MAX_BINS
 from relcal.bootstrap import MAX_REPLICATES
 from relcal.errors import RelcalError, one_line
 from relcal.forked import WorkerDied, tune_malloc
+from relcal.values import AUTO_MAX
 
 OK, CHECK_FAILED, BAD_INPUT = 0, 1, 2
 
@@ -400,6 +402,14 @@ def _nbytes(inputs: Iterable[Any]) -> int:
     return total
 
 
+def wants_values(inp: Any, unbinned: str) -> bool:
+    """Whether to compute the value histograms of ``inp`` (``--unbinned``)."""
+    from relcal.values import wanted
+
+    choice = None if unbinned == "auto" else unbinned == "on"
+    return wanted(choice, math.prod(inp.label_shape))
+
+
 @click.group(cls=RelcalGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="relcal")
 def cli() -> None:
@@ -423,6 +433,39 @@ def cli() -> None:
     help="Print the results as JSON (format 1, see the README).",
 )
 @click.option(
+    "--ci",
+    type=click.FloatRange(0.5, 1.0, max_open=True),
+    metavar="LEVEL",
+    help="Bootstrap intervals at this level (e.g. 0.95) for every binned and"
+    " mean metric (rows resampled: samples, or whole images).",
+)
+@click.option(
+    "--bootstrap",
+    "n_replicates",
+    type=click.IntRange(min=100, max=MAX_REPLICATES),
+    default=1000,
+    show_default=True,
+    metavar="N",
+    help="Bootstrap replicates for --ci.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the bootstrap (--ci): the intervals depend on it alone, not"
+    " on --jobs or chunking.",
+)
+@click.option(
+    "--unbinned",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="The metrics of the forecasts themselves, not their bins: smooth ECE,"
+    " AURC, E-AURC, AUROC of the confidence (they hold a histogram of every"
+    f" distinct confidence). auto: on up to {AUTO_MAX:,} samples.",
+)
+@click.option(
     "--dask-scheduler",
     metavar="ADDRESS",
     help="Compute on a Dask cluster (tcp://host:8786): its workers read FILE"
@@ -435,6 +478,10 @@ def metrics(
     n_bins: int,
     binning: str,
     as_json: bool,
+    ci: float | None,
+    n_replicates: int,
+    seed: int,
+    unbinned: str,
     dask_scheduler: str | None,
 ) -> None:
     """Calibration metrics and the binned correctness table of FILE.
@@ -456,12 +503,23 @@ def metrics(
 
     done = []
     if dask_scheduler is not None:
-        done = [_on_dask(dask_scheduler, file, load, n_bins, binning)]
+        if ci is not None:
+            raise RelcalError("--ci is not available with --dask-scheduler yet")
+        done = [_on_dask(dask_scheduler, file, load, n_bins, binning, unbinned)]
     else:
         models = load.streams(file)
-        with _work("metrics", models, _passes(binning)):
+        passes = _passes(binning) + (ci is not None and binning == "mass")
+        with _work("metrics", models, passes):
             for model in models:
-                results = measure(model, n_bins=n_bins, binning=binning).results
+                boot = _bootstrap_plan(model, ci, n_replicates, seed, n_bins)
+                results = measure(
+                    model,
+                    n_bins=n_bins,
+                    binning=binning,
+                    bootstrap=boot,
+                    ci=ci or 0.95,
+                    values=wants_values(model, unbinned),
+                ).results
                 done.append((results, source_info(model, results)))
     if as_json:
         docs = [results_to_dict(r, s) for r, s in done]
@@ -474,16 +532,45 @@ def metrics(
         click.echo("\n".join(texts), nl=False)
 
 
+def _bootstrap_plan(
+    inp: Any, ci: float | None, n_replicates: int, seed: int, n_bins: int
+) -> Any:
+    """The bootstrap of ``--ci`` (None without it), its size checked first."""
+    if ci is None:
+        return None
+    from relcal.bootstrap import check_replicates, check_size
+    from relcal.summary import BootstrapPlan
+
+    try:
+        check_replicates(n_replicates, n_bins=n_bins)
+        unit = "images" if len(inp.label_shape) > 1 else "samples"
+        check_size(inp.label_shape[0], n_replicates, unit=unit)
+    except RelcalError as err:
+        raise err.with_source(inp.source) from None
+    return BootstrapPlan(n_replicates, seed)
+
+
 def _on_dask(
-    address: str, file: str, load: LoadOptions, n_bins: int, binning: str
+    address: str,
+    file: str,
+    load: LoadOptions,
+    n_bins: int,
+    binning: str,
+    unbinned: str = "auto",
 ) -> tuple[Any, dict[str, Any]]:
     """The metrics of FILE computed by the workers of a Dask scheduler."""
     from relcal.dask import connect, evaluate_file
     from relcal.render import source_info
 
+    values = None if unbinned == "auto" else unbinned == "on"
     with connect(address):
         results, info = evaluate_file(
-            file, n_bins=n_bins, binning=binning, models=load.models, **load.options()
+            file,
+            n_bins=n_bins,
+            binning=binning,
+            values=values,
+            models=load.models,
+            **load.options(),
         )
     _notes(info)
     return results, source_info(info, results)

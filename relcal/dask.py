@@ -400,15 +400,25 @@ def _reducer(data: _Dataset) -> Callable[[Plan], Summary]:
 
 
 def summarize_dataset(
-    data: _Dataset, *, n_bins: int = 15, binning: str = "width", **asked: bool
+    data: _Dataset,
+    *,
+    n_bins: int = 15,
+    binning: str = "width",
+    bootstrap: Any = None,
+    **asked: bool,
 ) -> tuple[Summary, str]:
     """The summary of every metric (or those ``asked`` for, as
-    :func:`relcal.metrics.plan_for` takes them) and the kind of the scores."""
+    :func:`relcal.metrics.plan_for` takes them) and the kind of the scores;
+    with the replicate sums of ``bootstrap`` (a
+    :class:`relcal.summary.BootstrapPlan`) when given."""
+    from dataclasses import replace
+
     from relcal.metrics import plan_for, summarize_with
 
     kind = _kind(data)
     ignore = data.load.ignore_index
     plan = plan_for(kind, data.n_classes, ignore, n_bins=n_bins, **asked)
+    plan = replace(plan, bootstrap=bootstrap)
     summary = summarize_with(_reducer(data), plan, n_bins=n_bins, binning=binning)
     if summary.n == 0 and ignore is not None:
         raise _sourced(validate.all_ignored_error(ignore), data)
@@ -427,6 +437,7 @@ def summarize_arrays(
     ignore_index: int | None = None,
     n_bins: int = 15,
     binning: str = "width",
+    bootstrap: Any = None,
     **asked: bool,
 ) -> tuple[Summary, str]:
     """The summary of dask arrays (or series; one may be a numpy array) and
@@ -437,6 +448,7 @@ def summarize_arrays(
         array_dataset(scores, labels, kind=kind, ignore_index=ignore_index),
         n_bins=n_bins,
         binning=binning,
+        bootstrap=bootstrap,
         **asked,
     )
 
@@ -703,16 +715,28 @@ def _default_columns(
 
 
 def evaluate_file(
-    path: str, *, n_bins: int = 15, binning: str = "width", **options: Any
+    path: str,
+    *,
+    n_bins: int = 15,
+    binning: str = "width",
+    values: bool | None = None,
+    **options: Any,
 ) -> tuple[Any, Any]:
     """Every metric of a file read by the workers of the current client:
     ``(Results, info)``, ``info`` standing in for the loaded predictions in
     :func:`relcal.render.source_info`.  ``options`` are those of
-    :func:`relcal.io.load`."""
+    :func:`relcal.io.load`; ``values``: the value histograms (None: auto,
+    :func:`relcal.values.wanted`)."""
     from relcal.metrics import summarize
+    from relcal.values import wanted
 
     data, info = file_dataset(path, options)
-    summary, kind = summarize_dataset(data, n_bins=n_bins, binning=binning)
+    n = None
+    if data.n_rows is not None:
+        n = data.n_rows * math.prod(data.row_shape[1:] if data.row_shape else ())
+    summary, kind = summarize_dataset(
+        data, n_bins=n_bins, binning=binning, values=wanted(values, n)
+    )
     if info.scores is None:  # a table: its rows are counted now
         assert data.count is not None
         dtype = np.dtype(data.count.dtype)

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,7 @@ from relcal.binning import (
     uniform_edges,
 )
 from relcal.errors import InputError, RelcalError, ShapeError
+from relcal.estimators import bias_corrected_ece, debiased_squared_error
 from relcal.reduce import toplabel_scores
 from relcal.summary import (
     ClasswiseBins,
@@ -126,6 +127,27 @@ class Results:
     positive_class_ece: float | None = None  # two classes only
     positive_class_rms_ce: float | None = None
     positive_class_mce: float | None = None
+    # debiased errors of the top-label table (relcal.estimators)
+    ece_debiased: float | None = None
+    rms_ce_debiased: float | None = None
+    sq_ce_debiased: float | None = None
+    # bootstrap intervals (relcal.bootstrap.Interval) when asked for: metric ->
+    # interval, at ``ci["level"]``; ``ci`` also holds n_replicates, seed, unit
+    intervals: dict[str, Any] = field(default_factory=dict)
+    ci: dict[str, Any] | None = None
+    # the weighted distinct top-label confidences (relcal.values.Grouped) and,
+    # for two classes, of P(class 1): what smooth ECE, CORP and the
+    # risk-coverage curve are computed from, when asked for
+    values: Any = None
+    positive_values: Any = None
+    # from the values (None without them): smooth ECE (Blasiok & Nakkiran) of
+    # the top-label confidence, its bandwidth, and selective prediction
+    smooth_ece: float | None = None
+    smooth_sigma: float | None = None
+    aurc: float | None = None
+    e_aurc: float | None = None
+    auroc: float | None = None
+    selective: Any = None  # relcal.selective.SelectiveSummary
 
     def metric(self, name: str) -> float | None:
         return getattr(self, name)  # type: ignore[no-any-return]
@@ -211,9 +233,12 @@ def summarize(
     kind: str = "logits",
     unavailable: dict[str, str] | None = None,
     class_names: Any = None,
+    ci: float = 0.95,
 ) -> Results:
     """All metrics from a summary (the kernel behind :func:`evaluate`): pure
-    functions of its sums.  Per-sample values are summarised first."""
+    functions of its sums.  Per-sample values are summarised first.  When
+    the summary holds the bootstrap's replicate sums, the results hold the
+    intervals of the metrics at level ``ci``."""
     n_bins = check_n_bins(n_bins)
     check_binning(binning)
     if isinstance(summary, SampleValues):
@@ -237,7 +262,14 @@ def summarize(
     elif summary.n_classes != 2:
         why = f"needs two classes; the input has {summary.n_classes}"
         missing.update({key: why for key in POSITIVE_METRICS})
-    return Results(
+    sq_db = debiased_squared_error(table)
+    extra: dict[str, Any] = {
+        "ece_debiased": bias_corrected_ece(table),
+        "sq_ce_debiased": sq_db,
+        "rms_ce_debiased": math.sqrt(max(sq_db, 0.0)),
+    }
+    extra.update(value_metrics(summary))
+    results = Results(
         n=n,
         n_classes=summary.n_classes,
         kind=kind,
@@ -260,7 +292,85 @@ def summarize(
         positive_class_ece=pos_errors[0],
         positive_class_rms_ce=pos_errors[1],
         positive_class_mce=pos_errors[2],
+        **extra,
     )
+    if summary.replicates:
+        results = with_intervals(results, summary, ci)
+    return results
+
+
+def value_metrics(summary: Summary) -> dict[str, Any]:
+    """The metrics of the forecast values' histograms, when the summary has
+    them (:mod:`relcal.values`): smooth ECE (:mod:`relcal.smooth`) and
+    selective prediction (:mod:`relcal.selective`) of the top-label
+    confidence, and the histograms themselves."""
+    probes = dict(summary.probes)
+    out: dict[str, Any] = {}
+    top = probes.get("confidence values")
+    if top is None:
+        return out
+    from relcal import selective, smooth
+
+    g = top.grouped()
+    out["values"] = g
+    sm = smooth.smece_and_sigma(g.value, g.count, g.sum_y)
+    out["smooth_ece"], out["smooth_sigma"] = sm.smece, sm.sigma
+    sel = selective.selective_summary(g.value, g.count, g.sum_y)
+    out["selective"] = sel
+    out["aurc"], out["e_aurc"], out["auroc"] = sel.aurc, sel.e_aurc, sel.auroc
+    if "positive values" in probes:
+        out["positive_values"] = probes["positive values"].grouped()
+    return out
+
+
+INTERVAL_METRICS = (
+    "accuracy",
+    "mean_confidence",
+    "ece",
+    "rms_ce",
+    "mce",
+    "nll",
+    "brier",
+    "ece_debiased",
+    "sq_ce_debiased",
+)
+
+
+def with_intervals(results: Results, summary: Summary, level: float) -> Results:
+    """``results`` with the bootstrap intervals of its metrics at ``level``,
+    from the replicate sums of ``summary`` (see :mod:`relcal.bootstrap`: the
+    binned plug-in errors get the bias-corrected interval, the means and the
+    debiased errors the plain percentile interval)."""
+    from relcal.bootstrap import BINNED, POSITIVE, interval, replicate_metrics
+
+    reps = dict(summary.replicates)
+    out: dict[str, Any] = {}
+    top = replicate_metrics(reps["top"])
+    for name in INTERVAL_METRICS:
+        point = results.metric(name)
+        if point is not None and name in top:
+            out[name] = interval(
+                point, top[name], confidence=level, debias=name in BINNED
+            )
+    sq = out.get("sq_ce_debiased")
+    if sq is not None:
+        out["rms_ce_debiased"] = replace(
+            sq,
+            point=results.rms_ce_debiased,
+            estimate=results.rms_ce_debiased,
+            low=math.sqrt(max(sq.low, 0.0)),
+            high=math.sqrt(max(sq.high, 0.0)),
+            bias=0.0,
+        )
+    if "positive" in reps:
+        pos = replicate_metrics(reps["positive"])
+        for name, short in POSITIVE.items():
+            point = results.metric(name)
+            if point is not None:
+                out[name] = interval(point, pos[short], confidence=level, debias=True)
+    boot = reps["top"]
+    ci = {"level": level, "n_replicates": boot.n_replicates, "seed": boot.seed}
+    return replace(results, intervals=out, ci=ci)
 
 
 def _mean_nll(summary: Summary) -> float | None:
@@ -292,11 +402,21 @@ def plan_for(
     classwise: bool = True,
     nll: bool = True,
     brier: bool = True,
+    values: bool = False,
 ) -> Plan:
     """The plan of every metric with ``n_bins`` equal-width bins (equal-mass
-    edges are found by :func:`summarize_chunks`)."""
+    edges are found by :func:`summarize_chunks`); ``values``: also the
+    histograms of the forecast values (:mod:`relcal.values`) behind smooth
+    ECE, CORP and selective prediction."""
     edges = uniform_edges(check_n_bins(n_bins))
     toplabel = kind == "toplabel"
+    probes: tuple[tuple[str, Any], ...] = ()
+    if values:
+        from relcal.values import ValuesProbe
+
+        probes = (("confidence values", ValuesProbe()),)
+        if n_classes == 2 and not toplabel:
+            probes += (("positive values", ValuesProbe()),)
     return Plan(
         n_classes,
         kind,
@@ -306,6 +426,7 @@ def plan_for(
         positive_edges=edges if n_classes == 2 and not toplabel else None,
         nll=nll and not toplabel,
         brier=brier and not toplabel,
+        probes=probes,
     )
 
 
@@ -343,7 +464,25 @@ def summarize_with(
     names = ["confidence"]
     if plan.positive_edges is not None:
         names.append("positive")
-    return mass_summary(None, plan, n_bins, names, reducer=reducer)
+    boot = plan.bootstrap
+    summary = mass_summary(
+        None, replace(plan, bootstrap=None), n_bins, names, reducer=reducer
+    )
+    if boot is None:
+        return summary
+    # one more pass with the equal-mass edges known: the replicate sums
+    assert summary.table is not None
+    binned = plan.positive_edges is not None and summary.positive is not None
+    sums = reducer(
+        replace(
+            plan,
+            toplabel_edges=summary.table.edges,
+            positive_edges=summary.positive.edges if binned else None,  # type: ignore[union-attr]
+            classwise_edges=None,
+            probes=(),
+        )
+    )
+    return replace(summary, replicates=sums.replicates)
 
 
 def evaluate(
@@ -354,6 +493,10 @@ def evaluate(
     n_bins: int = 15,
     binning: str = "width",
     ignore_index: int | None = None,
+    ci: float | None = None,
+    n_replicates: int = 1000,
+    seed: int = 0,
+    values: bool | None = None,
 ) -> Results:
     """Every metric at once, from one pass over the scores.
 
@@ -372,6 +515,20 @@ def evaluate(
     binning : {"width", "mass"}, default="width"
     ignore_index : int, optional
         Label value to drop (e.g. 255 in segmentation maps).
+    ci : float, optional
+        A level in [0.5, 1) (e.g. 0.95): bootstrap intervals of the metrics
+        in ``Results.intervals`` (:mod:`relcal.bootstrap`: a Poisson
+        bootstrap of the leading-axis rows, so whole images for segmentation).
+    n_replicates : int, default=1000
+        Bootstrap replicates (with ``ci``).
+    seed : int, default=0
+        The bootstrap's seed (with ``ci``): the intervals depend on it and
+        on nothing else (not on chunking or jobs).
+    values : bool, optional
+        Keep the histogram of the forecast values (``Results.values``) and
+        compute what needs it: smooth ECE, AURC, E-AURC, AUROC (the
+        "unbinned" metrics).  Default (None): for inputs of at most
+        ``relcal.values.AUTO_MAX`` (4,194,304) samples.
 
     Returns
     -------
@@ -383,10 +540,44 @@ def evaluate(
     >>> round(r.accuracy, 4), r.n_classes, r.kind
     (0.6667, 2, 'logits')
     """
+    level = check_level(ci)
+    boot = None
+    if level is not None:
+        from relcal.bootstrap import check_replicates
+        from relcal.summary import BootstrapPlan
+
+        n_rep = check_replicates(n_replicates, n_bins=check_n_bins(n_bins))
+        boot = BootstrapPlan(n_rep, _check_seed(seed))
     summary, k = _summary_and_kind(
-        scores, labels, kind, ignore_index, n_bins=n_bins, binning=binning
+        scores,
+        labels,
+        kind,
+        ignore_index,
+        n_bins=n_bins,
+        binning=binning,
+        bootstrap=boot,
+        values=values,
     )
-    return summarize(summary, n_bins=n_bins, binning=binning, kind=k)
+    return summarize(
+        summary, n_bins=n_bins, binning=binning, kind=k, ci=level or 0.95
+    )
+
+
+def check_level(level: object) -> float | None:
+    """A confidence level in [0.5, 1) as a float (None stays None)."""
+    if level is None:
+        return None
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)):
+        raise InputError(f"ci must be a number in [0.5, 1). Got {level!r}")
+    if not 0.5 <= level < 1.0:
+        raise InputError(f"ci must be in [0.5, 1). Got {level!r}")
+    return float(level)
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer. Got {seed!r}")
+    return int(seed)
 
 
 def summarize_arrays(
@@ -420,6 +611,7 @@ def _summary_and_kind(
     *,
     n_bins: int = 15,
     binning: str = "width",
+    bootstrap: Any = None,
     **asked: bool,
 ) -> tuple[Summary, str]:
     """:func:`_arrays_summary` and the kind of the scores.  Dask arrays (or
@@ -428,6 +620,13 @@ def _summary_and_kind(
     if _is_dask(scores) or _is_dask(labels):
         from relcal.dask import summarize_arrays as on_dask
 
+        if "values" in asked:
+            from relcal.values import wanted
+
+            size = getattr(labels, "size", None)
+            known = isinstance(size, int) or isinstance(size, np.integer)
+            asked["values"] = wanted(asked["values"], int(size) if known else None)
+
         return on_dask(
             scores,
             labels,
@@ -435,10 +634,16 @@ def _summary_and_kind(
             ignore_index=ignore_index,
             n_bins=n_bins,
             binning=binning,
+            bootstrap=bootstrap,
             **asked,
         )
     s, y, k, c = prepare(scores, labels, kind=kind, ignore_index=ignore_index)
+    if "values" in asked:
+        from relcal.values import wanted
+
+        asked["values"] = wanted(asked["values"], int(y.size))
     plan = plan_for(k, c, ignore_index, n_bins=n_bins, **asked)
+    plan = replace(plan, bootstrap=bootstrap)
     return summarize_arrays(s, y, plan, n_bins=n_bins, binning=binning), k
 
 
@@ -762,12 +967,15 @@ def _reduce_predictions(
 
 
 def _predictions_plan(predictions: Any, n_bins: int) -> Plan:
+    from relcal.values import wanted
+
     check_n_bins(n_bins)
     return plan_for(
         predictions.kind,
         predictions.n_classes,
         getattr(predictions, "ignore_index", None),
         n_bins=n_bins,
+        values=wanted(None, int(np.asarray(predictions.labels).size)),
     )
 
 
@@ -779,7 +987,12 @@ def _predictions_chunk(predictions: Any) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def _results_of(
-    predictions: Any, summary: Summary, n_bins: int, binning: str
+    predictions: Any,
+    summary: Summary,
+    n_bins: int,
+    binning: str,
+    *,
+    ci: float = 0.95,
 ) -> Results:
     top = predictions.kind == "toplabel"
     return summarize(
@@ -789,6 +1002,7 @@ def _results_of(
         kind=predictions.kind,
         unavailable=TOPLABEL_UNAVAILABLE if top else None,
         class_names=predictions.class_names,
+        ci=ci,
     )
 
 

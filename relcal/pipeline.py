@@ -36,7 +36,7 @@ import numpy as np
 
 from relcal.errors import FormatError, InputError, RelcalError
 from relcal.metrics import Results, _results_of, plan_for, summarize_chunks
-from relcal.summary import BootstrapPlan, Chunk, Summary, is_pieces, reduce_chunks
+from relcal.summary import BootstrapPlan, Chunk, Summary, is_pieces
 
 CHUNK_ROWS_ENV = "RELCAL_CHUNK_ROWS"
 # what relcal.stream does not read (yet): such inputs are loaded whole
@@ -247,14 +247,17 @@ def measure(
     bootstrap: BootstrapPlan | None = None,
     keep_labels: bool = False,
     count_units: bool = False,
+    values: bool = False,
+    ci: float = 0.95,
 ) -> Measurement:
     """Every metric of one input from its chunks (see the module docstring),
-    with the bootstrap's replicate sums in the summary when ``bootstrap``;
-    ``count_units``: count the units holding a kept sample; ``keep_labels``:
-    keep the labels."""
+    with the bootstrap's replicate sums in the summary, and the intervals at
+    level ``ci`` in the results, when ``bootstrap``; ``count_units``: count
+    the units holding a kept sample; ``keep_labels``: keep the labels;
+    ``values``: the histograms of the forecast values (:mod:`relcal.values`)."""
     try:
         rows = _Rows(inp, keep_labels) if keep_labels or count_units else None
-        return _measure(inp, n_bins, binning, bootstrap, rows)
+        return _measure(inp, n_bins, binning, bootstrap, rows, values, ci)
     except RelcalError as err:
         raise err.with_source(inp.source) from None
 
@@ -265,41 +268,25 @@ def _measure(
     binning: str,
     boot: BootstrapPlan | None,
     rows: _Rows | None,
+    values: bool,
+    ci: float,
 ) -> Measurement:
-    plan = plan_for(inp.kind, inp.n_classes, inp.ignore_index, n_bins=n_bins)
+    plan = plan_for(
+        inp.kind, inp.n_classes, inp.ignore_index, n_bins=n_bins, values=values
+    )
     passes = itertools.count()
 
     def source() -> Iterator[Chunk]:  # the first pass counts the units
         first = next(passes) == 0 and rows is not None
         return rows.watch(inp.chunk_source()) if first else inp.chunk_source()  # type: ignore[union-attr]
 
-    if binning == "width":
-        summary = reduce_chunks(source(), replace(plan, bootstrap=boot))
-    else:
-        summary = summarize_chunks(source, plan, n_bins=n_bins, binning=binning)
-        if boot is not None:
-            summary = _add_replicates(summary, source, plan, boot)
-    results = _results_of(inp, summary, n_bins, binning)
+    summary = summarize_chunks(
+        source, replace(plan, bootstrap=boot), n_bins=n_bins, binning=binning
+    )
+    results = _results_of(inp, summary, n_bins, binning, ci=ci)
     if rows is None:
         return Measurement(results, summary)
     return Measurement(results, summary, rows.n_units, rows.labels())
-
-
-def _add_replicates(
-    summary: Summary, source: Any, plan: Any, boot: BootstrapPlan
-) -> Summary:
-    """One more pass with the equal-mass edges known: the replicate sums."""
-    assert summary.table is not None
-    binned = plan.positive_edges is not None and summary.positive is not None
-    boot_plan = replace(
-        plan,
-        toplabel_edges=summary.table.edges,
-        positive_edges=summary.positive.edges if binned else None,  # type: ignore[union-attr]
-        classwise_edges=None,
-        bootstrap=boot,
-    )
-    sums = reduce_chunks(source(), boot_plan)
-    return replace(summary, replicates=sums.replicates)
 
 
 # --------------------------------------------------------------------------

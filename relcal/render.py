@@ -44,6 +44,38 @@ CONVENTIONS = {
     "positive_class_mce": (
         "two classes: max over non-empty bins of |freq_b(class 1) - mean P(class 1)_b|"
     ),
+    "ece_debiased": (
+        "bias-corrected ECE: 2 ECE - E[ECE*], ECE* with each bin's accuracy drawn"
+        " from Normal(acc_b, acc_b(1 - acc_b)/n_b) (Kumar et al. 2019's"
+        " normal_debiased_ce, its expectation in closed form)"
+    ),
+    "sq_ce_debiased": (
+        "debiased squared error: sum_b n_b/N [(acc_b - conf_b)^2 - acc_b(1 -"
+        " acc_b)/(n_b - 1)], bins of n_b >= 2 (Kumar et al. 2019's"
+        " unbiased_square_ce); may be negative"
+    ),
+    "rms_ce_debiased": "sqrt(max(sq_ce_debiased, 0)) (Kumar et al.'s unbiased_l2_ce)",
+    "intervals": (
+        "Poisson bootstrap of the leading-axis rows (samples, or whole images),"
+        " percentile intervals; the plug-in binned errors' intervals are shifted"
+        " by the bootstrap bias (2 theta - mean theta*), conditional on the bin"
+        " edges"
+    ),
+    "smooth_ece": (
+        "smECE of Blasiok & Nakkiran 2023 (relplot.smECE): top-label confidence"
+        " vs correct, reflected Gaussian kernel at the fixed-point bandwidth"
+        " sigma"
+    ),
+    "aurc": (
+        "area under the risk-coverage curve, predictions accepted by decreasing"
+        " confidence (torch-uncertainty's AURC: trapezoid over coverage k/N,"
+        " divided by 1 - 1/N); tied confidences: the mean over their orders"
+    ),
+    "e_aurc": "AURC minus the AURC of a ranking with every correct prediction first",
+    "auroc": (
+        "AUROC of the top-label confidence for telling correct from incorrect"
+        " predictions (ties count 1/2)"
+    ),
     "gap": "mean confidence - accuracy (positive: over-confident)",
     "accumulation": "float64",
 }
@@ -62,6 +94,21 @@ METRIC_LABELS = (
     ("positive_class_mce", "P(1) MCE (max)"),
 )
 POSITIVE_KEYS = frozenset(POSITIVE_METRICS)
+# the debiased errors: in the JSON "metrics" and the text, not in the report's
+# main table
+DEBIASED_LABELS = (
+    ("ece_debiased", "ECE debiased"),
+    ("rms_ce_debiased", "RMS-CE debiased"),
+    ("sq_ce_debiased", "CE^2 debiased"),
+)
+# the metrics of the forecast values themselves (not their bins), when asked
+# for (relcal metrics --unbinned)
+UNBINNED_LABELS = (
+    ("smooth_ece", "smooth ECE"),
+    ("aurc", "AURC"),
+    ("e_aurc", "E-AURC"),
+    ("auroc", "AUROC (conf)"),
+)
 
 
 def shown_metrics(n_classes: int) -> tuple[tuple[str, str], ...]:
@@ -113,7 +160,8 @@ def _count(x: float) -> int | float:
 
 def results_to_dict(results: Results, source: dict[str, Any]) -> dict[str, Any]:
     """The ``relcal metrics --json`` document (format 1)."""
-    metrics = {key: _num(getattr(results, key)) for key, _ in METRIC_LABELS}
+    labels = METRIC_LABELS + DEBIASED_LABELS + UNBINNED_LABELS
+    metrics = {key: _num(getattr(results, key)) for key, _ in labels}
     doc: dict[str, Any] = {
         "format": FORMAT,
         "kind": "relcal.metrics",
@@ -132,12 +180,56 @@ def results_to_dict(results: Results, source: dict[str, Any]) -> dict[str, Any]:
         "unavailable": dict(results.unavailable),
         "bins": bins_to_list(results.table),
         "positive_class": None,
+        "intervals": intervals_to_dict(results),
+        "smooth": None,
+        "selective": None,
     }
+    if results.smooth_ece is not None:
+        doc["smooth"] = {"smooth_ece": _num(results.smooth_ece),
+                         "sigma": _num(results.smooth_sigma)}
+    if results.selective is not None:
+        doc["selective"] = _clean(results.selective.to_dict())
     if results.positive_table is not None:
         doc["positive_class"] = {
             "bins": bins_to_list(results.positive_table, positive=True)
         }
     return doc
+
+
+def _clean(x: Any) -> Any:
+    """``x`` with NaN and inf as null (nested dicts and lists)."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, float):
+        return _num(x)
+    return x
+
+
+def intervals_to_dict(results: Results) -> dict[str, Any] | None:
+    """The ``"intervals"`` block: null without ``--ci``."""
+    if results.ci is None:
+        return None
+    from relcal.bootstrap import BINNED, RESAMPLING
+
+    out = {}
+    for name, iv in results.intervals.items():
+        out[name] = {
+            "low": _num(iv.low),
+            "high": _num(iv.high),
+            "estimate": _num(iv.estimate),
+            "method": "bias-corrected percentile"
+            if name in BINNED
+            else "percentile",
+        }
+    return {
+        "level": results.ci["level"],
+        "n_replicates": results.ci["n_replicates"],
+        "seed": results.ci["seed"],
+        "resampling": RESAMPLING,
+        "metrics": out,
+    }
 
 
 def models_to_dict(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -202,13 +294,22 @@ def format_text(results: Results, source: dict[str, Any]) -> str:
     strategy = "equal-width" if results.binning == "width" else "equal-mass"
     lines.append(f"bins: {results.n_bins} {strategy}, {BIN_RULE}")
     lines.append("")
-    for key, label in shown_metrics(results.n_classes):
+    if results.ci is not None:
+        lines.append(
+            f"intervals: {results.ci['level']:.0%} bootstrap,"
+            f" {results.ci['n_replicates']} replicates, seed {results.ci['seed']}"
+        )
+        lines.append("")
+    shown = shown_metrics(results.n_classes) + DEBIASED_LABELS
+    if results.selective is not None:
+        shown += UNBINNED_LABELS
+    for key, label in shown:
         value = getattr(results, key)
         if value is None:
             why = results.unavailable.get(key, "not computed")
             lines.append(f"  {label:<16} n/a ({why})")
         else:
-            lines.append(f"  {label:<16} {value:.4f}")
+            lines.append(f"  {label:<16} {value:.4f}{_interval_text(results, key)}")
     diff = results.mean_confidence - results.accuracy
     if abs(diff) >= 0.005:
         side = "over" if diff > 0 else "under"
@@ -232,6 +333,13 @@ def format_text(results: Results, source: dict[str, Any]) -> str:
             )
         )
     return "\n".join(lines) + "\n"
+
+
+def _interval_text(results: Results, key: str) -> str:
+    iv = results.intervals.get(key)
+    if iv is None or _num(iv.low) is None or _num(iv.high) is None:
+        return ""
+    return f"  [{iv.low:.4f}, {iv.high:.4f}]"
 
 
 def _table_lines(table: BinTable, heads: tuple[str, str, str, str]) -> list[str]:

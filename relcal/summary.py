@@ -474,9 +474,13 @@ def mass_summary(
         assert source is not None
         reducer = lambda p: reduce_chunks(source(), p, jobs=jobs)  # noqa: E731
     searches = {name: QuantileSearch(n_bins) for name in names}
+    own = plan.probes  # the plan's own probes (value histograms) ride along
     first = reducer(
         replace(
-            plan, toplabel_edges=None, positive_edges=None, probes=_probes(searches)
+            plan,
+            toplabel_edges=None,
+            positive_edges=None,
+            probes=own + _probes(searches),
         )
     )
     # a variable the reduction does not measure (P(class 1) of a two-class
@@ -503,8 +507,12 @@ def mass_summary(
         name: bins[f"{name} bins"].table(last.probe(f"{name} bins"), s.edges())
         for name, s in searches.items()
     }
+    mine = {name for name, _ in own}
     return replace(
-        first, table=tables["confidence"], positive=tables.get("positive"), probes=()
+        first,
+        table=tables["confidence"],
+        positive=tables.get("positive"),
+        probes=tuple((k, v) for k, v in first.probes if k in mine),
     )
 
 

@@ -171,6 +171,32 @@ def population_ece(amplitude: float, *, n_bins: int = 15) -> float:
     return float(total)
 
 
+def population_sq_ce(amplitude: float, *, n_bins: int = 15) -> float:
+    """The population squared calibration error of :func:`make_toplabel`
+    under relcal's equal-width bins: ``sum_b (integral over bin b of gap(x)
+    f(x) dx)^2 / P(bin b)``, what the debiased squared error
+    (:func:`relcal.estimators.debiased_squared_error`) estimates.
+
+    Examples
+    --------
+    >>> round(population_sq_ce(0.0), 12)
+    0.0
+    """
+    nodes, weights = np.polynomial.legendre.leggauss(8)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        lo, hi = max(lo, 0.5), hi
+        if hi <= lo:
+            continue
+        x = 0.5 * (hi - lo) * nodes + 0.5 * (hi + lo)
+        density = 4.0 * (2.0 * x - 1.0)
+        mass = 0.5 * (hi - lo) * np.sum(weights * density)
+        part = 0.5 * (hi - lo) * np.sum(weights * toplabel_gap(x, amplitude) * density)
+        total += part * part / mass
+    return float(total)
+
+
 # --------------------------------------------------------------------------
 # binary P(class 1), with values on bin edges on request
 
