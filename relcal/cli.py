@@ -410,6 +410,47 @@ def wants_values(inp: Any, unbinned: str) -> bool:
     return wanted(choice, math.prod(inp.label_shape))
 
 
+def bootstrap_options(
+    level: str, level_help: str, *, defaults: bool
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The level option (``--ci`` of metrics, ``--confidence`` of check),
+    ``--bootstrap N`` and ``--seed``; ``defaults``: their defaults are set
+    here (else None: check takes them from its settings file first)."""
+    shown = "" if defaults else "  [default: 1000]"
+    options = [
+        click.option(
+            level,
+            type=click.FloatRange(0.5, 1.0, max_open=True),
+            metavar="LEVEL",
+            help=level_help,
+        ),
+        click.option(
+            "--bootstrap",
+            "n_replicates",
+            type=click.IntRange(min=100, max=MAX_REPLICATES),
+            default=1000 if defaults else None,
+            show_default=defaults,
+            metavar="N",
+            help=f"Bootstrap replicates for {level}.{shown}",
+        ),
+        click.option(
+            "--seed",
+            type=click.IntRange(min=0),
+            default=0 if defaults else None,
+            show_default=defaults,
+            help="Seed of the bootstrap: the intervals depend on it alone, not on"
+            " --jobs or chunking." + ("" if defaults else "  [default: 0]"),
+        ),
+    ]
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
 @click.group(cls=RelcalGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="relcal")
 def cli() -> None:
@@ -432,29 +473,11 @@ def cli() -> None:
     is_flag=True,
     help="Print the results as JSON (format 1, see the README).",
 )
-@click.option(
+@bootstrap_options(
     "--ci",
-    type=click.FloatRange(0.5, 1.0, max_open=True),
-    metavar="LEVEL",
-    help="Bootstrap intervals at this level (e.g. 0.95) for every binned and"
-    " mean metric (rows resampled: samples, or whole images).",
-)
-@click.option(
-    "--bootstrap",
-    "n_replicates",
-    type=click.IntRange(min=100, max=MAX_REPLICATES),
-    default=1000,
-    show_default=True,
-    metavar="N",
-    help="Bootstrap replicates for --ci.",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seed of the bootstrap (--ci): the intervals depend on it alone, not"
-    " on --jobs or chunking.",
+    "Bootstrap intervals at this level (e.g. 0.95) for every binned and mean"
+    " metric (rows resampled: samples, or whole images).",
+    defaults=True,
 )
 @click.option(
     "--unbinned",
@@ -463,7 +486,8 @@ def cli() -> None:
     show_default=True,
     help="The metrics of the forecasts themselves, not their bins: smooth ECE,"
     " AURC, E-AURC, AUROC of the confidence (they hold a histogram of every"
-    f" distinct confidence). auto: on up to {AUTO_MAX:,} samples.",
+    f" distinct confidence). auto: on up to {AUTO_MAX:,} samples; on: also"
+    " the CORP decomposition (scipy's PAV: 0.3 s to import).",
 )
 @click.option(
     "--dask-scheduler",
@@ -519,6 +543,7 @@ def metrics(
                     bootstrap=boot,
                     ci=ci or 0.95,
                     values=wants_values(model, unbinned),
+                    corp=unbinned == "on",
                 ).results
                 done.append((results, source_info(model, results)))
     if as_json:
@@ -663,7 +688,13 @@ def report(
     if t_doc is not None:
         for p in preds:
             _check_classes(t_doc, p, temperature_path or "")
-    passes = _passes(binning) * (2 if scaling else 1) + FIT_PASSES * fit_in_sample
+    # the what-next preview (relcal.report.scaling_preview) reads logits once more
+    preview = not scaling and any(p.kind != "toplabel" for p in preds)
+    passes = (
+        _passes(binning) * (2 if scaling else 1)
+        + FIT_PASSES * fit_in_sample
+        + int(preview)
+    )
     with _work("report", preds, passes), _digests(files, load.labels_path) as digests:
         results = _measured(preds, n_bins, binning)
         hashes, labels_hash = digests.result()
@@ -676,6 +707,7 @@ def report(
             sha256=[hashes[f] for f, _ in loaded],
             labels_sha256=[labels_hash for _ in preds],
             results=results,
+            preview=not scaling,
         )
         if scaling:
             _add_scaling(data.models, preds, t_doc, temperature_path, n_bins, binning)
@@ -720,7 +752,12 @@ def _measured(inputs: list[Any], n_bins: int, binning: str) -> list[Any]:
     """The results of streamed inputs (:func:`relcal.pipeline.measure`)."""
     from relcal.pipeline import measure
 
-    return [measure(i, n_bins=n_bins, binning=binning).results for i in inputs]
+    return [
+        measure(
+            i, n_bins=n_bins, binning=binning, values=wants_values(i, "auto")
+        ).results
+        for i in inputs
+    ]
 
 
 def _target(path: str | None, inputs: list[str | None]) -> Path | str | None:
@@ -1024,24 +1061,11 @@ def threshold_options(f: Callable[..., Any]) -> Callable[..., Any]:
     " relcal metrics --json wrote, for the --max-*-increase checks.",
 )
 @threshold_options
-@click.option(
+@bootstrap_options(
     "--confidence",
-    type=click.FloatRange(0.5, 1.0, max_open=True),
-    metavar="LEVEL",
-    help="Fail a check only when its whole bootstrap interval at this level"
-    " (e.g. 0.95) is beyond the threshold. Default: gate on the point estimate.",
-)
-@click.option(
-    "--bootstrap",
-    "n_replicates",
-    type=click.IntRange(min=100, max=MAX_REPLICATES),
-    metavar="N",
-    help="Bootstrap replicates for --confidence.  [default: 1000]",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    help="Seed of the bootstrap.  [default: 0]",
+    "Fail a check only when its whole bootstrap interval at this level (e.g."
+    " 0.95) is beyond the threshold. Default: gate on the point estimate.",
+    defaults=False,
 )
 @click.option(
     "--min-samples",

@@ -148,6 +148,9 @@ class Results:
     e_aurc: float | None = None
     auroc: float | None = None
     selective: Any = None  # relcal.selective.SelectiveSummary
+    # CORP decompositions of the event "top label correct" (relcal.corp):
+    # {"brier": Decomposition, "log": Decomposition}
+    corp: Any = None
 
     def metric(self, name: str) -> float | None:
         return getattr(self, name)  # type: ignore[no-any-return]
@@ -234,11 +237,13 @@ def summarize(
     unavailable: dict[str, str] | None = None,
     class_names: Any = None,
     ci: float = 0.95,
+    corp: bool = False,
 ) -> Results:
     """All metrics from a summary (the kernel behind :func:`evaluate`): pure
     functions of its sums.  Per-sample values are summarised first.  When
     the summary holds the bootstrap's replicate sums, the results hold the
-    intervals of the metrics at level ``ci``."""
+    intervals of the metrics at level ``ci``; ``corp``: the CORP
+    decompositions too, when it holds the values' histogram."""
     n_bins = check_n_bins(n_bins)
     check_binning(binning)
     if isinstance(summary, SampleValues):
@@ -268,7 +273,7 @@ def summarize(
         "sq_ce_debiased": sq_db,
         "rms_ce_debiased": math.sqrt(max(sq_db, 0.0)),
     }
-    extra.update(value_metrics(summary))
+    extra.update(value_metrics(summary, corp=corp))
     results = Results(
         n=n,
         n_classes=summary.n_classes,
@@ -299,7 +304,7 @@ def summarize(
     return results
 
 
-def value_metrics(summary: Summary) -> dict[str, Any]:
+def value_metrics(summary: Summary, *, corp: bool = False) -> dict[str, Any]:
     """The metrics of the forecast values' histograms, when the summary has
     them (:mod:`relcal.values`): smooth ECE (:mod:`relcal.smooth`) and
     selective prediction (:mod:`relcal.selective`) of the top-label
@@ -317,6 +322,16 @@ def value_metrics(summary: Summary) -> dict[str, Any]:
     out["smooth_ece"], out["smooth_sigma"] = sm.smece, sm.sigma
     sel = selective.selective_summary(g.value, g.count, g.sum_y)
     out["selective"] = sel
+    if corp:  # scipy's PAV: 0.3 s to import, so only when asked for
+        from relcal import corp as _corp
+
+        fit = _corp.pav(g.value, g.count, g.sum_y)
+        out["corp"] = {
+            score: _corp.score_decomposition(
+                g.value, g.count, g.sum_y, score=score, recalibrated=fit
+            )
+            for score in ("brier", "log")
+        }
     out["aurc"], out["e_aurc"], out["auroc"] = sel.aurc, sel.e_aurc, sel.auroc
     if "positive values" in probes:
         out["positive_values"] = probes["positive values"].grouped()
@@ -993,6 +1008,7 @@ def _results_of(
     binning: str,
     *,
     ci: float = 0.95,
+    corp: bool = False,
 ) -> Results:
     top = predictions.kind == "toplabel"
     return summarize(
@@ -1003,6 +1019,7 @@ def _results_of(
         unavailable=TOPLABEL_UNAVAILABLE if top else None,
         class_names=predictions.class_names,
         ci=ci,
+        corp=corp,
     )
 
 

@@ -249,15 +249,17 @@ def measure(
     count_units: bool = False,
     values: bool = False,
     ci: float = 0.95,
+    corp: bool = False,
 ) -> Measurement:
     """Every metric of one input from its chunks (see the module docstring),
     with the bootstrap's replicate sums in the summary, and the intervals at
     level ``ci`` in the results, when ``bootstrap``; ``count_units``: count
     the units holding a kept sample; ``keep_labels``: keep the labels;
-    ``values``: the histograms of the forecast values (:mod:`relcal.values`)."""
+    ``values``: the histograms of the forecast values (:mod:`relcal.values`);
+    ``corp``: with them, the CORP decompositions."""
     try:
         rows = _Rows(inp, keep_labels) if keep_labels or count_units else None
-        return _measure(inp, n_bins, binning, bootstrap, rows, values, ci)
+        return _measure(inp, n_bins, binning, bootstrap, rows, values, ci, corp)
     except RelcalError as err:
         raise err.with_source(inp.source) from None
 
@@ -270,6 +272,7 @@ def _measure(
     rows: _Rows | None,
     values: bool,
     ci: float,
+    corp: bool = False,
 ) -> Measurement:
     plan = plan_for(
         inp.kind, inp.n_classes, inp.ignore_index, n_bins=n_bins, values=values
@@ -283,7 +286,7 @@ def _measure(
     summary = summarize_chunks(
         source, replace(plan, bootstrap=boot), n_bins=n_bins, binning=binning
     )
-    results = _results_of(inp, summary, n_bins, binning, ci=ci)
+    results = _results_of(inp, summary, n_bins, binning, ci=ci, corp=corp)
     if rows is None:
         return Measurement(results, summary)
     return Measurement(results, summary, rows.n_units, rows.labels())

@@ -4,6 +4,11 @@ Compute first, draw second: every function here takes finished numbers (a
 :class:`relcal.binning.BinTable` or plain arrays) and returns the text of one
 ``<svg>`` element, ready to be placed in an HTML page.
 
+Legends go below the axes, in a band sized for them (:func:`legend_band`,
+:func:`legend_below`), so they never cover data; labels written on bars are
+placed only where they fit and never touch one another.  Counts are drawn on
+a linear scale, so bar heights compare as the counts do.
+
 matplotlib is imported lazily, only the object-oriented API is used
 (``Figure`` and the SVG canvas, never pyplot), and every setting lives in an
 ``rc_context``: no global state is read or changed.  Output is reproducible: a
@@ -113,11 +118,146 @@ def _svg(fig: Any) -> str:
     return text.strip()
 
 
+# -- shared helpers: text sizes, legends, labels that never collide ------------
+
+# The parts of a reliability diagram.  A gap is a light fill hatched in a dark
+# shade of its hue (the hatch takes the edge colour; the edge itself is not
+# drawn), so the hatch shows on screen, in print and in grey.
+OVER_FILL, OVER_HATCH = "#F7C9A9", "#A33B00"  # confidence above accuracy
+UNDER_FILL, UNDER_HATCH = "#C6E4F4", "#004E75"  # accuracy above confidence
+EMPTY_FILL, EMPTY_HATCH = "#F2F2F2", "#9A9A9A"
+COUNT_BAR = "#767676"  # white text on it reads at 4.5:1
+DIAGONAL = "#444444"
+LEGEND_FONTSIZE = 7.5
+LABEL_FONTSIZE = 6.5
+PT = 1.0 / 72.0  # inches per point
+# DejaVu Sans' mean advance in em, rounded up: text measured with it is never
+# narrower than drawn, so boxes kept apart by it do not touch
+CHAR_EM = 0.62
+MAX_LEGEND_CHARS = 48  # a model's name in a legend (the tables hold it whole)
+
+
+def text_width(text: str, fontsize: float) -> float:
+    """The width of one line of ``text`` in inches (an over-estimate)."""
+    return len(text) * CHAR_EM * fontsize * PT
+
+
+def short_label(text: str, limit: int = MAX_LEGEND_CHARS) -> str:
+    """A legend entry short enough for the figure: the middle of a long name
+    goes (its start and its end tell models apart)."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) * 2 // 3
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
+
+
+def compact_count(n: float) -> str:
+    """A count in at most six characters: ``99,999``, ``123k``, ``4.56M``."""
+    n = int(round(float(n)))
+    if n < 100_000:
+        return f"{n:,}"
+    for size, unit in ((10**9, "B"), (10**6, "M"), (10**3, "k")):
+        if n >= size:
+            value = n / size
+            return (f"{value:.3g}" if value < 100 else f"{value:.0f}") + unit
+    return str(n)  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class LegendBand:
+    """Where a legend goes: a band of ``rows`` rows of ``ncol`` entries below
+    the axes, ``height`` inches tall, outside every axes (it covers no data)."""
+
+    ncol: int
+    rows: int
+    height: float
+
+
+def legend_band(
+    labels: Sequence[str], width: float, *, fontsize: float = LEGEND_FONTSIZE
+) -> LegendBand:
+    """The band a legend of ``labels`` needs across ``width`` inches."""
+    if not labels:
+        return LegendBand(1, 0, 0.0)
+    # handle (2 em), the gap to the text (0.8 em), between columns (1.5 em)
+    column = max(text_width(t, fontsize) for t in labels) + 4.3 * fontsize * PT
+    ncol = max(1, min(len(labels), int(width // column)))
+    rows = -(-len(labels) // ncol)
+    return LegendBand(ncol, rows, rows * 1.55 * fontsize * PT + 0.06)
+
+
+def legend_below(
+    fig: Any, handles: Sequence[Any], labels: Sequence[str], band: LegendBand
+) -> Any:
+    """The figure's legend in its band at the bottom, left-aligned with the axes."""
+    left = fig.subplotpars.left
+    return fig.legend(
+        handles,
+        [plain(t) for t in labels],
+        loc="upper left",
+        bbox_to_anchor=(left * 0.5, (band.height + 0.02) / fig.get_figheight()),
+        ncol=band.ncol,
+        fontsize=LEGEND_FONTSIZE,
+        handlelength=2.0,
+        handletextpad=0.8,
+        columnspacing=1.5,
+        labelspacing=0.5,
+        borderaxespad=0.0,
+        borderpad=0.0,
+        frameon=False,
+    )
+
+
+def _axes_inches(ax: Any) -> tuple[float, float, float, float]:
+    """The axes' left, bottom, width and height in inches of its figure."""
+    box = ax.get_position()
+    w, h = ax.figure.get_figwidth(), ax.figure.get_figheight()
+    return box.x0 * w, box.y0 * h, box.width * w, box.height * h
+
+
+def free_corner(ax: Any, boxes: Sequence[tuple[float, float, float, float]]) -> str:
+    """The legend corner of ``ax`` that covers least of ``boxes`` (data
+    rectangles ``(x0, y0, x1, y1)`` of what is drawn), for a legend inside the
+    axes (the report puts its legends below the axes instead)."""
+    (x_lo, x_hi), (y_lo, y_hi) = ax.get_xlim(), ax.get_ylim()
+    sx, sy = (x_hi - x_lo) or 1.0, (y_hi - y_lo) or 1.0
+    corners = {  # the region a legend takes there, in axes fractions
+        "upper left": (0.0, 0.6, 0.5, 1.0),
+        "lower right": (0.5, 0.0, 1.0, 0.4),
+        "upper right": (0.5, 0.6, 1.0, 1.0),
+        "lower left": (0.0, 0.0, 0.5, 0.4),
+    }
+
+    def covered(region: tuple[float, float, float, float]) -> float:
+        total = 0.0
+        for x0, y0, x1, y1 in boxes:
+            u0, u1 = (min(x0, x1) - x_lo) / sx, (max(x0, x1) - x_lo) / sx
+            v0, v1 = (min(y0, y1) - y_lo) / sy, (max(y0, y1) - y_lo) / sy
+            w = min(u1, region[2]) - max(u0, region[0])
+            h = min(v1, region[3]) - max(v0, region[1])
+            if w >= 0 and h >= 0:
+                total += max(w, 0.01) * max(h, 0.01)
+        return total
+
+    return min(corners, key=lambda c: covered(corners[c]))
+
+
 def _bin_axes(ax: Any, edges: np.ndarray, xlabel: str) -> None:
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel(xlabel)
     if len(edges) <= 21:
         ax.set_xticks(np.round(np.linspace(0, 1, 6), 2))
+
+
+def _count_formatter() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    # plain counts, never an offset such as "1e6" above the axes
+    return FuncFormatter(lambda v, _: compact_count(v) if v >= 0 else "")
+
+
+# -- the reliability diagram ---------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -131,16 +271,50 @@ class ReliabilityArtists:
     empty: Any  # BarContainer of the empty bins, or None
 
 
+def reliability_legend(*, empty: bool = True) -> tuple[list[Any], list[str]]:
+    """The reliability diagram's legend: every colour it uses, each gap's side."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    entries = [
+        (Patch(facecolor=BLUE, edgecolor="white"), "accuracy (correct / count)"),
+        (
+            Line2D([], [], ls="", marker="o", ms=3.5, color="#222222"),
+            "mean confidence",
+        ),
+        (
+            Patch(facecolor=OVER_FILL, edgecolor=OVER_HATCH, hatch="////", lw=0),
+            "gap, over-confident",
+        ),
+        (
+            Patch(facecolor=UNDER_FILL, edgecolor=UNDER_HATCH, hatch="\\\\\\\\", lw=0),
+            "gap, under-confident",
+        ),
+        (Line2D([], [], ls="--", lw=0.8, color=DIAGONAL), "perfect calibration"),
+    ]
+    if empty:
+        entries.append(
+            (
+                Patch(facecolor=EMPTY_FILL, edgecolor=EMPTY_HATCH, hatch="xx", lw=0),
+                "empty bin (no data)",
+            )
+        )
+    return [h for h, _ in entries], [t for _, t in entries]
+
+
 def _reliability(
     ax: Any, table: BinTable, *, ylabel: str, color: str = BLUE, legend: bool = True
 ) -> ReliabilityArtists:
-    """Accuracy bars per bin against the diagonal, the gap to mean confidence."""
+    """Accuracy bars per bin against the diagonal; the gap to mean confidence
+    hatched, vermilion where the bin is over-confident (confidence above
+    accuracy) and blue where it is under-confident.  ``legend``: a legend in
+    the axes' free corner (the report draws its own below the axes)."""
     edges = table.edges
     lo, width = edges[:-1], np.diff(edges)
     filled = table.count > 0
     acc, conf = table.accuracy, table.mean_conf
     (diagonal,) = ax.plot(
-        [0, 1], [0, 1], ls="--", lw=0.8, color="#444444", label="perfect calibration"
+        [0, 1], [0, 1], ls="--", lw=0.8, color=DIAGONAL, label="perfect calibration"
     )
     bars = ax.bar(
         lo[filled],
@@ -152,20 +326,25 @@ def _reliability(
         linewidth=0.6,
         label="accuracy (correct / count)",
     )
-    # the gap: from the bar's top to the bin's mean confidence
+    # the gap: from the bar's top to the bin's mean confidence (downwards
+    # where the bin is under-confident, over the bar's top)
     gap = ax.bar(
         lo[filled],
         (conf - acc)[filled],
         bottom=acc[filled],
         width=width[filled],
         align="edge",
-        color=VERMILION,
-        alpha=0.35,
-        hatch="///",
-        edgecolor=VERMILION,
+        color=OVER_FILL,
+        hatch="////",
+        edgecolor=OVER_HATCH,
         linewidth=0.0,
         label="gap to mean confidence",
     )
+    for patch in gap.patches:
+        if patch.get_height() < 0:
+            patch.set_facecolor(UNDER_FILL)
+            patch.set_edgecolor(UNDER_HATCH)
+            patch.set_hatch("\\\\\\\\")
     points = ax.scatter(
         lo[filled] + width[filled] / 2,
         conf[filled],
@@ -183,8 +362,8 @@ def _reliability(
             np.full(int(empty.sum()), 0.05),
             width=width[empty],
             align="edge",
-            color="#EEEEEE",
-            edgecolor="#BBBBBB",
+            color=EMPTY_FILL,
+            edgecolor=EMPTY_HATCH,
             hatch="xx",
             linewidth=0.0,
             label="empty bin",
@@ -193,12 +372,23 @@ def _reliability(
     ax.set_ylabel(ylabel)
     ax.set_aspect("auto")
     if legend:
-        ax.legend(loc="upper left", fontsize=7.0, handlelength=1.6)
+        handles, labels = reliability_legend(empty=bool(empty.any()))
+        boxes = [
+            (x, 0.0, x + w, max(a, c))
+            for x, w, a, c in zip(
+                lo[filled], width[filled], acc[filled], conf[filled], strict=True
+            )
+        ]
+        ax.legend(
+            handles, labels, loc=free_corner(ax, boxes), fontsize=7.0, handlelength=1.6
+        )
     return ReliabilityArtists(diagonal, bars, gap, points, empty_bars)
 
 
-def _counts(ax: Any, table: BinTable, *, log: bool = True) -> Any:
-    """The strip of bin counts (log scale); returns its BarContainer."""
+def _counts(ax: Any, table: BinTable, *, labels: bool = True) -> Any:
+    """The strip of bin counts on a linear scale (bar heights compare as the
+    counts do), each bar wide enough for it labelled with its count; returns
+    its BarContainer."""
     edges = table.edges
     lo, width = edges[:-1], np.diff(edges)
     bars = ax.bar(
@@ -206,48 +396,141 @@ def _counts(ax: Any, table: BinTable, *, log: bool = True) -> Any:
         table.count,
         width=width,
         align="edge",
-        color=GREY,
+        color=COUNT_BAR,
         edgecolor="white",
         linewidth=0.6,
     )
     top = int(table.count.max(initial=0))
-    if log and top > 0:
-        ax.set_yscale("symlog", linthresh=1.0)
-        ax.set_ylim(0, top * 1.5)
-        # two plain ticks, 0 and the largest power of ten, inside the strip
-        tick = 10 ** int(np.floor(np.log10(top)))
-        ax.set_yticks([0, tick], ["0", f"{tick:,}"])
-        ax.yaxis.set_minor_locator(_no_ticks())
-    else:
-        ax.yaxis.set_major_locator(_max_ticks(3))
+    ax.set_ylim(0, max(top, 1))
+    ax.set_yticks([0, top] if top > 0 else [0])
+    ax.yaxis.set_major_formatter(_count_formatter())
     ax.set_ylabel("count")
+    if labels and top > 0:
+        _count_labels(ax, lo, width, table.count, top)
     return bars
 
 
-def _no_ticks() -> Any:
-    from matplotlib.ticker import NullLocator
+def _count_labels(
+    ax: Any, lo: np.ndarray, width: np.ndarray, count: np.ndarray, top: int
+) -> list[Any]:
+    """Each bar's count written along it: inside a tall bar (white), above a
+    short one; none on a bar too narrow for a line of text (the axis and the
+    bin table give those)."""
+    _, _, w_in, h_in = _axes_inches(ax)
+    size = LABEL_FONTSIZE
+    line = 1.25 * size * PT  # a rotated label's width, inches
+    texts = []
+    for x, w, n in zip(lo, width, count, strict=True):
+        if n <= 0 or w * w_in < line:
+            continue
+        label = compact_count(n)
+        length = text_width(label, size) + 3 * PT
+        bar = n / top * h_in
+        if bar >= length + 2 * PT:
+            y, va, colour = n - 2 * PT / h_in * top, "top", "white"
+        elif h_in - bar >= length + 2 * PT:
+            y, va, colour = n + 2 * PT / h_in * top, "bottom", "#222222"
+        else:
+            continue
+        texts.append(
+            ax.text(
+                x + w / 2,
+                y,
+                label,
+                rotation=90,
+                ha="center",
+                va=va,
+                fontsize=size,
+                color=colour,
+            )
+        )
+    return texts
 
-    return NullLocator()
 
-
-def _max_ticks(n: int) -> Any:
-    from matplotlib.ticker import MaxNLocator
-
-    return MaxNLocator(nbins=n)
+def _margin_for_counts(table: BinTable) -> float:
+    """The left margin (inches) that holds the count axis's longest label."""
+    top = compact_count(table.count.max(initial=0))
+    return max(0.62, 0.34 + text_width(top, 8.0))
 
 
 def reliability_svg(
     table: BinTable, *, title: str = "", xlabel: str = "confidence (top-label)"
 ) -> str:
-    """Reliability diagram with a marginal strip of bin counts (log scale)."""
-    with _figure(4.6, 4.6, hspace=0.1) as fig:
-        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3.2, 1.0])
-        _reliability(top, table, ylabel="accuracy")
+    """Reliability diagram with a marginal strip of bin counts (linear, each
+    bar labelled) and the legend below, outside the axes."""
+    width = 4.6
+    handles, labels = reliability_legend(empty=bool((table.count == 0).any()))
+    band = legend_band(labels, width - 0.3)
+    with _figure(
+        width,
+        4.5 + band.height,
+        left=_margin_for_counts(table),
+        top=0.3 if title else 0.12,
+        bottom=0.5 + band.height,
+        hspace=0.08,
+    ) as fig:
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3.0, 1.1])
+        _reliability(top, table, ylabel="accuracy", legend=False)
         if title:
-            top.set_title(plain(title))
+            top.set_title(plain(short_label(title)))
         _counts(bottom, table)
         _bin_axes(bottom, table.edges, xlabel)
+        fig.align_ylabels([top, bottom])
+        legend_below(fig, handles, labels, band)
         return _svg(fig)
+
+
+# -- the correct / incorrect histogram ----------------------------------------
+
+
+def _ratio_labels(
+    ax: Any,
+    lo: np.ndarray,
+    width: np.ndarray,
+    count: np.ndarray,
+    correct: np.ndarray,
+    ymax: float,
+) -> list[Any]:
+    """The correctness ratio above each bar, largest bins first, leaving out
+    any label that would touch one already placed (narrow equal-mass bins)."""
+    _, _, w_in, h_in = _axes_inches(ax)
+    size = LABEL_FONTSIZE
+    height = 1.2 * size * PT
+    placed: list[tuple[float, float, float, float]] = []
+    texts = []
+    for i in np.argsort(-count, kind="stable"):
+        n = count[i]
+        if n <= 0:
+            continue
+        label = f"{correct[i] / n:.0%}"
+        cx = (lo[i] + width[i] / 2) * w_in
+        half = text_width(label, size) / 2
+        y0 = n / ymax * h_in + 1.5 * PT
+        box = (cx - half, y0, cx + half, y0 + height)
+        if box[0] < 0 or box[2] > w_in or box[3] > h_in:
+            continue
+        gap = 1.5 * PT
+        if any(
+            box[0] < b[2] + gap
+            and b[0] < box[2] + gap
+            and box[1] < b[3] + gap
+            and b[1] < box[3] + gap
+            for b in placed
+        ):
+            continue
+        placed.append(box)
+        texts.append(
+            ax.text(
+                lo[i] + width[i] / 2,
+                n + 1.5 * PT / h_in * ymax,
+                label,
+                ha="center",
+                va="bottom",
+                fontsize=size,
+                color="#333333",
+            )
+        )
+    return texts
 
 
 def histogram_svg(
@@ -255,13 +538,25 @@ def histogram_svg(
 ) -> str:
     """Predictions per confidence bin, split into correct and incorrect.
 
-    The correctness ratio (correct / count) is written above each bar.
+    The correctness ratio (correct / count) is written above each bar that
+    has room for it; the legend is below the axes.
     """
+    from matplotlib.patches import Patch
+
     edges = table.edges
     lo, width = edges[:-1], np.diff(edges)
     correct = np.asarray(table.correct, dtype=np.float64)
     wrong = table.count - correct
-    with _figure(4.6, 3.2) as fig:
+    labels = ["correct", "incorrect"]
+    fig_width = 4.6
+    band = legend_band(labels, fig_width - 0.3)
+    with _figure(
+        fig_width,
+        3.3 + band.height,
+        left=_margin_for_counts(table),
+        top=0.3 if title else 0.12,
+        bottom=0.5 + band.height,
+    ) as fig:
         ax = fig.subplots()
         ax.bar(
             lo,
@@ -285,40 +580,55 @@ def histogram_svg(
             label="incorrect",
         )
         top = float(table.count.max(initial=0))
-        if len(lo) <= 20:
-            for x, w, n, c in zip(lo, width, table.count, correct, strict=True):
-                if n > 0:
-                    ax.text(
-                        x + w / 2,
-                        n + top * 0.01,
-                        f"{c / n:.0%}",
-                        ha="center",
-                        va="bottom",
-                        fontsize=6.5,
-                        color="#333333",
-                    )
-        ax.set_ylim(0, max(top * 1.12, 1.0))
+        ymax = max(top * 1.14, 1.0)
+        ax.set_ylim(0, ymax)
         ax.set_ylabel("predictions")
+        ax.yaxis.set_major_locator(_max_ticks(4))
+        ax.yaxis.set_major_formatter(_count_formatter())
         _bin_axes(ax, edges, xlabel)
-        ax.legend(loc="upper left")
         if title:
-            ax.set_title(plain(title))
+            ax.set_title(plain(short_label(title)))
+        _ratio_labels(ax, lo, width, table.count, correct, ymax)
+        handles = [
+            Patch(facecolor=BLUE, edgecolor="white"),
+            Patch(facecolor=ORANGE, edgecolor="white"),
+        ]
+        legend_below(fig, handles, labels, band)
         return _svg(fig)
 
 
+def _max_ticks(n: int) -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(nbins=n, integer=True, min_n_ticks=2)
+
+
+# -- binary data: the positive class ------------------------------------------
+
+
 def positive_class_svg(table: BinTable, *, title: str = "") -> str:
-    """Binary data: observed frequency of class 1 against mean P(class 1)."""
+    """Binary data: observed frequency of class 1 against mean P(class 1),
+    with the count strip below and the legend below that."""
+    from matplotlib.lines import Line2D
+
     filled = table.count > 0
-    with _figure(4.6, 4.6, hspace=0.1) as fig:
-        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3.2, 1.0])
-        top.plot(
-            [0, 1],
-            [0, 1],
-            ls="--",
-            lw=0.8,
-            color="#444444",
-            label="perfect calibration",
-        )
+    handles = [
+        Line2D([], [], marker="o", ms=3.5, color=BLUE, lw=1.2),
+        Line2D([], [], ls="--", lw=0.8, color=DIAGONAL),
+    ]
+    labels = ["frequency of class 1", "perfect calibration"]
+    width = 4.6
+    band = legend_band(labels, width - 0.3)
+    with _figure(
+        width,
+        4.5 + band.height,
+        left=_margin_for_counts(table),
+        top=0.3 if title else 0.12,
+        bottom=0.5 + band.height,
+        hspace=0.08,
+    ) as fig:
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3.0, 1.1])
+        top.plot([0, 1], [0, 1], ls="--", lw=0.8, color=DIAGONAL)
         top.plot(
             table.mean_conf[filled],
             table.accuracy[filled],
@@ -326,16 +636,19 @@ def positive_class_svg(table: BinTable, *, title: str = "") -> str:
             ms=3.5,
             color=BLUE,
             lw=1.2,
-            label="frequency of class 1",
         )
         top.set_ylim(0, 1)
         top.set_ylabel("fraction of class 1")
-        top.legend(loc="upper left")
         if title:
-            top.set_title(plain(title))
+            top.set_title(plain(short_label(title)))
         _counts(bottom, table)
         _bin_axes(bottom, table.edges, "mean predicted P(class 1)")
+        fig.align_ylabels([top, bottom])
+        legend_below(fig, handles, labels, band)
         return _svg(fig)
+
+
+# -- per class -----------------------------------------------------------------
 
 
 def classwise_grid_svg(tables: Sequence[BinTable], titles: Sequence[str]) -> str:
@@ -357,7 +670,7 @@ def classwise_grid_svg(tables: Sequence[BinTable], titles: Sequence[str]) -> str
         axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
         for ax, table, name in zip(axes, tables, titles, strict=False):
             filled = table.count > 0
-            ax.plot([0, 1], [0, 1], ls="--", lw=0.6, color="#444444")
+            ax.plot([0, 1], [0, 1], ls="--", lw=0.6, color=DIAGONAL)
             # marker area grows with the bin's count: a bin of 3 samples that
             # lands far from the diagonal should not look like a finding
             share = table.count[filled] / max(int(table.count.sum()), 1)
@@ -389,6 +702,9 @@ def classwise_grid_svg(tables: Sequence[BinTable], titles: Sequence[str]) -> str
         return _svg(fig)
 
 
+# -- several curves on one axes ------------------------------------------------
+
+
 def _curve(ax: Any, table: BinTable, *, label: str | None, index: int = 0) -> Any:
     """One model's curve: accuracy against mean confidence of the non-empty
     bins (series ``index`` picks the colour and marker); returns the Line2D."""
@@ -413,24 +729,28 @@ def compare_svg(
     title: str = "",
     xlabel: str = "confidence (top-label)",
 ) -> str:
-    """Several reliability curves on the same axes (models, or before/after)."""
-    with _figure(4.6, 4.6) as fig:
+    """Several reliability curves on the same axes (models, or before/after),
+    the legend below the axes (long names shortened in the middle)."""
+    labels = ["perfect calibration", *(short_label(n) for n in names)]
+    width = 4.6
+    band = legend_band(labels, width - 0.3)
+    with _figure(
+        width,
+        4.3 + band.height,
+        left=0.7,
+        top=0.3 if title else 0.12,
+        bottom=0.5 + band.height,
+    ) as fig:
         ax = fig.subplots()
-        ax.plot(
-            [0, 1],
-            [0, 1],
-            ls="--",
-            lw=0.8,
-            color="#444444",
-            label="perfect calibration",
-        )
-        for i, (table, name) in enumerate(zip(tables, names, strict=True)):
-            _curve(ax, table, label=name, index=i)
+        (diagonal,) = ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color=DIAGONAL)
+        lines = [
+            _curve(ax, table, label=None, index=i) for i, table in enumerate(tables)
+        ]
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel(f"mean {xlabel} in bin")
         ax.set_ylabel("accuracy in bin")
-        ax.legend(loc="upper left")
         if title:
-            ax.set_title(plain(title))
+            ax.set_title(plain(short_label(title)))
+        legend_below(fig, [diagonal, *lines], labels, band)
         return _svg(fig)

@@ -71,6 +71,12 @@ CONVENTIONS = {
         " confidence (torch-uncertainty's AURC: trapezoid over coverage k/N,"
         " divided by 1 - 1/N); tied confidences: the mean over their orders"
     ),
+    "corp": (
+        "CORP (Dimitriadis, Gneiting & Jordan 2021): the PAV recalibration of the"
+        " top-label confidence against correct; mean score S = MCB - DSC + UNC for"
+        " the binary Brier score (x - y)^2 and the log score (nats), as"
+        " reliabilitydiag's summary()"
+    ),
     "e_aurc": "AURC minus the AURC of a ranking with every correct prediction first",
     "auroc": (
         "AUROC of the top-label confidence for telling correct from incorrect"
@@ -183,12 +189,18 @@ def results_to_dict(results: Results, source: dict[str, Any]) -> dict[str, Any]:
         "intervals": intervals_to_dict(results),
         "smooth": None,
         "selective": None,
+        "corp": None,
     }
     if results.smooth_ece is not None:
         doc["smooth"] = {"smooth_ece": _num(results.smooth_ece),
                          "sigma": _num(results.smooth_sigma)}
     if results.selective is not None:
         doc["selective"] = _clean(results.selective.to_dict())
+    if results.corp is not None:
+        doc["corp"] = {
+            "event": "top-label correct",
+            **{k: _clean(d.as_dict()) for k, d in results.corp.items()},
+        }
     if results.positive_table is not None:
         doc["positive_class"] = {
             "bins": bins_to_list(results.positive_table, positive=True)

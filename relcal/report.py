@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from relcal import __version__
-from relcal.errors import InputError, ShapeError, one_line
+from relcal.errors import InputError, RelcalError, ShapeError, one_line
 from relcal.metrics import Results
 
 REPORT_FORMAT = 1
@@ -32,15 +32,48 @@ MAX_CLASS_PANELS = 8  # class-wise panels: the most frequent and the worst class
 # every diagram draws one bar per bin (per panel, per model): this many bins
 # take seconds to draw; more would take minutes
 REPORT_MAX_BINS = 1000
+# the "what next" preview holds the rows it scales in memory: at most this
+# many bytes of logits (beyond, a hashed sample of the rows, said so)
+PREVIEW_MAX_BYTES = 64 * 2**20
+PREVIEW_FOLDS = 2
+SHORT_NAME = 32  # characters of a model's name in a table or legend
 
 
 @dataclass(frozen=True)
 class Figure:
-    """One inline SVG figure and what it shows."""
+    """One inline SVG figure, what it shows and, in one sentence, how to read it."""
 
     id: str
     caption: str
     svg: str
+    how: str = ""
+
+
+@dataclass(frozen=True)
+class ScalingPreview:
+    """What temperature scaling would do, cross-fitted on the file itself:
+    each of ``k`` folds scaled by a T fitted on the other folds
+    (:func:`relcal.temperature.cross_fit`), so no row is scaled by a T fitted
+    on it.  ``n_rows`` of the file's ``n_total`` rows were used (all of them
+    unless the scores exceed :data:`PREVIEW_MAX_BYTES`)."""
+
+    k: int
+    ece_before: float
+    ece_after: float
+    temperatures: tuple[float, ...]
+    n_rows: int
+    n_total: int
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """The report's "what next" for one model: one sentence, the command to
+    run (or None) and the cross-fitted preview behind the sentence."""
+
+    text: str
+    command: str | None = None
+    then: str | None = None  # the command after it (apply the fitted T)
+    preview: ScalingPreview | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +127,8 @@ class ModelReport:
     verdict: str
     scaling: Scaling | None = None
     ensemble_of: list[str] | None = None
+    short_name: str = ""  # the name in tables and legends (full: ``name``)
+    next_step: NextStep | None = None
 
 
 @dataclass
@@ -279,20 +314,46 @@ def metric_rows(results: Results, *, positive: bool | None = None) -> list[Metri
 _BINNING_NAME = {"width": "equal-width", "mass": "equal-mass"}
 
 
+def strength(results: Results) -> str:
+    """"well calibrated", "(slightly) over-confident" or "under-confident"."""
+    side = (
+        "over-confident"
+        if results.mean_confidence - results.accuracy > 0
+        else "under-confident"
+    )
+    if results.ece < 0.02:
+        return "well calibrated"
+    return "slightly " + side if results.ece < 0.05 else side
+
+
 def verdict(results: Results) -> str:
     """One sentence a reader takes away first."""
-    diff = results.mean_confidence - results.accuracy
-    side = "over-confident" if diff > 0 else "under-confident"
-    strength = (
-        "well calibrated"
-        if results.ece < 0.02
-        else ("slightly " + side if results.ece < 0.05 else side)
-    )
     return (
-        f"{strength.capitalize()}: mean confidence {results.mean_confidence:.1%} "
-        f"vs accuracy {results.accuracy:.1%}; ECE {results.ece:.3f} "
-        f"({results.n_bins} {_BINNING_NAME[results.binning]} bins)."
+        f"{strength(results).capitalize()}: mean confidence "
+        f"{results.mean_confidence:.1%} vs accuracy {results.accuracy:.1%}; ECE "
+        f"{results.ece:.3f} ({results.n_bins} {_BINNING_NAME[results.binning]} bins)."
     )
+
+
+def scaled_verdict(before: Results, after: Results, label: str) -> str:
+    """The verdict after temperature scaling, the value before beside it."""
+    return (
+        f"After temperature scaling ({label}): {strength(after)}: mean confidence "
+        f"{after.mean_confidence:.1%} vs accuracy {after.accuracy:.1%}; ECE "
+        f"{after.ece:.3f} (before: {before.ece:.3f}, {strength(before)}; "
+        f"{after.n_bins} {_BINNING_NAME[after.binning]} bins)."
+    )
+
+
+def short_name(name: str, ensemble_of: Sequence[str] | None = None) -> str:
+    """A model's name short enough for a table cell or a legend: an ensemble
+    by its size, a long name without its middle (the page's title attribute
+    and the model's section hold it whole)."""
+    from relcal.plots import short_label
+
+    if ensemble_of:
+        return f"ensemble of {len(ensemble_of)} models"
+    return short_label(name, SHORT_NAME)
 
 
 def select_classes(
@@ -349,6 +410,9 @@ def model_report(
     labels_sha256: str | None = None,
     ensemble_of: list[str] | None = None,
     name: str | None = None,
+    n_bins: int = 15,
+    binning: str = "width",
+    preview: bool = True,
 ) -> ModelReport:
     from relcal import plots
     from relcal.render import bins_to_list, source_info
@@ -363,25 +427,36 @@ def model_report(
         "reliability": Figure(
             f"{_anchor(index)}-reliability",
             "Reliability diagram: accuracy per confidence bin (bars) against the "
-            "diagonal; hatched, the gap to the bin's mean confidence (dots); below, "
-            "the number of predictions per bin (log scale). A hatched band along "
-            "the bottom marks an empty bin (no data, not accuracy 0).",
-            plots.reliability_svg(results.table, title=name),
+            "diagonal; hatched, the gap to the bin's mean confidence (dots), "
+            "vermilion where the bin is over-confident, blue where it is "
+            "under-confident; below, the number of predictions per bin (linear "
+            "scale, each bar labelled where it is wide enough). A grey hatched band "
+            "along the bottom marks an empty bin (no data, not accuracy 0).",
+            plots.reliability_svg(results.table, title=short_name(name, ensemble_of)),
+            how="How to read: a bar that stops below its dot is a bin whose "
+            "predictions are right less often than their confidence claims; the "
+            "tallest count bars are the bins that weigh most in the ECE.",
         ),
         "histogram": Figure(
             f"{_anchor(index)}-histogram",
             "Predictions per confidence bin, split into correct and incorrect; the "
-            "percentage above each bar is the bin's correctness ratio "
-            "(correct / count).",
+            "percentage above a bar is the bin's correctness ratio "
+            "(correct / count), written where it has room (the bin table has "
+            "every bin's).",
             plots.histogram_svg(results.table),
+            how="How to read: the orange share of a bar is the bin's errors; "
+            "for a calibrated model the percentage matches the bin's confidence.",
         ),
     }
     if results.positive_table is not None:
         figs["positive"] = Figure(
             f"{_anchor(index)}-positive",
             "Binary data: observed frequency of class 1 against the mean predicted "
-            "P(class 1) per bin (as scikit-learn's calibration_curve).",
+            "P(class 1) per bin (as scikit-learn's calibration_curve); below, the "
+            "number of predictions per bin.",
             plots.positive_class_svg(results.positive_table),
+            how="How to read: a point below the diagonal is a bin where class 1 "
+            "happens less often than predicted.",
         )
     classes = select_classes(results, class_names)
     if classes and results.n_classes > 2 and results.classwise_bins is not None:
@@ -395,6 +470,8 @@ def model_report(
                 [cwb.table(r.index) for r in classes],
                 [f"{_short(r.name)}\nn={r.count}, ECE {r.ece:.3f}" for r in classes],
             ),
+            how="How to read: a class whose large markers sit below the diagonal "
+            "is predicted with more confidence than it earns.",
         )
     return ModelReport(
         name=name,
@@ -411,7 +488,218 @@ def model_report(
         figures=figs,
         verdict=verdict(results),
         ensemble_of=ensemble_of,
+        short_name=short_name(name, ensemble_of),
+        next_step=next_step(
+            predictions,
+            results,
+            ensemble_of=ensemble_of,
+            n_bins=n_bins,
+            binning=binning,
+            preview=preview,
+        ),
     )
+
+
+# -- what next -----------------------------------------------------------------
+
+
+def _chunks_of(predictions: Any) -> Any:
+    """``(scores, labels, start)`` chunks of a streamed input (read anew) or
+    of loaded predictions (one chunk, nothing read)."""
+    if hasattr(predictions, "chunks") and callable(predictions.chunks):
+        return predictions.chunks()
+    return [(predictions.scores, predictions.labels, 0)]
+
+
+def _total_rows(predictions: Any) -> int:
+    n = getattr(predictions, "n_samples", None)
+    return int(n) if n is not None else int(np.asarray(predictions.labels).size)
+
+
+def preview_rows(
+    predictions: Any, *, max_bytes: int = PREVIEW_MAX_BYTES
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The logits and labels of every kept row (or, beyond ``max_bytes`` of
+    logits, of a hashed sample of them: the same rows whatever the
+    chunking), in one read of the input; and the number of rows there are.
+    Probabilities become log-probabilities (logits up to a constant per row)."""
+    from relcal.temperature import fold_of, logit_rows
+
+    total = _total_rows(predictions)
+    kind, ignore = predictions.kind, predictions.ignore_index
+    z_all: np.ndarray | None = None
+    y_all: np.ndarray | None = None
+    filled = kept = 0
+    every = 1
+    for scores, labels, start in _chunks_of(predictions):
+        rows = logit_rows(
+            scores, labels, kind=kind, ignore_index=ignore, start=start
+        ).row_major()
+        kept += len(rows)
+        z, y = rows.z, rows.y
+        if z_all is None:
+            row_bytes = z.shape[1] * z.dtype.itemsize
+            every = max(1, -(-total * row_bytes // max_bytes))
+            room = total if every == 1 else total // every + total // (4 * every) + 4096
+            z_all = np.empty((room, z.shape[1]), dtype=z.dtype)
+            y_all = np.empty(room, dtype=np.int64)
+        assert y_all is not None
+        if every > 1:
+            pick = fold_of(rows.ids, every, seed=1) == 0
+            z, y = z[pick], y[pick]
+        n = min(len(y), len(y_all) - filled)
+        z_all[filled : filled + n] = z[:n]
+        y_all[filled : filled + n] = y[:n]
+        filled += n
+    if z_all is None or y_all is None:
+        return np.empty((0, 2)), np.empty(0, dtype=np.int64), 0
+    return z_all[:filled], y_all[:filled], kept
+
+
+def _top_probability(z: np.ndarray, block: int = 8192) -> np.ndarray:
+    """max softmax(z) of each row (float64; the exponentials in z's own
+    precision, ~1e-7 for float32: ample for a preview), a block of rows at a
+    time."""
+    out = np.empty(len(z), dtype=np.float64)
+    for i in range(0, len(z), block):
+        rows = z[i : i + block]
+        b = rows - rows.max(axis=1, keepdims=True)
+        np.exp(b, out=b)
+        out[i : i + block] = 1.0 / b.sum(axis=1, dtype=np.float64)
+    return out
+
+
+def _ece_of(conf: np.ndarray, correct: np.ndarray, n_bins: int, binning: str) -> float:
+    from relcal.binning import bin_table, calibration_errors, make_edges
+
+    table = bin_table(conf, correct, make_edges(conf, n_bins, binning))
+    return float(calibration_errors(table)[0])
+
+
+def scaling_preview(
+    predictions: Any,
+    *,
+    n_bins: int = 15,
+    binning: str = "width",
+    k: int = PREVIEW_FOLDS,
+    max_bytes: int = PREVIEW_MAX_BYTES,
+    ece_before: float | None = None,
+) -> ScalingPreview:
+    """ECE before and after temperature scaling cross-fitted on the file
+    itself (``k`` folds, :func:`relcal.temperature.cross_fit`), from one more
+    read of the input.  ``ece_before``: the file's ECE, already measured
+    (used when every row is read; else measured on the rows read)."""
+    from relcal.temperature import cross_fit
+
+    z, y, total = preview_rows(predictions, max_bytes=max_bytes)
+    if len(y) < 2 * k:
+        raise InputError(f"too few samples ({len(y)}) to cross-fit a temperature")
+    correct = (np.argmax(z, axis=1) == y).astype(np.float64)
+    if ece_before is None or len(y) != total:
+        ece_before = _ece_of(_top_probability(z), correct, n_bins, binning)
+    scaled, temps = cross_fit(z, y, k)
+    del z
+    after = _ece_of(_top_probability(scaled), correct, n_bins, binning)
+    return ScalingPreview(k, ece_before, after, tuple(temps), len(y), total)
+
+
+def _command_path(predictions: Any) -> str:
+    import shlex
+
+    source = str(predictions.source)
+    if not Path(source).exists() and " + " in source:
+        source = source.split(" + ")[0]
+    return shlex.quote(source)
+
+
+def _load_flags(predictions: Any) -> str:
+    """The options the commands need to read the input as the report did."""
+    flags = []
+    if getattr(predictions, "model", None) is not None:
+        flags.append(f"--models {_quote(str(predictions.model))}")
+    if predictions.ignore_index is not None:
+        flags.append(f"--ignore-index {int(predictions.ignore_index)}")
+    return "".join(" " + f for f in flags)
+
+
+def _quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+TOPLABEL_NEXT = (
+    "Temperature scaling is not possible here: it rescales every class's score, "
+    "and this file holds only the top class's confidence; save the full logits "
+    "or probabilities to try it."
+)
+
+
+def next_step(
+    predictions: Any,
+    results: Results,
+    *,
+    ensemble_of: Sequence[str] | None = None,
+    n_bins: int = 15,
+    binning: str = "width",
+    preview: bool = True,
+) -> NextStep:
+    """The "what next" of one model: for logits or probabilities, what
+    temperature scaling cross-fitted on this file would do and the command
+    that fits it; for a top-label file, why scaling is not possible."""
+    if predictions.kind == "toplabel":
+        return NextStep(TOPLABEL_NEXT)
+    if ensemble_of:
+        return NextStep(
+            "An ensemble has no file of its own to scale: fit each model's "
+            "temperature (relcal fit-temperature FILE, on a validation split) "
+            "and average the scaled models."
+        )
+    path = _command_path(predictions)
+    flags = _load_flags(predictions)
+    command = f"relcal fit-temperature {path}{flags} -o temperature.json"
+    then = f"relcal report {path}{flags} --temperature temperature.json"
+    probs = (
+        " Probabilities are scaled through their logs (logits up to a constant)."
+        if predictions.kind == "probs"
+        else ""
+    )
+    if not preview:
+        return NextStep(
+            f"{probs.strip()} Fit a temperature, on a validation split if you have"
+            " one:".strip(),
+            command,
+            then,
+        )
+    try:
+        got = scaling_preview(
+            predictions, n_bins=n_bins, binning=binning, ece_before=results.ece
+        )
+    except RelcalError as err:
+        return NextStep(
+            f"No temperature-scaling preview ({err.message}). Fit T:", command, then
+        )
+    lo, hi = min(got.temperatures), max(got.temperatures)
+    temps = f"T = {lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"T {lo:.2f}–{hi:.2f}"
+    sample = (
+        ""
+        if got.n_rows == got.n_total
+        else f" on a sample of {got.n_rows:,} of {got.n_total:,} rows"
+    )
+    helps = got.ece_after < got.ece_before - 0.005
+    text = (
+        f"Temperature scaling would take ECE from {got.ece_before:.3f} to "
+        f"{got.ece_after:.3f} (cross-fitted on this file{sample}: {got.k} folds, "
+        f"{temps})"
+        + (
+            ". Fit T, on a validation split if you have one:"
+            if helps
+            else ": little to gain. To fit T anyway:"
+        )
+    )
+    if probs:
+        text = probs.strip() + " " + text
+    return NextStep(text, command, then, got)
 
 
 def check_report_bins(n_bins: int) -> None:
@@ -433,6 +721,7 @@ def build_report(
     sha256: Sequence[str | None] | None = None,
     labels_sha256: Sequence[str | None] | None = None,
     results: Sequence[Results] | None = None,
+    preview: bool = True,
 ) -> ReportData:
     """The report of one or several models, as data.
 
@@ -446,6 +735,9 @@ def build_report(
     sha256, labels_sha256 : the inputs' digests, one per prediction
     results : the metrics of each prediction, when already measured (every
         figure and table is drawn from them); by default measured here
+    preview : add to each model with every class's scores what temperature
+        scaling cross-fitted on it would do (:func:`scaling_preview`: one more
+        read of each file); else only the command that fits it
     """
     from relcal import plots
     from relcal.metrics import evaluate_predictions
@@ -473,6 +765,9 @@ def build_report(
                 sha256=hashes[i],
                 labels_sha256=lhashes[i],
                 name=names[i],
+                n_bins=n_bins,
+                binning=binning,
+                preview=preview,
             )
         )
     if with_ensemble:
@@ -485,7 +780,12 @@ def build_report(
             from relcal.pipeline import ensemble_input, measure
 
             ens = ensemble_input(preds, [model_name(p) for p in preds])
-            ens_results = measure(ens, n_bins=n_bins, binning=binning).results
+            from relcal.values import wanted
+
+            n = int(np.prod(ens.label_shape))
+            ens_results = measure(
+                ens, n_bins=n_bins, binning=binning, values=wanted(None, n)
+            ).results
         models.append(
             model_report(
                 ens,
@@ -493,6 +793,8 @@ def build_report(
                 len(models),
                 sha256=None,
                 ensemble_of=[m.name for m in models],
+                n_bins=n_bins,
+                binning=binning,
             )
         )
     if any(m.results.n_classes == 2 for m in models):
@@ -503,13 +805,18 @@ def build_report(
         comparison = Figure(
             "comparison",
             "Every model's reliability curve on the same axes: accuracy against mean "
-            "confidence per non-empty bin.",
+            "confidence per non-empty bin (long names shortened; the table has "
+            "them whole).",
             plots.compare_svg(
-                [m.results.table for m in models], [m.name for m in models]
+                [m.results.table for m in models], [m.short_name for m in models]
             ),
+            how="How to read: the closer a curve runs to the dashed diagonal, the "
+            "better calibrated the model; below it means over-confident.",
         )
     if title is None:
-        title = "Calibration of " + ", ".join(m.name for m in models[: len(preds)])
+        title = "Calibration of " + ", ".join(
+            m.short_name for m in models[: len(preds)]
+        )
     return ReportData(
         title=title,
         created=created_now(),
@@ -550,6 +857,29 @@ def add_scaling(
     set_scaling(model, t, after, fit=fit, t_doc=t_doc, t_path=t_path)
 
 
+def scaled_next_step(
+    step: NextStep, in_sample: bool, t_path: str | None = None
+) -> NextStep:
+    """The "what next" once a temperature is applied: judge an in-sample T on
+    held-out data; apply a held-out one (the cross-fitted preview, if any, is
+    kept as it is)."""
+    if in_sample:
+        text = (
+            "T was fitted on the data shown, so the after-scaling numbers flatter "
+            "it: fit T on a validation split instead:"
+        )
+        return NextStep(text, step.command, step.then, step.preview)
+    assert step.then is not None
+    path = step.then.split(" --temperature ")[0].removeprefix("relcal report ")
+    t_file = _quote(t_path) if t_path else "temperature.json"
+    return NextStep(
+        "T was fitted on other data; to write the scaled predictions:",
+        f"relcal calibrate {path} --temperature {t_file} -o calibrated.npz",
+        None,
+        step.preview,
+    )
+
+
 def scaling_temperature(fit: Any, t_doc: dict[str, Any] | None) -> float:
     """The temperature of a report's scaling: the fitted one, or the file's."""
     return float(fit.temperature if t_doc is None else t_doc["temperature"])
@@ -583,6 +913,14 @@ def set_scaling(
             f"fitted on {where} ({fitted.get('n_samples')} samples)"
         )
     label = f"after T = {t:.3f}" + (" (in-sample)" if in_sample else "")
+    model.verdict = scaled_verdict(
+        model.results,
+        after,
+        f"T = {t:.3f}, "
+        + ("fitted on this file: in-sample" if in_sample else source),
+    )
+    if model.next_step is not None and model.next_step.command is not None:
+        model.next_step = scaled_next_step(model.next_step, in_sample, t_path)
     model.scaling = Scaling(
         temperature=t,
         source=source,
@@ -599,11 +937,15 @@ def set_scaling(
                 plots.compare_svg(
                     [model.results.table, after.table], ["before", label]
                 ),
+                how="How to read: the curve that runs closer to the dashed "
+                "diagonal is the better calibrated one.",
             ),
             Figure(
                 f"{model.anchor}-scaling-reliability",
                 f"Reliability diagram {label}.",
                 plots.reliability_svg(after.table, title=label),
+                how="How to read: as the diagram above; after scaling the dots "
+                "should sit on the bars' tops.",
             ),
         ],
     )
@@ -637,6 +979,23 @@ def report_to_dict(report: ReportData) -> dict[str, Any]:
                     }
                     for r in m.classes
                 ],
+                "next_step": None
+                if m.next_step is None
+                else {
+                    "text": m.next_step.text,
+                    "command": m.next_step.command,
+                    "then": m.next_step.then,
+                    "cross_fitted": None
+                    if m.next_step.preview is None
+                    else {
+                        "k": m.next_step.preview.k,
+                        "ece_before": m.next_step.preview.ece_before,
+                        "ece_after": m.next_step.preview.ece_after,
+                        "temperatures": list(m.next_step.preview.temperatures),
+                        "n_rows": m.next_step.preview.n_rows,
+                        "n_total": m.next_step.preview.n_total,
+                    },
+                },
                 "temperature_scaling": None
                 if m.scaling is None
                 else {

@@ -1,11 +1,18 @@
 """The HTML report in a real browser: headless Chromium, driven by Playwright.
 
-Each report is opened from disk at a desktop width (1200 px) and a phone width
+Each report is opened from disk at a desktop width (1280 px) and a phone width
 (390 px).  The page must render: no console errors or warnings, no page errors,
 no network requests besides the file itself, every ``<figure>`` and ``<svg>``
 laid out with a non-zero box inside the page width, no two figures overlapping,
-no horizontal overflow of the document, and a screenshot that is not blank
-(and no figure's part of it blank either).
+no horizontal overflow of the document (a wide table scrolls inside its own
+``.scroll`` box, itself inside the viewport, with its first column sticky),
+and a screenshot that is not blank (and no figure's part of it blank either).
+
+Inside each SVG figure no two text boxes overlap, no text overlaps the legend,
+the legend lies outside every axes (it covers no data), and every legend entry
+the figure needs is there.  The shapes: one model (logits), four models with
+long names and ``--ensemble``, equal-mass bins, a top-label CSV; at 390 px a
+bin table shows count, mean confidence, accuracy and gap without scrolling.
 
 The browser is Debian's ``chromium`` (``apt-get install chromium``; ``.ci/run``
 installs it), driven by the ``playwright`` package of the ``test`` extra with
@@ -40,11 +47,37 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DESKTOP = {"width": 1200, "height": 900}
+DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
-# name -> (report arguments, figure ids the report must hold)
+LONG = "a_rather_long_model_name_from_a_sweep_lr0.001_wd0.05_seed{}.npz"
+RELIABILITY_LEGEND = [
+    "accuracy (correct / count)",
+    "mean confidence",
+    "gap, over-confident",
+    "gap, under-confident",
+    "perfect calibration",
+]
+
+# name -> (report arguments, figure ids the report must hold); "{tmp}" is the
+# folder of the files made by `made_inputs`
 REPORTS: dict[str, tuple[list[str], list[str]]] = {
+    "one-logits": (
+        [str(SAMPLE_DATA / "digits_mlp_test.npz")],
+        ["model-1-reliability", "model-1-histogram"],
+    ),
+    "four-ensemble": (
+        ["--ensemble", *(f"{{tmp}}/{LONG.format(i)}" for i in range(4))],
+        ["comparison", "model-5-reliability"],
+    ),
+    "equal-mass": (
+        [str(SAMPLE_DATA / "digits_mlp_val.npz"), "--binning", "mass", "--bins", "30"],
+        ["model-1-reliability", "model-1-histogram"],
+    ),
+    "toplabel": (
+        ["{tmp}/top_label.csv"],
+        ["model-1-reliability", "model-1-histogram"],
+    ),
     "multiclass": (
         [str(SAMPLE_DATA / "digits_mlp_test.npz")],
         ["model-1-reliability", "model-1-histogram", "model-1-classwise"],
@@ -103,7 +136,51 @@ GEOMETRY_JS = """
       known: Boolean(known && el.closest(known)),
     });
   }
+  const scrolls = Array.from(document.querySelectorAll(".scroll"), (el) => {
+    const r = el.getBoundingClientRect();
+    const first = el.querySelector("tbody tr > :first-child");
+    return {
+      left: r.left, right: r.right, inner: el.scrollWidth, outer: el.clientWidth,
+      sticky: first ? getComputedStyle(first).position : "",
+      table: (el.querySelector("table") || {}).className || "",
+    };
+  });
+  const heads = Array.from(document.querySelectorAll("table.bins thead th"), (th) => {
+    const r = th.getBoundingClientRect();
+    return {text: th.textContent.trim(), left: r.left, right: r.right,
+            shown: r.width > 0};
+  });
+  const texts = (root) => Array.from(root.querySelectorAll("text"), (t) => {
+    const r = t.getBoundingClientRect();
+    return {text: t.textContent, x0: r.left, y0: r.top, x1: r.right, y1: r.bottom};
+  }).filter((b) => b.x1 > b.x0 && b.y1 > b.y0);
+  const svgFigures = Array.from(document.querySelectorAll("figure"), (fig) => {
+    const svg = fig.querySelector("svg");
+    const legend = svg ? svg.querySelector("g[id^='legend']") : null;
+    const rect = (el) => {
+      const r = el.getBoundingClientRect();
+      return {x0: r.left, y0: r.top, x1: r.right, y1: r.bottom};
+    };
+    return {
+      id: fig.id,
+      texts: svg ? texts(svg).map((b) => ({...b, legend: Boolean(
+        legend && legend.contains(Array.from(svg.querySelectorAll("text")).find(
+          (t) => t.textContent === b.text && t.getBoundingClientRect().left === b.x0
+            && t.getBoundingClientRect().top === b.y0)))})) : [],
+      legend: legend ? rect(legend) : null,
+      legendTexts: legend ? Array.from(legend.querySelectorAll("text"),
+                                       (t) => t.textContent) : [],
+      axes: svg ? Array.from(svg.querySelectorAll("g[id^='axes']"), (a) => {
+        // the axes' own area: its background patch, the first path drawn
+        const patch = a.querySelector("g[id^='patch'] path");
+        return patch ? rect(patch) : rect(a);
+      }) : [],
+    };
+  });
   return {
+    scrolls: scrolls,
+    binHeads: heads,
+    svgFigures: svgFigures,
     viewport: viewport,
     docScrollWidth: doc.scrollWidth,
     bodyScrollWidth: document.body.scrollWidth,
@@ -150,12 +227,35 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
+def made_inputs(folder: Path) -> None:
+    """Four copies of a sample file under long names (one model each, the
+    same samples: an ensemble), and a top-label CSV of the sample's logits."""
+    import numpy as np
+
+    src = SAMPLE_DATA / "digits_mlp_test.npz"
+    with np.load(src) as f:
+        logits, labels = f["logits"], f["labels"]
+    for i in range(4):
+        np.savez(
+            folder / LONG.format(i), logits=logits / (0.6 + 0.4 * i), labels=labels
+        )
+    z = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    rows = ["true_label,pred_label,confidence"] + [
+        f"{y},{k},{c:.6f}"
+        for y, k, c in zip(labels, p.argmax(axis=1), p.max(axis=1), strict=True)
+    ]
+    (folder / "top_label.csv").write_text("\n".join(rows) + "\n")
+
+
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("browser_reports")
+    made_inputs(folder)
     out: dict[str, Path] = {}
     for name, (args, _) in REPORTS.items():
         path = folder / f"{name}.html"
+        args = [a.replace("{tmp}", str(folder)) for a in args]
         assert main(["report", *args, "-o", str(path)]) == 0, name
         out[name] = path
     return out
@@ -252,6 +352,9 @@ def _check_page(r: Rendered, expected_figures: list[str]) -> None:
             f" box {box}) at {width} px: {where}"
         )
 
+    _check_tables(r)
+    _check_svg_text(r)
+
     # Last, so that the other checks report first.
     overflow = (
         g["docScrollWidth"] > width + 1
@@ -267,11 +370,81 @@ def _check_page(r: Rendered, expected_figures: list[str]) -> None:
         )
 
 
+def _boxes_overlap(a: dict[str, float], b: dict[str, float], tol: float = 1.0) -> bool:
+    w = min(a["x1"], b["x1"]) - max(a["x0"], b["x0"])
+    h = min(a["y1"], b["y1"]) - max(a["y0"], b["y0"])
+    return w > tol and h > tol
+
+
+def _check_tables(r: Rendered) -> None:
+    """Every scroll box inside the viewport, its first column sticky; at a
+    phone width the bin table's count, confidence, accuracy and gap in view."""
+    g, where = r.geometry, r.where()
+    width = g["viewport"]
+    for box in g["scrolls"]:
+        assert box["left"] >= -1 and box["right"] <= width + 1, (
+            f"a .scroll box sticks out of the viewport ({width} px) in {where}: {box}"
+        )
+        if box["inner"] > box["outer"] + 1:  # it scrolls: the names stay
+            assert box["sticky"] == "sticky", (
+                f"a scrolled table without a sticky first column in {where}: {box}"
+            )
+    if width <= 400:
+        for head in g["binHeads"]:
+            if head["text"] in ("count", "mean confidence", "accuracy", "gap"):
+                assert head["shown"] and head["right"] <= width + 1, (
+                    f"bin table column {head['text']!r} out of view at {width} px"
+                    f" in {where}: {head}"
+                )
+    else:  # a desktop: the summary table whole, not scrolled
+        summary = [b for b in g["scrolls"] if "summary" in b["table"]]
+        assert summary and summary[0]["inner"] <= summary[0]["outer"] + 1, (
+            f"the summary table is cut at {width} px in {where}: {summary}"
+        )
+
+
+def _check_svg_text(r: Rendered) -> None:
+    """In each figure: no two text boxes overlap, the legend overlaps no
+    other text and no axes, and holds every entry the figure needs."""
+    where = r.where()
+    for fig in r.geometry["svgFigures"]:
+        texts, name = fig["texts"], f"figure {fig['id']!r} in {where}"
+        for i, a in enumerate(texts):
+            for b in texts[i + 1 :]:
+                assert not _boxes_overlap(a, b), (
+                    f"texts {a['text']!r} and {b['text']!r} overlap in {name}: {a} {b}"
+                )
+        legend = fig["legend"]
+        if fig["id"].endswith("classwise"):
+            continue  # small panels, no legend
+        assert legend is not None, f"no legend in {name}"
+        for t in texts:
+            if not t["legend"]:
+                assert not _boxes_overlap(legend, t), (
+                    f"text {t['text']!r} overlaps the legend in {name}"
+                )
+        for ax in fig["axes"]:
+            assert not _boxes_overlap(legend, ax), (
+                f"the legend covers an axes in {name}: {legend} {ax}"
+            )
+        entries = fig["legendTexts"]
+        if fig["id"].endswith("reliability"):
+            missing = set(RELIABILITY_LEGEND) - set(entries)
+        elif fig["id"].endswith("histogram"):
+            missing = {"correct", "incorrect"} - set(entries)
+        elif fig["id"].endswith("positive"):
+            missing = {"frequency of class 1", "perfect calibration"} - set(entries)
+        else:  # curves: the diagonal and one entry per curve
+            missing = {"perfect calibration"} - set(entries)
+            assert len(entries) >= 3, f"a curve without a legend entry in {name}"
+        assert not missing, f"legend entries missing in {name}: {missing}"
+
+
 @pytest.mark.parametrize("name", list(REPORTS))
 def test_report_renders_at_desktop_width(
     browser: Any, reports: dict[str, Path], tmp_path: Path, name: str
 ) -> None:
-    r = Rendered(browser, reports[name], DESKTOP, tmp_path / f"{name}-1200.png")
+    r = Rendered(browser, reports[name], DESKTOP, tmp_path / f"{name}-1280.png")
     _check_page(r, REPORTS[name][1])
 
 

@@ -189,7 +189,11 @@ def test_cli_calls_the_library(npz: Path) -> None:
     assert code == 0
     spy.assert_called_once()
     kwargs = spy.call_args.kwargs
-    assert (kwargs["n_bins"], kwargs["binning"], kwargs["bootstrap"]) == (7, "mass", None)
+    assert (kwargs["n_bins"], kwargs["binning"], kwargs["bootstrap"]) == (
+        7,
+        "mass",
+        None,
+    )
 
 
 def test_main_returns_2_on_bad_input(

@@ -367,3 +367,103 @@ def test_report_json_document(tmp_path: Path) -> None:
     assert len(m["input"]["sha256"]) == 64
     assert m["temperature_scaling"] is None
     assert m["positive_class"] is not None
+
+
+# -- what next, the verdict after scaling, short names ---------------------------
+
+
+def test_next_step_is_the_cross_fitted_preview(tmp_path: Path) -> None:
+    """For logits: ECE before and after temperature scaling cross-fitted on
+    the file (2 folds, as relcal.temperature.cross_fit) and the command."""
+    from relcal.temperature import cross_fit
+
+    path = SAMPLE_DATA / "digits_mlp_test.npz"
+    html, _ = make_report(tmp_path, str(path), "--json", str(tmp_path / "r.json"))
+    step = json.loads((tmp_path / "r.json").read_text())["models"][0]["next_step"]
+    assert step["command"] == f"relcal fit-temperature {path} -o temperature.json"
+    assert "--temperature temperature.json" in step["then"]
+    z, y = _arrays(path)
+    _, temps = cross_fit(z, y, 2)
+    got = step["cross_fitted"]
+    assert got["k"] == 2 and got["temperatures"] == pytest.approx(temps)
+    assert got["n_rows"] == got["n_total"] == len(y)
+    assert got["ece_before"] == relcal.evaluate(z, y).ece
+    assert got["ece_after"] < got["ece_before"]
+    assert f"relcal fit-temperature {path}" in Page(html).all_text
+
+
+def test_preview_reads_the_file_once_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relcal import pipeline, report
+
+    reads = []
+    real = pipeline.Input.chunks
+
+    def counted(self: pipeline.Input) -> object:
+        reads.append(self.source)
+        return real(self)
+
+    monkeypatch.setattr(pipeline.Input, "chunks", counted)
+    (inp,) = pipeline.open_inputs(str(SAMPLE_DATA / "digits_mlp_test.npz"), {})
+    report.scaling_preview(inp)
+    assert len(reads) == 1
+
+
+def test_preview_of_probabilities_and_a_sample(tmp_path: Path) -> None:
+    from relcal import report
+    from relcal.temperature import softmax
+
+    logits, labels = make_logits(3000, 5, seed=2, temperature=2.0)
+    path = tmp_path / "p.npz"
+    np.savez(path, probs=softmax(logits.astype(np.float64)), labels=labels)
+    html, _ = make_report(tmp_path, str(path))
+    assert "Probabilities are scaled through their logs" in html
+    assert f"relcal fit-temperature {path}" in html
+    (inp,) = relcal.pipeline.open_inputs(str(path), {})
+    small = report.scaling_preview(inp, max_bytes=3000 * 5 * 8 // 4)
+    assert small.n_total == 3000 and 500 < small.n_rows < 1000
+
+
+def test_top_label_file_never_suggests_a_temperature(tmp_path: Path) -> None:
+    from relcal.report import TOPLABEL_NEXT
+
+    path = tmp_path / "top.csv"
+    path.write_text(
+        "true_label,pred_label,confidence\n1,1,0.9\n0,1,0.8\n2,2,0.7\n1,0,0.6\n"
+    )
+    html, _ = make_report(tmp_path, str(path))
+    assert "--temperature" not in html and "fit-temperature" not in html
+    assert TOPLABEL_NEXT.replace("'", "&#39;") in html
+
+
+def test_verdict_after_scaling_with_before_beside_it(tmp_path: Path) -> None:
+    t = tmp_path / "t.json"
+    assert main(
+        ["fit-temperature", str(SAMPLE_DATA / "digits_mlp_val.npz"), "-o", str(t)]
+    ) == 0
+    html, _ = make_report(
+        tmp_path, str(SAMPLE_DATA / "digits_mlp_test.npz"), "--temperature", str(t)
+    )
+    text = Page(html).all_text
+    summary = text[text.index("Summary") :]
+    assert re.search(r"After temperature scaling \(T = [0-9.]+, from t\.json", summary)
+    assert re.search(r"ECE [0-9.]+ \(before: [0-9.]+, ", summary)
+    assert "relcal calibrate" in text
+
+
+def test_long_names_shortened_with_the_full_name_in_a_title(tmp_path: Path) -> None:
+    logits, labels = make_logits(400, 3, seed=4)
+    long = "<b>model&<b>_" + "x" * 60 + ".npz"
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"{i}{long}")
+        np.savez(paths[-1], logits=logits / (1 + i), labels=labels)
+    html, _ = make_report(tmp_path, *map(str, paths), "--ensemble")
+    page = Page(html)
+    titles = [v for tag, k, v in page.attrs if tag == "a" and k == "title"]
+    assert f"0{long}" in titles  # whole, and escaped in the markup
+    assert "&lt;b&gt;model&amp;" in html and "<b>model" not in html
+    shown = [t.strip() for t in page.text if "…" in t and "Calibration" not in t]
+    assert shown and all(len(t) <= 32 for t in shown)
+    assert "ensemble of 2 models" in page.all_text
