@@ -410,8 +410,27 @@ def wants_values(inp: Any, unbinned: str) -> bool:
     return wanted(choice, math.prod(inp.label_shape))
 
 
+def unbinned_option(
+    more: str = "",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--unbinned auto|on|off`` (the metrics that need the values themselves)."""
+    return click.option(
+        "--unbinned",
+        type=click.Choice(["auto", "on", "off"]),
+        default="auto",
+        show_default=True,
+        help="The metrics of the forecasts themselves, not their bins: smooth"
+        " ECE, AURC, E-AURC, AUROC of the confidence (they hold a histogram of"
+        f" every distinct confidence). auto: on up to {AUTO_MAX:,} samples;" + more,
+    )
+
+
 def bootstrap_options(
-    level: str, level_help: str, *, defaults: bool
+    level: str,
+    level_help: str,
+    *,
+    defaults: bool,
+    level_default: float | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The level option (``--ci`` of metrics, ``--confidence`` of check),
     ``--bootstrap N`` and ``--seed``; ``defaults``: their defaults are set
@@ -422,6 +441,8 @@ def bootstrap_options(
             level,
             type=click.FloatRange(0.5, 1.0, max_open=True),
             metavar="LEVEL",
+            default=level_default,
+            show_default=level_default is not None,
             help=level_help,
         ),
         click.option(
@@ -479,16 +500,7 @@ def cli() -> None:
     " metric (rows resampled: samples, or whole images).",
     defaults=True,
 )
-@click.option(
-    "--unbinned",
-    type=click.Choice(["auto", "on", "off"]),
-    default="auto",
-    show_default=True,
-    help="The metrics of the forecasts themselves, not their bins: smooth ECE,"
-    " AURC, E-AURC, AUROC of the confidence (they hold a histogram of every"
-    f" distinct confidence). auto: on up to {AUTO_MAX:,} samples; on: also"
-    " the CORP decomposition (scipy's PAV: 0.3 s to import).",
-)
+@unbinned_option(" on: also the CORP decomposition (scipy's PAV: 0.3 s to import).")
 @click.option(
     "--dask-scheduler",
     metavar="ADDRESS",
@@ -640,6 +652,18 @@ def _on_dask(
     help="Add the mean of the models' probabilities as one more model"
     " (the files must hold the same samples in the same order).",
 )
+@bootstrap_options(
+    "--ci",
+    "Level of the bootstrap intervals of the metrics and the verdict.",
+    defaults=True,
+    level_default=0.95,
+)
+@click.option(
+    "--no-intervals",
+    is_flag=True,
+    help="No bootstrap intervals (one pass fewer over equal-mass bins).",
+)
+@unbinned_option(" their figures too (smooth and CORP diagrams, risk-coverage).")
 @input_options
 @binning_options
 @run_options
@@ -651,6 +675,11 @@ def report(
     temperature_path: str | None,
     fit_in_sample: bool,
     ensemble: bool,
+    ci: float,
+    n_replicates: int,
+    seed: int,
+    no_intervals: bool,
+    unbinned: str,
     load: LoadOptions,
     n_bins: int,
     binning: str,
@@ -690,13 +719,17 @@ def report(
             _check_classes(t_doc, p, temperature_path or "")
     # the what-next preview (relcal.report.scaling_preview) reads logits once more
     preview = not scaling and any(p.kind != "toplabel" for p in preds)
+    level = None if no_intervals else ci
+    values = None if unbinned == "auto" else unbinned == "on"
+    how = {"ci": level, "n_replicates": n_replicates, "seed": seed, "values": values}
     passes = (
         _passes(binning) * (2 if scaling else 1)
         + FIT_PASSES * fit_in_sample
         + int(preview)
+        + int(level is not None and binning == "mass")
     )
     with _work("report", preds, passes), _digests(files, load.labels_path) as digests:
-        results = _measured(preds, n_bins, binning)
+        results = _measured(preds, n_bins, binning, **how)
         hashes, labels_hash = digests.result()
         data = build_report(
             preds,
@@ -708,6 +741,7 @@ def report(
             labels_sha256=[labels_hash for _ in preds],
             results=results,
             preview=not scaling,
+            **how,
         )
         if scaling:
             _add_scaling(data.models, preds, t_doc, temperature_path, n_bins, binning)
@@ -748,15 +782,13 @@ def _add_scaling(
             add_scaling(model, *_logits_of(p), **options)
 
 
-def _measured(inputs: list[Any], n_bins: int, binning: str) -> list[Any]:
-    """The results of streamed inputs (:func:`relcal.pipeline.measure`)."""
-    from relcal.pipeline import measure
+def _measured(inputs: list[Any], n_bins: int, binning: str, **how: Any) -> list[Any]:
+    """What the report shows of streamed inputs
+    (:func:`relcal.pipeline.measure_for_report`)."""
+    from relcal.pipeline import measure_for_report
 
     return [
-        measure(
-            i, n_bins=n_bins, binning=binning, values=wants_values(i, "auto")
-        ).results
-        for i in inputs
+        measure_for_report(i, n_bins=n_bins, binning=binning, **how) for i in inputs
     ]
 
 

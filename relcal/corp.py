@@ -49,12 +49,14 @@ doi:10.1073/pnas.2016191118.  R package reliabilitydiag
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
+from . import values
 from .errors import InputError, ShapeError
+from .values import Grouped
 
 Score = Literal["brier", "log"]
 SCORES: tuple[Score, ...] = ("brier", "log")
@@ -69,109 +71,30 @@ MAX_GROUPS = 2000
 # input
 
 
-def _as_float_1d(a: Any, name: str) -> np.ndarray:
-    arr = np.asarray(a, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ShapeError(f"{name}: must be 1-D, got shape {arr.shape}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise InputError(
-            f"{name}: {int(bad.sum())} non-finite values (first: {arr[i]} at row {i})"
-        )
-    return arr
-
-
-def check_grouped(
-    value: Any, count: Any, sum_y: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def check_grouped(value: Any, count: Any, sum_y: Any) -> Grouped:
     """Validate weighted distinct values and return them as float64 arrays.
 
     Rules: equal 1-D shapes, at least one value, everything finite,
     ``value`` strictly ascending within [0, 1], ``count > 0`` and
-    ``0 <= sum_y <= count``.
+    ``0 <= sum_y <= count`` (:func:`relcal.values.check_grouped`).
 
     >>> v, c, s = check_grouped([0.2, 0.7], [2, 1], [1, 1])
     >>> v.dtype, float(c.sum())
     (dtype('float64'), 3.0)
     """
-    v = _as_float_1d(value, "value")
-    c = _as_float_1d(count, "count")
-    s = _as_float_1d(sum_y, "sum_y")
-    if not (v.shape == c.shape == s.shape):
-        raise ShapeError(
-            "value, count, sum_y: must have the same length, got "
-            f"{v.shape[0]}, {c.shape[0]}, {s.shape[0]}"
-        )
-    if v.size == 0:
-        raise InputError("value: must hold at least one forecast, got none")
-    for name, bad in (
-        ("value", (v < 0) | (v > 1)),
-        ("count", c <= 0),
-        ("sum_y", (s < 0) | (s > c)),
-    ):
-        if bad.any():
-            i = int(np.argmax(bad))
-            rule = {"value": "outside [0, 1]", "count": "not > 0"}.get(
-                name, "outside [0, count]"
-            )
-            got = {"value": v, "count": c, "sum_y": s}[name][i]
-            raise InputError(
-                f"{name}: {int(bad.sum())} values {rule} (first: {got} at row {i})"
-            )
-    if v.size > 1:
-        bad = np.diff(v) <= 0
-        if bad.any():
-            i = int(np.argmax(bad)) + 1
-            raise InputError(
-                f"value: must be strictly ascending (row {i}: {v[i]} after {v[i - 1]})"
-            )
-    return v, c, s
+    return values.check_grouped(value, count, sum_y, order="strict")
 
 
-def group_samples(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Group raw binary forecasts into weighted distinct values.
-
-    Parameters
-    ----------
-    probs : array-like of shape (n_samples,)
-        Forecast probabilities of the event, in [0, 1].
-    labels : array-like of shape (n_samples,)
-        Outcomes, 0 or 1 (bool accepted).
-
-    Returns
-    -------
-    value, count, sum_y : ndarray of shape (n_distinct,)
-        Distinct forecast values (ascending), how many samples share each,
-        and how many of those have outcome 1 (float64).
+def group_samples(probs: Any, labels: Any) -> Grouped:
+    """Group raw binary forecasts ``probs`` in [0, 1] and 0/1 (or bool)
+    ``labels`` into weighted distinct values: the distinct forecasts
+    (ascending), how many samples share each and how many of those have
+    outcome 1 (:func:`relcal.values.group_samples`).
 
     >>> group_samples([0.3, 0.1, 0.3], [1, 0, 0])
-    (array([0.1, 0.3]), array([1., 2.]), array([0., 1.]))
+    Grouped(value=array([0.1, 0.3]), count=array([1., 2.]), sum_y=array([0., 1.]))
     """
-    p = _as_float_1d(probs, "probs")
-    y = _as_float_1d(labels, "labels")
-    if p.shape != y.shape:
-        raise ShapeError(
-            f"probs, labels: must have the same length, got {p.size} and {y.size}"
-        )
-    if p.size == 0:
-        raise InputError("probs: must hold at least one forecast, got none")
-    bad = (p < 0) | (p > 1)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise InputError(
-            f"probs: {int(bad.sum())} values outside [0, 1] (first: {p[i]} at row {i})"
-        )
-    bad = (y != 0) & (y != 1)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise InputError(
-            f"labels: {int(bad.sum())} values not 0 or 1 (first: {y[i]} at row {i})"
-        )
-    value, inverse = np.unique(p, return_inverse=True)
-    count = np.bincount(inverse, minlength=value.size).astype(np.float64)
-    sum_y = np.bincount(inverse, weights=y, minlength=value.size)
-    return value, count, sum_y
+    return values.group_samples(probs, labels, name_f="probs", name_y="labels")
 
 
 def toplabel_events(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -380,7 +303,7 @@ def score_decomposition(
     if recalibrated is None:
         r = _pav(c, s)
     else:
-        r = _as_float_1d(recalibrated, "recalibrated")
+        r = values.as_float_1d(recalibrated, "recalibrated")
         if r.shape != v.shape:
             raise ShapeError(f"recalibrated: must have length {v.size}, got {r.size}")
     return _decompose(v, c, s, r, score)
@@ -807,11 +730,8 @@ def corp_from_samples(
     >>> d.recalibrated.tolist()
     [0.5, 1.0]
     """
-    v, c, s = group_samples(probs, labels)
     return corp_diagram(
-        v,
-        c,
-        s,
+        *group_samples(probs, labels),
         level=level,
         n_boot=n_boot,
         seed=seed,
@@ -848,15 +768,13 @@ def corp_toplabel(
     ('top-label correct', [0.5, 0.5])
     """
     conf, correct = toplabel_events(probs, labels)
-    v, c, s = group_samples(conf, correct)
-    return corp_diagram(
-        v,
-        c,
-        s,
+    d = corp_from_samples(
+        conf,
+        correct,
         level=level,
         n_boot=n_boot,
         seed=seed,
         max_groups=max_groups,
         max_points=max_points,
-        event="top-label correct",
     )
+    return replace(d, event="top-label correct")

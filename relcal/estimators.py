@@ -164,11 +164,16 @@ def binomial_quantile(q: float, n: np.ndarray, p: np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         guess = np.nan_to_num(np.ceil(bdtrik(q, n, p)), nan=0.0)
+    whole = n.astype(np.int64)  # bdtr wants integer k and n
+
+    def cdf(k: np.ndarray) -> np.ndarray:
+        return bdtr(k.astype(np.int64), whole, p)  # type: ignore[no-any-return]
+
     k = np.clip(guess - 1.0, 0.0, n)
     for _ in range(3):  # bdtrik is continuous in k: settle on the integer
-        below = bdtr(k, n, p) < q
+        below = cdf(k) < q
         k = np.where(below, np.minimum(k + 1.0, n), k)
-    down = (k > 0) & (bdtr(np.maximum(k - 1.0, 0.0), n, p) >= q)
+    down = (k > 0) & (cdf(np.maximum(k - 1.0, 0.0)) >= q)
     k = np.where(down, k - 1.0, k)
     k = np.where(p <= 0.0, 0.0, np.where(p >= 1.0, n, k))
     return k

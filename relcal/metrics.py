@@ -238,12 +238,15 @@ def summarize(
     class_names: Any = None,
     ci: float = 0.95,
     corp: bool = False,
+    sample_units: bool = True,
 ) -> Results:
     """All metrics from a summary (the kernel behind :func:`evaluate`): pure
     functions of its sums.  Per-sample values are summarised first.  When
     the summary holds the bootstrap's replicate sums, the results hold the
-    intervals of the metrics at level ``ci``; ``corp``: the CORP
-    decompositions too, when it holds the values' histogram."""
+    intervals of the metrics at level ``ci`` (and of the unbinned metrics
+    when ``sample_units``: each sample its own resampling unit, not the
+    pixels of segmentation maps); ``corp``: the CORP decompositions too,
+    when it holds the values' histogram."""
     n_bins = check_n_bins(n_bins)
     check_binning(binning)
     if isinstance(summary, SampleValues):
@@ -300,7 +303,7 @@ def summarize(
         **extra,
     )
     if summary.replicates:
-        results = with_intervals(results, summary, ci)
+        results = with_intervals(results, summary, ci, sample_units=sample_units)
     return results
 
 
@@ -351,11 +354,15 @@ INTERVAL_METRICS = (
 )
 
 
-def with_intervals(results: Results, summary: Summary, level: float) -> Results:
+def with_intervals(
+    results: Results, summary: Summary, level: float, *, sample_units: bool = True
+) -> Results:
     """``results`` with the bootstrap intervals of its metrics at ``level``,
     from the replicate sums of ``summary`` (see :mod:`relcal.bootstrap`: the
     binned plug-in errors get the bias-corrected interval, the means and the
-    debiased errors the plain percentile interval)."""
+    debiased errors the plain percentile interval), and of the unbinned
+    metrics from the values' histogram when ``sample_units``
+    (:func:`relcal.bootstrap.unbinned_replicates`)."""
     from relcal.bootstrap import BINNED, POSITIVE, interval, replicate_metrics
 
     reps = dict(summary.replicates)
@@ -367,6 +374,11 @@ def with_intervals(results: Results, summary: Summary, level: float) -> Results:
             out[name] = interval(
                 point, top[name], confidence=level, debias=name in BINNED
             )
+    # mean confidence - accuracy: over- (> 0) or under-confident (< 0) overall
+    gap = results.mean_confidence - results.accuracy
+    out["gap"] = interval(
+        gap, top["mean_confidence"] - top["accuracy"], confidence=level, debias=False
+    )
     sq = out.get("sq_ce_debiased")
     if sq is not None:
         out["rms_ce_debiased"] = replace(
@@ -385,6 +397,25 @@ def with_intervals(results: Results, summary: Summary, level: float) -> Results:
                 out[name] = interval(point, pos[short], confidence=level, debias=True)
     boot = reps["top"]
     ci = {"level": level, "n_replicates": boot.n_replicates, "seed": boot.seed}
+    if sample_units and results.values is not None and results.smooth_sigma:
+        from relcal.bootstrap import UNBINNED_REPLICATES, unbinned_replicates
+
+        n_unbinned = min(UNBINNED_REPLICATES, boot.n_replicates)
+        reps_u = unbinned_replicates(
+            results.values,
+            n_replicates=n_unbinned,
+            seed=boot.seed,
+            sigma=results.smooth_sigma,
+        )
+        names = ("smooth_ece", "aurc", "e_aurc", "auroc")
+        coarse = dict(zip(names, reps_u.pop("point"), strict=True))
+        for name, values in reps_u.items():
+            point = results.metric(name)
+            if point is not None and math.isfinite(coarse[name]):
+                # the coarse replicates' spread, around the full estimate
+                shifted = values + (point - coarse[name])
+                out[name] = interval(point, shifted, confidence=level, debias=False)
+        ci["n_replicates_unbinned"] = n_unbinned
     return replace(results, intervals=out, ci=ci)
 
 
@@ -556,13 +587,7 @@ def evaluate(
     (0.6667, 2, 'logits')
     """
     level = check_level(ci)
-    boot = None
-    if level is not None:
-        from relcal.bootstrap import check_replicates
-        from relcal.summary import BootstrapPlan
-
-        n_rep = check_replicates(n_replicates, n_bins=check_n_bins(n_bins))
-        boot = BootstrapPlan(n_rep, _check_seed(seed))
+    boot = _bootstrap_plan(level, n_replicates, seed, n_bins)
     summary, k = _summary_and_kind(
         scores,
         labels,
@@ -574,7 +599,12 @@ def evaluate(
         values=values,
     )
     return summarize(
-        summary, n_bins=n_bins, binning=binning, kind=k, ci=level or 0.95
+        summary,
+        n_bins=n_bins,
+        binning=binning,
+        kind=k,
+        ci=level or 0.95,
+        sample_units=np.ndim(labels) <= 1 or np.ndim(scores) <= 2,
     )
 
 
@@ -930,15 +960,34 @@ TOPLABEL_UNAVAILABLE = {
 
 
 def evaluate_predictions(
-    predictions: Any, *, n_bins: int = 15, binning: str = "width"
+    predictions: Any,
+    *,
+    n_bins: int = 15,
+    binning: str = "width",
+    ci: float | None = None,
+    n_replicates: int = 1000,
+    seed: int = 0,
+    values: bool | None = None,
+    corp: bool = False,
 ) -> Results:
     """Every metric of loaded predictions (:class:`relcal.io.Predictions`).
 
     Top-label files give accuracy, ECE, RMS-CE, MCE and the bin table; the
     metrics they cannot give are None and listed in ``Results.unavailable``.
+    ``ci``, ``n_replicates``, ``seed`` and ``values`` as :func:`evaluate`;
+    ``corp``: with the values, the CORP decompositions.
     """
     try:
-        return _evaluate_predictions(predictions, n_bins=n_bins, binning=binning)
+        boot = _bootstrap_plan(ci, n_replicates, seed, n_bins)
+        return _evaluate_predictions(
+            predictions,
+            n_bins=n_bins,
+            binning=binning,
+            boot=boot,
+            ci=ci or 0.95,
+            values=values,
+            corp=corp,
+        )
     except RelcalError as err:
         # Non-finite scores and the like are found while reducing; the user
         # needs to know which file held them.
@@ -946,13 +995,33 @@ def evaluate_predictions(
         raise (err.with_source(source) if source else err) from None
 
 
-def _evaluate_predictions(predictions: Any, *, n_bins: int, binning: str) -> Results:
+def _evaluate_predictions(
+    predictions: Any,
+    *,
+    n_bins: int,
+    binning: str,
+    boot: Any = None,
+    ci: float = 0.95,
+    values: bool | None = None,
+    corp: bool = False,
+) -> Results:
     # the metrics alone: no per-sample values (as :func:`evaluate`)
-    plan = _predictions_plan(predictions, n_bins)
+    plan = replace(_predictions_plan(predictions, n_bins, values), bootstrap=boot)
     summary = summarize_chunks(
         lambda: [_predictions_chunk(predictions)], plan, n_bins=n_bins, binning=binning
     )
-    return _results_of(predictions, summary, n_bins, binning)
+    return _results_of(predictions, summary, n_bins, binning, ci=ci, corp=corp)
+
+
+def _bootstrap_plan(ci: float | None, n_replicates: int, seed: int, n_bins: int) -> Any:
+    """The :class:`relcal.summary.BootstrapPlan` of a level ``ci`` (None: none)."""
+    if check_level(ci) is None:
+        return None
+    from relcal.bootstrap import check_replicates
+    from relcal.summary import BootstrapPlan
+
+    n_rep = check_replicates(n_replicates, n_bins=check_n_bins(n_bins))
+    return BootstrapPlan(n_rep, _check_seed(seed))
 
 
 def reduce_predictions(
@@ -981,7 +1050,9 @@ def _reduce_predictions(
     return samples, _results_of(predictions, summary, n_bins, binning)
 
 
-def _predictions_plan(predictions: Any, n_bins: int) -> Plan:
+def _predictions_plan(
+    predictions: Any, n_bins: int, values: bool | None = None
+) -> Plan:
     from relcal.values import wanted
 
     check_n_bins(n_bins)
@@ -990,7 +1061,7 @@ def _predictions_plan(predictions: Any, n_bins: int) -> Plan:
         predictions.n_classes,
         getattr(predictions, "ignore_index", None),
         n_bins=n_bins,
-        values=wanted(None, int(np.asarray(predictions.labels).size)),
+        values=wanted(values, int(np.asarray(predictions.labels).size)),
     )
 
 
@@ -1009,8 +1080,14 @@ def _results_of(
     *,
     ci: float = 0.95,
     corp: bool = False,
+    sample_units: bool | None = None,
 ) -> Results:
     top = predictions.kind == "toplabel"
+    if sample_units is None:
+        shape = getattr(predictions, "label_shape", None)
+        if shape is None:
+            shape = np.shape(predictions.labels)
+        sample_units = len(shape) <= 1
     return summarize(
         summary,
         n_bins=n_bins,
@@ -1020,6 +1097,7 @@ def _results_of(
         class_names=predictions.class_names,
         ci=ci,
         corp=corp,
+        sample_units=sample_units,
     )
 
 

@@ -292,6 +292,44 @@ def _measure(
     return Measurement(results, summary, rows.n_units, rows.labels())
 
 
+def measure_for_report(
+    inp: Input,
+    *,
+    n_bins: int = 15,
+    binning: str = "width",
+    ci: float | None = 0.95,
+    n_replicates: int = 1000,
+    seed: int = 0,
+    values: bool | None = None,
+    corp: bool = True,
+) -> Results:
+    """The results a report shows of a streamed input: as
+    :func:`relcal.metrics.evaluate_predictions` of the loaded file (the
+    bootstrap intervals at ``ci``, the unbinned metrics when ``values`` says
+    so, auto by default), streamed."""
+    from relcal.bootstrap import check_replicates, check_size
+    from relcal.values import wanted
+
+    boot = None
+    if ci is not None:
+        try:
+            check_replicates(n_replicates, n_bins=n_bins)
+            unit = "images" if len(inp.label_shape) > 1 else "samples"
+            check_size(inp.label_shape[0], n_replicates, unit=unit)
+        except RelcalError as err:
+            raise err.with_source(inp.source) from None
+        boot = BootstrapPlan(n_replicates, seed)
+    return measure(
+        inp,
+        n_bins=n_bins,
+        binning=binning,
+        bootstrap=boot,
+        ci=ci or 0.95,
+        values=wanted(values, math.prod(inp.label_shape)),
+        corp=corp,
+    ).results
+
+
 # --------------------------------------------------------------------------
 # relcal check
 

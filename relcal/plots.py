@@ -271,8 +271,12 @@ class ReliabilityArtists:
     empty: Any  # BarContainer of the empty bins, or None
 
 
-def reliability_legend(*, empty: bool = True) -> tuple[list[Any], list[str]]:
-    """The reliability diagram's legend: every colour it uses, each gap's side."""
+def reliability_legend(
+    *, empty: bool = True, band: float | None = None, outside: bool = False
+) -> tuple[list[Any], list[str]]:
+    """The reliability diagram's legend: every colour it uses, each gap's side;
+    with ``band`` (its level) the consistency band, and with ``outside`` the
+    marker of a bin whose accuracy lies outside its band."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -299,7 +303,84 @@ def reliability_legend(*, empty: bool = True) -> tuple[list[Any], list[str]]:
                 "empty bin (no data)",
             )
         )
+    if band is not None:
+        entries.append((band_patch(), band_label(band)))
+    if outside:
+        entries.append((outside_handle(), OUTSIDE_LABEL))
     return [h for h, _ in entries], [t for _, t in entries]
+
+
+# the consistency band: a light grey box with a dark edge (it shows over the
+# blue bar, the hatched gap and white alike, and in grey print)
+BAND_FILL = (0.0, 0.0, 0.0, 0.13)
+BAND_EDGE = "#333333"
+OUTSIDE_FACE, OUTSIDE_EDGE = "#F0E442", "#000000"  # Okabe-Ito yellow star
+OUTSIDE_LABEL = "accuracy outside its band"
+
+
+def band_label(level: float) -> str:
+    """The legend entry of a consistency band at ``level``."""
+    return f"{level:.0%} band if calibrated"
+
+
+def band_patch() -> Any:
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor=BAND_FILL, edgecolor=BAND_EDGE, lw=0.6)
+
+
+def outside_handle() -> Any:
+    from matplotlib.lines import Line2D
+
+    return Line2D(
+        [],
+        [],
+        ls="",
+        marker="*",
+        ms=7.5,
+        markerfacecolor=OUTSIDE_FACE,
+        markeredgecolor=OUTSIDE_EDGE,
+        markeredgewidth=0.5,
+    )
+
+
+def _band(
+    ax: Any,
+    table: BinTable,
+    band: tuple[np.ndarray, np.ndarray],
+    outside: np.ndarray | None,
+) -> tuple[Any, Any]:
+    """Each non-empty bin's consistency band, a box over the middle half of
+    the bin, and a star at the accuracy of each bin outside its band."""
+    edges = table.edges
+    lo, width = edges[:-1], np.diff(edges)
+    low, high = np.asarray(band[0], float), np.asarray(band[1], float)
+    shown = np.isfinite(low) & np.isfinite(high) & (table.count > 0)
+    boxes = ax.bar(
+        lo[shown] + width[shown] / 4,
+        np.maximum(high[shown] - low[shown], 0.004),
+        bottom=low[shown],
+        width=width[shown] / 2,
+        align="edge",
+        color=BAND_FILL,
+        edgecolor=BAND_EDGE,
+        linewidth=0.6,
+        zorder=2.5,
+    )
+    stars = None
+    if outside is not None and np.any(outside):
+        out = np.asarray(outside, dtype=bool) & (table.count > 0)
+        stars = ax.scatter(
+            lo[out] + width[out] / 2,
+            table.accuracy[out],
+            s=48,
+            marker="*",
+            facecolors=OUTSIDE_FACE,
+            edgecolors=OUTSIDE_EDGE,
+            linewidths=0.5,
+            zorder=4,
+        )
+    return boxes, stars
 
 
 def _reliability(
@@ -454,29 +535,45 @@ def _margin_for_counts(table: BinTable) -> float:
 
 
 def reliability_svg(
-    table: BinTable, *, title: str = "", xlabel: str = "confidence (top-label)"
+    table: BinTable,
+    *,
+    title: str = "",
+    xlabel: str = "confidence (top-label)",
+    band: tuple[np.ndarray, np.ndarray] | None = None,
+    outside: np.ndarray | None = None,
+    level: float = 0.95,
 ) -> str:
     """Reliability diagram with a marginal strip of bin counts (linear, each
-    bar labelled) and the legend below, outside the axes."""
+    bar labelled) and the legend below, outside the axes.  With ``band``
+    (low, high per bin, :func:`relcal.estimators.consistency_band` at
+    ``level``) each bin's consistency band, and a star on each bin
+    ``outside`` it."""
     width = 4.6
-    handles, labels = reliability_legend(empty=bool((table.count == 0).any()))
-    band = legend_band(labels, width - 0.3)
+    any_outside = outside is not None and bool(np.any(outside))
+    handles, labels = reliability_legend(
+        empty=bool((table.count == 0).any()),
+        band=None if band is None else level,
+        outside=any_outside,
+    )
+    legend = legend_band(labels, width - 0.3)
     with _figure(
         width,
-        4.5 + band.height,
+        4.5 + legend.height,
         left=_margin_for_counts(table),
         top=0.3 if title else 0.12,
-        bottom=0.5 + band.height,
+        bottom=0.5 + legend.height,
         hspace=0.08,
     ) as fig:
         top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3.0, 1.1])
         _reliability(top, table, ylabel="accuracy", legend=False)
+        if band is not None:
+            _band(top, table, band, outside)
         if title:
             top.set_title(plain(short_label(title)))
         _counts(bottom, table)
         _bin_axes(bottom, table.edges, xlabel)
         fig.align_ylabels([top, bottom])
-        legend_below(fig, handles, labels, band)
+        legend_below(fig, handles, labels, legend)
         return _svg(fig)
 
 
@@ -753,4 +850,186 @@ def compare_svg(
         if title:
             ax.set_title(plain(short_label(title)))
         legend_below(fig, [diagonal, *lines], labels, band)
+        return _svg(fig)
+
+
+# -- the figures of the forecasts themselves (no bins) -------------------------
+
+DENSITY_FILL = "#BBBBBB"
+
+
+def smooth_reliability_svg(
+    mesh: np.ndarray,
+    mu: np.ndarray,
+    density: np.ndarray,
+    *,
+    title: str = "",
+    xlabel: str = "confidence (top-label)",
+) -> str:
+    """The smooth reliability diagram (relplot's style): the kernel-smoothed
+    accuracy ``mu`` at each confidence of ``mesh``, drawn thicker where the
+    confidences are dense, against the diagonal; below, their density.  One
+    segment per mesh point (200 by default), whatever the number of samples."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    x = np.asarray(mesh, dtype=np.float64)
+    y = np.clip(np.asarray(mu, dtype=np.float64), 0.0, 1.0)
+    dens = np.asarray(density, dtype=np.float64)
+    top_density = float(np.nanmax(dens)) if dens.size else 0.0
+    share = dens / top_density if top_density > 0 else np.zeros_like(dens)
+    widths = 0.4 + 3.2 * 0.5 * (share[:-1] + share[1:])
+    labels = [
+        "smoothed accuracy (thicker: more predictions)",
+        "perfect calibration",
+        "density of the confidence",
+    ]
+    handles = [
+        Line2D([], [], color=BLUE, lw=2.2),
+        Line2D([], [], ls="--", lw=0.8, color=DIAGONAL),
+        Patch(facecolor=DENSITY_FILL, edgecolor="none"),
+    ]
+    width = 4.6
+    band = legend_band(labels, width - 0.3)
+    with _figure(
+        width,
+        4.2 + band.height,
+        left=0.62,
+        top=0.3 if title else 0.12,
+        bottom=0.5 + band.height,
+        hspace=0.08,
+    ) as fig:
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3.0, 0.9])
+        top.plot([0, 1], [0, 1], ls="--", lw=0.8, color=DIAGONAL)
+        points = np.column_stack((x, y))
+        segments = np.stack((points[:-1], points[1:]), axis=1)
+        top.add_collection(
+            LineCollection(
+                list(segments), linewidths=widths, colors=BLUE, capstyle="round"
+            )
+        )
+        top.set_xlim(0, 1)
+        top.set_ylim(0, 1)
+        top.set_ylabel("accuracy (smoothed)")
+        if title:
+            top.set_title(plain(short_label(title)))
+        bottom.fill_between(x, 0, dens, color=DENSITY_FILL, lw=0)
+        bottom.set_ylim(0, max(top_density * 1.05, 1e-12))
+        bottom.set_yticks([])
+        bottom.set_ylabel("density")
+        bottom.set_xlim(0, 1)
+        bottom.set_xlabel(xlabel)
+        fig.align_ylabels([top, bottom])
+        legend_below(fig, handles, labels, band)
+        return _svg(fig)
+
+
+def corp_svg(
+    curve_x: np.ndarray,
+    curve_y: np.ndarray,
+    band_x: np.ndarray | None,
+    band_low: np.ndarray | None,
+    band_high: np.ndarray | None,
+    *,
+    level: float | None = None,
+    title: str = "",
+    xlabel: str = "confidence (top-label)",
+) -> str:
+    """The CORP reliability diagram: the PAV (isotonic) recalibration of the
+    confidence as a step curve, its consistency band around the diagonal (at
+    ``level``) and the diagonal.  The curve and the band come thinned
+    (:meth:`relcal.corp.CorpDiagram.curve_points`, a few hundred points)."""
+    from matplotlib.lines import Line2D
+
+    labels = ["PAV-recalibrated accuracy (CORP)", "perfect calibration"]
+    handles: list[Any] = [
+        Line2D([], [], color=BLUE, lw=1.4),
+        Line2D([], [], ls="--", lw=0.8, color=DIAGONAL),
+    ]
+    if band_x is not None and level is not None:
+        labels.append(band_label(level))
+        handles.append(band_patch())
+    width = 4.6
+    band = legend_band(labels, width - 0.3)
+    with _figure(
+        width,
+        3.9 + band.height,
+        left=0.62,
+        top=0.3 if title else 0.12,
+        bottom=0.5 + band.height,
+    ) as fig:
+        ax = fig.subplots()
+        if band_x is not None and band_low is not None and band_high is not None:
+            ax.fill_between(
+                band_x,
+                band_low,
+                band_high,
+                facecolor=BAND_FILL,
+                edgecolor=BAND_EDGE,
+                lw=0.4,
+            )
+        ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color=DIAGONAL)
+        ax.plot(curve_x, curve_y, color=BLUE, lw=1.4, solid_joinstyle="miter")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("accuracy (PAV-recalibrated)")
+        if title:
+            ax.set_title(plain(short_label(title)))
+        legend_below(fig, handles, labels, band)
+        return _svg(fig)
+
+
+def oracle_risk(coverage: np.ndarray, accuracy: float) -> np.ndarray:
+    """The risk at each coverage of a ranking with every correct prediction
+    first: 0 up to the accuracy, then ``1 - accuracy / coverage``."""
+    c = np.asarray(coverage, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(c > accuracy, 1.0 - accuracy / np.maximum(c, 1e-300), 0.0)
+
+
+def risk_coverage_svg(
+    coverage: np.ndarray,
+    risk: np.ndarray,
+    accuracy: float,
+    *,
+    title: str = "",
+) -> str:
+    """The risk-coverage curve: the error rate of the predictions accepted,
+    most confident first, against the fraction accepted; beside it the
+    oracle's (every correct prediction first).  The curve comes thinned
+    (:meth:`relcal.selective.RiskCoverage.thinned`, 200 points)."""
+    from matplotlib.lines import Line2D
+
+    cov = np.asarray(coverage, dtype=np.float64)
+    rsk = np.asarray(risk, dtype=np.float64)
+    grid = np.unique(np.concatenate(([0.0, accuracy], np.linspace(0, 1, 101))))
+    grid = grid[(grid >= 0) & (grid <= 1)]
+    labels = ["risk by confidence", "oracle (correct ones first)"]
+    handles = [
+        Line2D([], [], color=BLUE, lw=1.4),
+        Line2D([], [], color=GREY, lw=1.2, ls=":"),
+    ]
+    width = 4.6
+    band = legend_band(labels, width - 0.3)
+    with _figure(
+        width,
+        3.4 + band.height,
+        left=0.62,
+        top=0.3 if title else 0.12,
+        bottom=0.5 + band.height,
+    ) as fig:
+        ax = fig.subplots()
+        ax.plot(grid, oracle_risk(grid, accuracy), color=GREY, lw=1.2, ls=":")
+        ax.plot(cov, rsk, color=BLUE, lw=1.4)
+        finite = rsk[np.isfinite(rsk)]
+        top = float(finite.max()) if finite.size else 1.0
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, min(1.0, max(top * 1.1, 1e-3)))
+        ax.set_xlabel("coverage (fraction accepted, most confident first)")
+        ax.set_ylabel("risk (error rate of the accepted)")
+        if title:
+            ax.set_title(plain(short_label(title)))
+        legend_below(fig, handles, labels, band)
         return _svg(fig)

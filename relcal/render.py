@@ -55,6 +55,10 @@ CONVENTIONS = {
         " unbiased_square_ce); may be negative"
     ),
     "rms_ce_debiased": "sqrt(max(sq_ce_debiased, 0)) (Kumar et al.'s unbiased_l2_ce)",
+    "gap_interval": (
+        "intervals.metrics.gap: mean confidence - accuracy over all samples"
+        " (> 0 over-confident), percentile interval"
+    ),
     "intervals": (
         "Poisson bootstrap of the leading-axis rows (samples, or whole images),"
         " percentile intervals; the plug-in binned errors' intervals are shifted"
@@ -240,6 +244,7 @@ def intervals_to_dict(results: Results) -> dict[str, Any] | None:
         "n_replicates": results.ci["n_replicates"],
         "seed": results.ci["seed"],
         "resampling": RESAMPLING,
+        "n_replicates_unbinned": results.ci.get("n_replicates_unbinned"),
         "metrics": out,
     }
 

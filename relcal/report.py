@@ -17,7 +17,7 @@ import datetime as _dt
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,34 @@ class MetricRow:
     value: float | None
     text: str  # formatted value, or "n/a (why)"
     convention: str
+    # the bootstrap interval at the report's level, formatted as the value
+    # ("[0.0357, 0.0620]"); "" without one
+    interval: str = ""
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class CorpRow:
+    """One line of the CORP table: ``mean_score = MCB - DSC + UNC``."""
+
+    score: str  # "Brier" or "log"
+    mean_score: float
+    miscalibration: float
+    discrimination: float
+    uncertainty: float
+
+
+@dataclass(frozen=True)
+class Band:
+    """The consistency band of each bin of the reliability diagram
+    (:func:`relcal.estimators.consistency_band`) at ``level``, and whether
+    each bin's accuracy lies outside it."""
+
+    level: float
+    low: np.ndarray
+    high: np.ndarray
+    outside: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -129,6 +157,17 @@ class ModelReport:
     ensemble_of: list[str] | None = None
     short_name: str = ""  # the name in tables and legends (full: ``name``)
     next_step: NextStep | None = None
+    # the per-model metric table (plug-in and debiased errors side by side,
+    # the gap behind the verdict), the unbinned metrics and CORP's scores
+    detail: list[MetricRow] = field(default_factory=list)
+    unbinned: list[MetricRow] = field(default_factory=list)
+    corp_rows: list[CorpRow] = field(default_factory=list)
+    # why the unbinned metrics and figures are missing ("" when shown)
+    unbinned_note: str = ""
+    band: Band | None = None
+    smooth: Any = None  # relcal.smooth.SmoothDiagram
+    corp: Any = None  # relcal.corp.CorpDiagram
+    verdict_call: str = ""  # VERDICT_CALLS: what the verdict says
 
 
 @dataclass
@@ -142,6 +181,7 @@ class ReportData:
     models: list[ModelReport]
     comparison: Figure | None
     conventions: dict[str, str]
+    verdict_rule: str = ""
 
 
 # -- inputs --------------------------------------------------------------------
@@ -274,64 +314,219 @@ def _fmt(value: float | None, key: str) -> str:
         return "n/a"
     if key == "accuracy" or key == "mean_confidence":
         return f"{value:.2%}"
+    if key == "gap":
+        return f"{value:+.2%}"
     return f"{value:.4f}"
 
 
-def metric_rows(results: Results, *, positive: bool | None = None) -> list[MetricRow]:
-    """The metrics table of one model.  The positive-class rows are there for
-    two classes (``positive=None``), or when ``positive`` says so (a report
-    comparing a binary model with others keeps its columns aligned)."""
-    from relcal.render import CONVENTIONS, METRIC_LABELS, shown_metrics
+def _fmt_interval(low: float, high: float, key: str) -> str:
+    return f"[{_fmt(low, key)}, {_fmt(high, key)}]"
 
-    conv = {
-        "accuracy": "fraction of samples whose top class is the label",
-        "mean_confidence": CONVENTIONS["confidence"],
-        "ece": CONVENTIONS["ece"],
-        "rms_ce": CONVENTIONS["rms_ce"],
-        "mce": CONVENTIONS["mce"],
-        "classwise_ece": CONVENTIONS["classwise_ece"],
-        "nll": CONVENTIONS["nll"],
-        "brier": CONVENTIONS["brier"],
-        "positive_class_ece": CONVENTIONS["positive_class_ece"],
-        "positive_class_rms_ce": CONVENTIONS["positive_class_rms_ce"],
-        "positive_class_mce": CONVENTIONS["positive_class_mce"],
-    }
+
+# conventions of the rows that are not in relcal.render.CONVENTIONS' words
+_ROW_CONVENTIONS = {
+    "accuracy": "fraction of samples whose top class is the label",
+    "gap": "mean confidence − accuracy over all samples: > 0 over-confident",
+}
+# a bias-corrected interval (relcal.bootstrap.BINNED) sits around the
+# debiased estimate, not the plug-in value: the row says so
+_BIAS_CORRECTED = "; its interval is bias-corrected (it may lie below the value)"
+
+
+def _row(results: Results, key: str, label: str, value: Any = None) -> MetricRow:
+    """One metric row: the value, its interval (if any) and its convention."""
+    from relcal.bootstrap import BINNED
+    from relcal.render import CONVENTIONS
+
+    if value is None:
+        value = getattr(results, key, None)
+    value = None if value is None or not np.isfinite(value) else float(value)
+    text = _fmt(value, key)
+    if value is None:
+        text = "n/a: " + results.unavailable.get(key, "not computed")
+    conv = _ROW_CONVENTIONS.get(key) or CONVENTIONS.get(
+        "confidence" if key == "mean_confidence" else key, ""
+    )
+    iv = results.intervals.get(key) if results.intervals else None
+    if (
+        iv is None
+        or value is None
+        or not (np.isfinite(iv.low) and np.isfinite(iv.high))
+    ):
+        return MetricRow(key, label, value, text, conv)
+    if key in BINNED:
+        conv += _BIAS_CORRECTED
+    return MetricRow(
+        key,
+        label,
+        value,
+        text,
+        conv,
+        _fmt_interval(iv.low, iv.high, key),
+        float(iv.low),
+        float(iv.high),
+    )
+
+
+def metric_rows(results: Results, *, positive: bool | None = None) -> list[MetricRow]:
+    """The metrics of the summary table (one column each).  The
+    positive-class rows are there for two classes (``positive=None``), or
+    when ``positive`` says so (a report comparing a binary model with others
+    keeps its columns aligned)."""
+    from relcal.render import METRIC_LABELS, shown_metrics
+
     if positive is None:
         labels = shown_metrics(results.n_classes)
     else:
         labels = METRIC_LABELS if positive else shown_metrics(0)
+    return [_row(results, key, label) for key, label in labels]
+
+
+GAP_LABEL = "confidence − accuracy"
+
+
+def detail_rows(results: Results) -> list[MetricRow]:
+    """The metric table of one model: as :func:`metric_rows`, with the gap
+    behind the verdict after the mean confidence and each debiased error
+    after its plug-in one."""
+    from relcal.render import DEBIASED_LABELS
+
+    debiased = dict(DEBIASED_LABELS)
     rows = []
-    for key, label in labels:
-        value = getattr(results, key)
-        value = None if value is None or not np.isfinite(value) else float(value)
-        text = _fmt(value, key)
-        if value is None:
-            text = "n/a: " + results.unavailable.get(key, "not computed")
-        rows.append(MetricRow(key, label, value, text, conv[key]))
+    for row in metric_rows(results):
+        rows.append(row)
+        if row.key == "mean_confidence":
+            gap = results.mean_confidence - results.accuracy
+            rows.append(_row(results, "gap", GAP_LABEL, gap))
+        elif row.key == "ece":
+            rows.append(_row(results, "ece_debiased", debiased["ece_debiased"]))
+        elif row.key == "rms_ce":
+            rows.append(_row(results, "rms_ce_debiased", debiased["rms_ce_debiased"]))
+            rows.append(_row(results, "sq_ce_debiased", debiased["sq_ce_debiased"]))
     return rows
+
+
+def unbinned_rows(results: Results) -> list[MetricRow]:
+    """The metrics of the confidences themselves (no bins); empty when they
+    were not computed."""
+    from relcal.render import UNBINNED_LABELS
+
+    if results.values is None:
+        return []
+    rows = []
+    for key, label in UNBINNED_LABELS:
+        row = _row(results, key, label)
+        if key == "smooth_ece" and results.smooth_sigma is not None:
+            row = replace(row, label=f"{label} (σ = {results.smooth_sigma:.3f})")
+        rows.append(row)
+    return rows
+
+
+def corp_rows(corp: Any) -> list[CorpRow]:
+    """``{"brier": Decomposition, "log": Decomposition}`` as table rows."""
+    if not corp:
+        return []
+    names = {"brier": "Brier (x − y)²", "log": "log score (nats)"}
+    return [
+        CorpRow(
+            names.get(k, k),
+            float(d.mean_score),
+            float(d.miscalibration),
+            float(d.discrimination),
+            float(d.uncertainty),
+        )
+        for k, d in corp.items()
+    ]
 
 
 _BINNING_NAME = {"width": "equal-width", "mass": "equal-mass"}
 
+# the verdict's rule, in the words the report shows (one sentence)
+WELL_CALIBRATED = 0.02
+VERDICT_RULE = (
+    "Verdict rule: well calibrated if the whole {level} interval of the ECE lies"
+    " below 0.02; else over- or under-confident if the {level} interval of mean"
+    " confidence − accuracy lies above or below 0 (“slightly” if the ECE is"
+    " below 0.05); else not enough data to tell, unless the debiased squared"
+    " error's interval excludes 0 (miscalibrated, no overall direction)."
+)
+VERDICT_RULE_POINT = (
+    "Verdict rule (no intervals: --no-intervals): well calibrated if the ECE is"
+    " below 0.02, else over- or under-confident by the sign of mean confidence −"
+    " accuracy (“slightly” if the ECE is below 0.05)."
+)
+VERDICT_CALLS = (
+    "well calibrated",
+    "slightly over-confident",
+    "over-confident",
+    "slightly under-confident",
+    "under-confident",
+    "miscalibrated, no overall direction",
+    "not enough data to tell",
+)
+
+
+def verdict_rule(level: float | None) -> str:
+    """The sentence that states how :func:`verdict_call` decides."""
+    if level is None:
+        return VERDICT_RULE_POINT
+    return VERDICT_RULE.format(level=f"{level:.0%}")
+
 
 def strength(results: Results) -> str:
-    """"well calibrated", "(slightly) over-confident" or "under-confident"."""
+    """ "well calibrated", "(slightly) over-confident" or "under-confident",
+    from the point values alone (the verdict after scaling, and any results
+    without intervals)."""
     side = (
         "over-confident"
         if results.mean_confidence - results.accuracy > 0
         else "under-confident"
     )
-    if results.ece < 0.02:
+    if results.ece < WELL_CALIBRATED:
         return "well calibrated"
     return "slightly " + side if results.ece < 0.05 else side
 
 
+def verdict_call(results: Results) -> str:
+    """What the verdict says (one of :data:`VERDICT_CALLS`), by the rule of
+    :data:`VERDICT_RULE` when the results hold the intervals it needs, else
+    by :func:`strength`."""
+    iv = results.intervals or {}
+    gap, ece, sq = iv.get("gap"), iv.get("ece"), iv.get("sq_ce_debiased")
+    if gap is None or ece is None:
+        return strength(results)
+    if ece.high < WELL_CALIBRATED:
+        return "well calibrated"
+    if gap.low > 0 or gap.high < 0:
+        side = "over-confident" if gap.low > 0 else "under-confident"
+        return "slightly " + side if ece.estimate < 0.05 else side
+    if sq is not None and sq.low > 0:
+        return "miscalibrated, no overall direction"
+    return "not enough data to tell"
+
+
 def verdict(results: Results) -> str:
-    """One sentence a reader takes away first."""
+    """One sentence a reader takes away first, with the intervals behind it."""
+    call = verdict_call(results)
+    bins = f"{results.n_bins} {_BINNING_NAME[results.binning]} bins"
+    iv = results.intervals or {}
+    gap, ece = iv.get("gap"), iv.get("ece")
+    if gap is None or ece is None:
+        return (
+            f"{call.capitalize()}: mean confidence "
+            f"{results.mean_confidence:.1%} vs accuracy {results.accuracy:.1%}; ECE "
+            f"{results.ece:.3f} ({bins})."
+        )
+    level = f"{gap.confidence:.0%}"
+    point = results.mean_confidence - results.accuracy
+    head = call.capitalize()
+    if call == "not enough data to tell":
+        head += f" ({results.n:,} samples)"
     return (
-        f"{strength(results).capitalize()}: mean confidence "
-        f"{results.mean_confidence:.1%} vs accuracy {results.accuracy:.1%}; ECE "
-        f"{results.ece:.3f} ({results.n_bins} {_BINNING_NAME[results.binning]} bins)."
+        f"{head}: mean confidence {results.mean_confidence:.1%} vs accuracy "
+        f"{results.accuracy:.1%}, a gap of {100 * point:+.1f} points ({level}"
+        f" interval {100 * gap.low:+.1f} to {100 * gap.high:+.1f}); ECE "
+        f"{results.ece:.3f} [{ece.low:.3f}, {ece.high:.3f}] ({bins})."
     )
 
 
@@ -401,6 +596,174 @@ def _anchor(i: int) -> str:
     return f"model-{i + 1}"
 
 
+def is_map(predictions: Any) -> bool:
+    """Whether the input is a segmentation map (pixels of one image: samples
+    that are not independent)."""
+    shape = getattr(predictions, "label_shape", None)
+    if shape is None:
+        shape = np.shape(getattr(predictions, "labels", ()))
+    return len(shape) > 1
+
+
+def report_level(results: Results) -> float:
+    """The level of the report's bands: its intervals' (0.95 without them)."""
+    return float(results.ci["level"]) if results.ci else 0.95
+
+
+def reliability_band(results: Results, level: float | None = None) -> Band | None:
+    """Each bin's consistency band at ``level`` (default the report's) and the
+    bins outside it (:mod:`relcal.estimators`; None for an empty table)."""
+    from relcal.estimators import consistency_band
+
+    table = results.table
+    if int(np.sum(table.count)) == 0:
+        return None
+    level = report_level(results) if level is None else level
+    low, high = consistency_band(table, level)
+    acc = table.accuracy
+    with np.errstate(invalid="ignore"):
+        outside = np.nan_to_num((acc < low) | (acc > high), nan=False).astype(bool)
+    outside &= np.asarray(table.count) > 0
+    return Band(level, low, high, outside)
+
+
+def band_caption(band: Band | None, segmentation: bool) -> str:
+    """The reliability diagram's sentence on its consistency band."""
+    if band is None:
+        return ""
+    n_out = int(band.outside.sum())
+    n_bins = int(np.sum(np.isfinite(band.low)))
+    text = (
+        f" Grey boxes: where each bin's accuracy would fall with {band.level:.0%}"
+        " probability if the model were calibrated (binomial consistency band,"
+        f" Bröcker & Smith 2007); {n_out} of {n_bins} non-empty bins lie outside"
+        " theirs (starred)."
+    )
+    if segmentation:
+        text += (
+            " The band assumes independent samples: pixels of one image are"
+            " correlated, so here it is too narrow and overstates the starred bins."
+        )
+    return text
+
+
+def unbinned_note(results: Results) -> str:
+    """Why the unbinned metrics and their figures are missing ("" if shown)."""
+    from relcal.values import AUTO_MAX
+
+    if results.values is not None:
+        return ""
+    if results.n > AUTO_MAX:
+        return (
+            f"Smooth ECE, AURC, E-AURC, AUROC, CORP and their figures were not "
+            f"computed: the input has {results.n:,} samples, more than "
+            f"{AUTO_MAX:,}, where keeping every distinct confidence costs about "
+            "as much as the rest of the pass; relcal report --unbinned on "
+            "computes them."
+        )
+    return (
+        "Smooth ECE, AURC, E-AURC, AUROC, CORP and their figures were not "
+        "computed (--unbinned off); relcal report --unbinned on computes them."
+    )
+
+
+def unbinned_figures(
+    results: Results, index: int, title: str
+) -> tuple[Figure | None, Figure | None, Figure | None, Any, Any]:
+    """The smooth reliability diagram, the CORP diagram and the risk-coverage
+    curve of the confidences themselves (None each without the values), and
+    the smooth and CORP diagrams' data."""
+    from relcal import plots
+
+    g = results.values
+    if g is None or len(g.value) == 0:
+        return None, None, None, None, None
+    from relcal.corp import corp_diagram
+    from relcal.smooth import smooth_diagram
+
+    a = _anchor(index)
+    sm = smooth_diagram(g.value, g.count, g.sum_y)
+    smooth_fig = Figure(
+        f"{a}-smooth",
+        "Smooth reliability diagram (Błasiok & Nakkiran 2023, relplot's style): "
+        "the fraction correct of predictions near each confidence, a Gaussian "
+        f"kernel of width σ = {sm.sigma:.3f} instead of bins; the line is "
+        "thicker where predictions are denser (their density below). Smooth "
+        f"ECE {sm.smece:.4f}.",
+        plots.smooth_reliability_svg(sm.mesh, sm.mu, sm.density, title=title),
+        how="How to read: where the thick part of the line runs below the "
+        "dashed diagonal, predictions are right less often than their "
+        "confidence claims; a thin stretch rests on few predictions.",
+    )
+    level = report_level(results)
+    seed = int(results.ci["seed"]) if results.ci else 0
+    try:
+        corp = corp_diagram(
+            g.value,
+            g.count,
+            g.sum_y,
+            level=level,
+            n_boot=100,
+            seed=seed,
+            event="top-label correct",
+        )
+    except RelcalError:  # weighted counts: no band
+        corp = corp_diagram(
+            g.value, g.count, g.sum_y, level=None, event="top-label correct"
+        )
+    cx, cy = corp.curve_points()
+    bx = blo = bhi = None
+    if corp.bands is not None:
+        from relcal.corp import thin_monotone
+
+        b = corp.bands
+        i = thin_monotone(b.x, [b.lower, b.upper], corp.max_points)
+        bx, blo, bhi = b.x[i], b.lower[i], b.upper[i]
+    dec = (results.corp or corp.decompositions)["brier"]
+    corp_fig = Figure(
+        f"{a}-corp",
+        "CORP reliability diagram (Dimitriadis, Gneiting & Jordan 2021): the "
+        "fraction correct as a non-decreasing step function of the confidence "
+        "(isotonic, PAV), no bins to choose"
+        + (
+            f"; grey, where {level:.0%} of such curves of a calibrated model "
+            f"fall ({corp.bands.n_boot} resamples)"
+            if corp.bands is not None
+            else ""
+        )
+        + f". Brier score {dec.mean_score:.4f} = miscalibration (MCB) "
+        f"{dec.miscalibration:.4f} − discrimination (DSC) "
+        f"{dec.discrimination:.4f} + uncertainty (UNC) {dec.uncertainty:.4f}.",
+        plots.corp_svg(cx, cy, bx, blo, bhi, level=level, title=title),
+        how="How to read: a step below the diagonal and outside the grey band "
+        "is a range of confidences that is over-confident beyond chance; MCB is "
+        "the Brier score that recalibration would remove.",
+    )
+    sel = results.selective
+    risk_fig = None
+    if sel is not None:
+        auroc = "n/a" if sel.auroc is None else f"{sel.auroc:.4f}"
+        risk_fig = Figure(
+            f"{a}-risk",
+            "Risk–coverage curve (Geifman & El-Yaniv 2017): keep the most "
+            "confident predictions and abstain on the rest; the error rate of "
+            "those kept against the fraction kept; dotted, an oracle that keeps "
+            f"every correct prediction first. AURC {sel.aurc:.4f} (oracle "
+            f"{sel.oracle_aurc:.4f}, E-AURC {sel.e_aurc:.4f}); AUROC of the "
+            f"confidence for telling right from wrong {auroc}.",
+            plots.risk_coverage_svg(
+                np.asarray(sel.curve["coverage"]),
+                np.asarray(sel.curve["risk"]),
+                float(sel.accuracy),
+                title=title,
+            ),
+            how="How to read: the lower the curve, the better the confidence "
+            "ranks right above wrong predictions; the gap to the dotted oracle "
+            "is E-AURC.",
+        )
+    return smooth_fig, corp_fig, risk_fig, sm, corp
+
+
 def model_report(
     predictions: Any,
     results: Results,
@@ -423,6 +786,8 @@ def model_report(
     source["sha256"] = sha256
     source["labels_sha256"] = labels_sha256
     class_names = predictions.class_names
+    band = reliability_band(results)
+    title = short_name(name, ensemble_of)
     figs = {
         "reliability": Figure(
             f"{_anchor(index)}-reliability",
@@ -431,11 +796,20 @@ def model_report(
             "vermilion where the bin is over-confident, blue where it is "
             "under-confident; below, the number of predictions per bin (linear "
             "scale, each bar labelled where it is wide enough). A grey hatched band "
-            "along the bottom marks an empty bin (no data, not accuracy 0).",
-            plots.reliability_svg(results.table, title=short_name(name, ensemble_of)),
+            "along the bottom marks an empty bin (no data, not accuracy 0)."
+            + band_caption(band, is_map(predictions)),
+            plots.reliability_svg(
+                results.table,
+                title=title,
+                band=None if band is None else (band.low, band.high),
+                outside=None if band is None else band.outside,
+                level=0.95 if band is None else band.level,
+            ),
             how="How to read: a bar that stops below its dot is a bin whose "
-            "predictions are right less often than their confidence claims; the "
-            "tallest count bars are the bins that weigh most in the ECE.",
+            "predictions are right less often than their confidence claims; a "
+            "star marks a bin whose accuracy a calibrated model would rarely "
+            "show (outside the grey box); the tallest count bars are the bins "
+            "that weigh most in the ECE.",
         ),
         "histogram": Figure(
             f"{_anchor(index)}-histogram",
@@ -473,6 +847,20 @@ def model_report(
             how="How to read: a class whose large markers sit below the diagonal "
             "is predicted with more confidence than it earns.",
         )
+    smooth_fig, corp_fig, risk_fig, smooth, corp = unbinned_figures(
+        results, index, title
+    )
+    for key, fig in (("smooth", smooth_fig), ("corp", corp_fig), ("risk", risk_fig)):
+        if fig is not None:
+            figs[key] = fig
+    bins = bins_to_list(results.table)
+    if band is not None:
+        for row, low, high, out in zip(
+            bins, band.low, band.high, band.outside, strict=True
+        ):
+            row["band_low"] = None if not np.isfinite(low) else float(low)
+            row["band_high"] = None if not np.isfinite(high) else float(high)
+            row["outside"] = bool(out)
     return ModelReport(
         name=name,
         anchor=_anchor(index),
@@ -480,7 +868,17 @@ def model_report(
         results=results,
         class_names=class_names,
         metrics=metric_rows(results),
-        bins=bins_to_list(results.table),
+        detail=detail_rows(results),
+        unbinned=unbinned_rows(results),
+        corp_rows=corp_rows(
+            results.corp if results.corp else (corp.decompositions if corp else None)
+        ),
+        unbinned_note=unbinned_note(results),
+        band=band,
+        smooth=smooth,
+        corp=corp,
+        verdict_call=verdict_call(results),
+        bins=bins,
         positive_bins=None
         if results.positive_table is None
         else bins_to_list(results.positive_table, positive=True),
@@ -722,6 +1120,10 @@ def build_report(
     labels_sha256: Sequence[str | None] | None = None,
     results: Sequence[Results] | None = None,
     preview: bool = True,
+    ci: float | None = 0.95,
+    n_replicates: int = 1000,
+    seed: int = 0,
+    values: bool | None = None,
 ) -> ReportData:
     """The report of one or several models, as data.
 
@@ -738,6 +1140,10 @@ def build_report(
     preview : add to each model with every class's scores what temperature
         scaling cross-fitted on it would do (:func:`scaling_preview`: one more
         read of each file); else only the command that fits it
+    ci, n_replicates, seed : the bootstrap intervals of the metrics measured
+        here (:func:`relcal.evaluate`; None: none)
+    values : the unbinned metrics and their figures (None: auto,
+        :func:`relcal.values.wanted`)
     """
     from relcal import plots
     from relcal.metrics import evaluate_predictions
@@ -751,12 +1157,17 @@ def build_report(
     lhashes = list(labels_sha256) if labels_sha256 is not None else [None] * len(preds)
     names = unique_names(preds)
     models = []
+    how: dict[str, Any] = {
+        "n_bins": n_bins,
+        "binning": binning,
+        "ci": ci,
+        "n_replicates": n_replicates,
+        "seed": seed,
+        "values": values,
+        "corp": True,
+    }
     for i, p in enumerate(preds):
-        measured = (
-            evaluate_predictions(p, n_bins=n_bins, binning=binning)
-            if results is None
-            else results[i]
-        )
+        measured = evaluate_predictions(p, **how) if results is None else results[i]
         models.append(
             model_report(
                 p,
@@ -775,17 +1186,12 @@ def build_report(
             raise InputError("with_ensemble=True needs at least two input files")
         if results is None:
             ens = ensemble(preds)
-            ens_results = evaluate_predictions(ens, n_bins=n_bins, binning=binning)
+            ens_results = evaluate_predictions(ens, **how)
         else:  # streamed inputs: their mean streamed
-            from relcal.pipeline import ensemble_input, measure
+            from relcal.pipeline import ensemble_input, measure_for_report
 
             ens = ensemble_input(preds, [model_name(p) for p in preds])
-            from relcal.values import wanted
-
-            n = int(np.prod(ens.label_shape))
-            ens_results = measure(
-                ens, n_bins=n_bins, binning=binning, values=wanted(None, n)
-            ).results
+            ens_results = measure_for_report(ens, **how)
         models.append(
             model_report(
                 ens,
@@ -827,6 +1233,9 @@ def build_report(
         models=models,
         comparison=comparison,
         conventions=dict(CONVENTIONS),
+        verdict_rule=verdict_rule(
+            next((m.results.ci["level"] for m in models if m.results.ci), None)
+        ),
     )
 
 
@@ -913,11 +1322,13 @@ def set_scaling(
             f"fitted on {where} ({fitted.get('n_samples')} samples)"
         )
     label = f"after T = {t:.3f}" + (" (in-sample)" if in_sample else "")
+    band = reliability_band(
+        after, level=None if model.band is None else model.band.level
+    )
     model.verdict = scaled_verdict(
         model.results,
         after,
-        f"T = {t:.3f}, "
-        + ("fitted on this file: in-sample" if in_sample else source),
+        f"T = {t:.3f}, " + ("fitted on this file: in-sample" if in_sample else source),
     )
     if model.next_step is not None and model.next_step.command is not None:
         model.next_step = scaled_next_step(model.next_step, in_sample, t_path)
@@ -942,8 +1353,18 @@ def set_scaling(
             ),
             Figure(
                 f"{model.anchor}-scaling-reliability",
-                f"Reliability diagram {label}.",
-                plots.reliability_svg(after.table, title=label),
+                f"Reliability diagram {label}."
+                + band_caption(
+                    band,
+                    bool(model.input.get("shape")) and len(model.input["shape"]) > 2,
+                ),
+                plots.reliability_svg(
+                    after.table,
+                    title=label,
+                    band=None if band is None else (band.low, band.high),
+                    outside=None if band is None else band.outside,
+                    level=0.95 if band is None else band.level,
+                ),
                 how="How to read: as the diagram above; after scaling the dots "
                 "should sit on the bars' tops.",
             ),
@@ -1004,6 +1425,7 @@ def report_to_dict(report: ReportData) -> dict[str, Any]:
                     "in_sample": m.scaling.in_sample,
                     "after": {r.key: r.value for r in m.scaling.metrics},
                 },
+                **figures_to_dict(m),
             }
         )
     return {
@@ -1017,7 +1439,44 @@ def report_to_dict(report: ReportData) -> dict[str, Any]:
             "strategy": report.binning,
             "rule": report.bin_rule,
         },
+        "verdict_rule": report.verdict_rule,
         "models": models,
+    }
+
+
+def _floats(a: Any) -> list[float | None]:
+    """A float array as a JSON list (NaN and inf as null)."""
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(a, float)]
+
+
+def figures_to_dict(m: ModelReport) -> dict[str, Any]:
+    """What the report's figures show of one model beyond results_to_dict's
+    blocks: the verdict, the reliability diagram's consistency band and the
+    bins outside it, the smooth diagram's curve and the CORP curve and band
+    (the README's "Report JSON")."""
+    from relcal.render import _clean
+
+    band = None
+    if m.band is not None:
+        band = {
+            "level": m.band.level,
+            "method": "binomial: central interval of Binomial(n_b, conf_b) / n_b",
+            "low": _floats(m.band.low),
+            "high": _floats(m.band.high),
+            "outside": [bool(v) for v in m.band.outside],
+            "n_outside": int(m.band.outside.sum()),
+        }
+    smooth = None
+    if m.smooth is not None:
+        smooth = _clean(m.smooth.to_dict())
+    corp = None
+    if m.corp is not None:
+        corp = _clean(m.corp.as_dict())
+    return {
+        "verdict": {"text": m.verdict, "call": m.verdict_call},
+        "consistency_band": band,
+        "smooth_diagram": smooth,
+        "corp_diagram": corp,
     }
 
 

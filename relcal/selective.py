@@ -60,7 +60,9 @@ from typing import Any
 
 import numpy as np
 
-from relcal.errors import InputError, ShapeError
+from relcal import values
+from relcal.errors import InputError
+from relcal.values import Grouped, check_grouped
 
 __all__ = [
     "RiskCoverage",
@@ -87,68 +89,13 @@ _SHIFT = 20
 # --------------------------------------------------------------------- input
 
 
-def _as_1d(x: Any, name: str) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.dtype.hasobject or arr.dtype.kind not in "fiub":
-        raise InputError(f"{name}: must be numeric. Got dtype {arr.dtype} instead")
-    if arr.ndim != 1:
-        raise ShapeError(f"{name}: must be 1-D. Got shape {arr.shape} instead")
-    arr = arr.astype(np.float64, copy=False)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InputError(
-            f"{name}: {int(bad.sum())} non-finite values (first: {arr[i]} at row {i})"
-        )
-    return arr
+def _check_groups(value: Any, count: Any, sum_y: Any) -> Grouped:
+    """Validated float64 groups, equal neighbouring values merged (any finite
+    real confidence)."""
+    return check_grouped(value, count, sum_y, order="ascending", unit_interval=False)
 
 
-def _check_groups(
-    value: Any, count: Any, sum_y: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validated float64 groups, equal neighbouring values merged."""
-    v = _as_1d(value, "value")
-    c = _as_1d(count, "count")
-    s = _as_1d(sum_y, "sum_y")
-    if not (v.shape == c.shape == s.shape):
-        raise ShapeError(
-            "value, count, sum_y: must have the same length. "
-            f"Got {v.size}, {c.size}, {s.size} instead"
-        )
-    if v.size == 0:
-        raise ShapeError("value: empty array (no predictions)")
-    descent = np.flatnonzero(np.diff(v) < 0)
-    if descent.size:
-        i = int(descent[0]) + 1
-        raise InputError(
-            f"value: must be sorted ascending ({descent.size} descents; "
-            f"first: {v[i]!r} after {v[i - 1]!r} at row {i})"
-        )
-    for arr, name, bad, rule in (
-        (c, "count", c <= 0, "must be > 0"),
-        (s, "sum_y", (s < 0) | (s > c), "must be in [0, count]"),
-    ):
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InputError(
-                f"{name}: {rule} ({int(bad.sum())} rows break it; "
-                f"first: {arr[i]!r} at row {i})"
-            )
-    if v.size > 1:
-        new = np.empty(v.size, dtype=bool)
-        new[0] = True
-        np.not_equal(v[1:], v[:-1], out=new[1:])
-        if not new.all():
-            starts = np.flatnonzero(new)
-            v = v[starts]
-            c = np.add.reduceat(c, starts)
-            s = np.add.reduceat(s, starts)
-    return v, c, s
-
-
-def group_samples(
-    confidence: Any, correct: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def group_samples(confidence: Any, correct: Any) -> Grouped:
     """Group raw samples into weighted distinct values.
 
     Parameters
@@ -160,9 +107,9 @@ def group_samples(
 
     Returns
     -------
-    value, count, sum_y : ndarray of shape (n_groups,), float64
-        The distinct confidences ascending, how many samples have each and how
-        many of those are correct.
+    Grouped
+        ``(value, count, sum_y)``: the distinct confidences ascending, how many
+        samples have each and how many of those are correct (float64).
 
     Examples
     --------
@@ -170,26 +117,13 @@ def group_samples(
     >>> v.tolist(), c.tolist(), s.tolist()
     ([0.6, 0.9], [1.0, 2.0], [0.0, 1.0])
     """
-    conf = _as_1d(confidence, "confidence")
-    ok = _as_1d(correct, "correct")
-    if conf.shape != ok.shape:
-        raise ShapeError(
-            "confidence, correct: must have the same length. "
-            f"Got {conf.size}, {ok.size} instead"
-        )
-    if conf.size == 0:
-        raise ShapeError("confidence: empty array (no predictions)")
-    bad = (ok != 0) & (ok != 1)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InputError(
-            f"correct: must be 0/1 or bool ({int(bad.sum())} other values; "
-            f"first: {ok[i]!r} at row {i})"
-        )
-    value, inverse = np.unique(conf, return_inverse=True)
-    count = np.bincount(inverse, minlength=value.size).astype(np.float64)
-    sum_y = np.bincount(inverse, weights=ok, minlength=value.size)
-    return value, count, sum_y
+    return values.group_samples(
+        confidence,
+        correct,
+        name_f="confidence",
+        name_y="correct",
+        unit_interval=False,
+    )
 
 
 # ------------------------------------------------------------------- kernels
@@ -470,12 +404,8 @@ def aurc(value: Any, count: Any, sum_y: Any) -> float:
 
     Parameters
     ----------
-    value : array-like of shape (n_groups,)
-        Distinct confidences, ascending.
-    count : array-like of shape (n_groups,)
-        Samples per value, > 0.
-    sum_y : array-like of shape (n_groups,)
-        Correct samples per value, in [0, count].
+    value, count, sum_y : array-like of shape (n_groups,)
+        Weighted distinct values, as for :func:`risk_coverage`.
 
     Returns
     -------

@@ -72,7 +72,8 @@ from typing import Any, NamedTuple, cast
 import numpy as np
 import numpy.typing as npt
 
-from relcal.errors import InputError, ShapeError
+from relcal.errors import InputError
+from relcal.values import Grouped, check_grouped, check_samples, group_samples
 
 __all__ = [
     "SmoothDiagram",
@@ -154,70 +155,11 @@ class SmoothDiagram:
 # input checks (public functions check, private kernels compute)
 
 
-def _as_1d(x: npt.ArrayLike, name: str) -> FloatArray:
-    arr = np.asarray(x)
-    if arr.dtype == object or arr.dtype.kind not in "fiub":
-        raise InputError(f"{name}: must be numeric. Got dtype {arr.dtype} instead")
-    if arr.ndim != 1:
-        raise ShapeError(f"{name}: must be 1-D. Got shape {arr.shape} instead")
-    if arr.size == 0:
-        raise ShapeError(f"{name}: empty array of shape {arr.shape}")
-    arr = arr.astype(np.float64, copy=False)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise InputError(
-            f"{name}: {int(bad.sum())} values are NaN or infinite"
-            f" (first at row {first})"
-        )
-    return arr
-
-
-def _check_range(
-    arr: FloatArray, name: str, mask: npt.NDArray[np.bool_], rule: str
-) -> None:
-    if not mask.all():
-        bad = np.flatnonzero(~mask)
-        first = int(bad[0])
-        raise InputError(
-            f"{name}: {len(bad)} values {rule}"
-            f" (first: {arr[first].item()!r} at row {first})"
-        )
-
-
-def _check_forecasts(f: npt.ArrayLike, name: str) -> FloatArray:
-    arr = _as_1d(f, name)
-    _check_range(arr, name, (arr >= 0.0) & (arr <= 1.0), "outside [0, 1]")
-    return arr
-
-
-def _check_same_length(*named: tuple[str, FloatArray]) -> None:
-    (first_name, first), *rest = named
-    for name, arr in rest:
-        if len(arr) != len(first):
-            raise ShapeError(
-                f"{name}: length {len(arr)} differs from {first_name}'s {len(first)}"
-            )
-
-
-def _check_raw(f: npt.ArrayLike, y: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-    fa = _check_forecasts(f, "f")
-    ya = _as_1d(y, "y")
-    _check_same_length(("f", fa), ("y", ya))
-    _check_range(ya, "y", (ya == 0.0) | (ya == 1.0), "not 0 or 1")
-    return fa, ya
-
-
 def _check_weighted(
     value: npt.ArrayLike, count: npt.ArrayLike, sum_y: npt.ArrayLike
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    v = _check_forecasts(value, "value")
-    c = _as_1d(count, "count")
-    s = _as_1d(sum_y, "sum_y")
-    _check_same_length(("value", v), ("count", c), ("sum_y", s))
-    _check_range(c, "count", c > 0.0, "not > 0")
-    _check_range(s, "sum_y", (s >= 0.0) & (s <= c), "outside [0, count]")
-    return v, c, s
+) -> Grouped:
+    """Weighted values in [0, 1], in any order (smECE is a sum over them)."""
+    return check_grouped(value, count, sum_y, order="any")
 
 
 def _check_sigma(sigma: float) -> float:
@@ -378,36 +320,6 @@ def _weighted_grids(value: FloatArray, count: FloatArray, sum_y: FloatArray) -> 
 # public functions
 
 
-def group_samples(
-    f: npt.ArrayLike, y: npt.ArrayLike
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Raw samples as weighted distinct values.
-
-    Parameters
-    ----------
-    f : array-like of shape (n_samples,)
-        Forecasts in [0, 1].
-    y : array-like of shape (n_samples,)
-        Outcomes, 0 or 1.
-
-    Returns
-    -------
-    value, count, sum_y : ndarrays of shape (n_values,)
-        The distinct forecasts (ascending), how many samples have each, and the
-        sum of their outcomes.
-
-    Examples
-    --------
-    >>> group_samples([0.2, 0.7, 0.2], [1, 0, 0])
-    (array([0.2, 0.7]), array([2., 1.]), array([1., 0.]))
-    """
-    fa, ya = _check_raw(f, y)
-    value, inverse = np.unique(fa, return_inverse=True)
-    count = np.bincount(inverse, minlength=len(value)).astype(np.float64)
-    sum_y = np.bincount(inverse, weights=ya, minlength=len(value))
-    return value, count, cast(FloatArray, sum_y)
-
-
 def smece(f: npt.ArrayLike, y: npt.ArrayLike) -> float:
     """Smooth ECE of raw forecasts, at relplot's bandwidth ``sigma*``.
 
@@ -443,7 +355,7 @@ def smece(f: npt.ArrayLike, y: npt.ArrayLike) -> float:
     >>> round(smece([0.1, 0.9, 0.8, 0.3], [0, 1, 0, 0]), 4)
     0.2748
     """
-    fa, ya = _check_raw(f, y)
+    fa, ya = check_samples(f, y)
     return _smece_fit(_Grids(fa, np.ones_like(fa), fa - ya)).smece
 
 

@@ -32,9 +32,11 @@ Convention
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
+
+from relcal.errors import InputError, ShapeError
 
 KEY_BITS = 60
 KEY_SCALE = float(2**KEY_BITS)
@@ -66,6 +68,148 @@ class Grouped(NamedTuple):
     value: np.ndarray  # float64: a group's mean value
     count: np.ndarray  # float64: samples in the group
     sum_y: np.ndarray  # float64: outcomes (correct, or label 1) among them
+
+
+Order = Literal["ascending", "strict", "any"]
+"""What :func:`check_grouped` requires of ``value``: ``"ascending"`` sorted,
+equal neighbours merged into one group (their counts and outcomes added);
+``"strict"`` strictly ascending; ``"any"`` no order at all."""
+
+
+def _require(arr: np.ndarray, name: str, ok: np.ndarray, rule: str) -> None:
+    """InputError naming ``name``, how many rows break ``rule`` and the first."""
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        i = int(bad[0])
+        raise InputError(
+            f"{name}: {bad.size} values {rule} (first: {arr[i].item()!r} at row {i})"
+        )
+
+
+def _same_length(**arrays: np.ndarray) -> None:
+    sizes = [a.size for a in arrays.values()]
+    if len(set(sizes)) > 1:
+        raise ShapeError(
+            f"{', '.join(arrays)}: must have the same length. "
+            f"Got {', '.join(map(str, sizes))} instead"
+        )
+
+
+def _nonempty(arr: np.ndarray, name: str) -> None:
+    if arr.size == 0:
+        raise ShapeError(f"{name}: empty array of shape {arr.shape}")
+
+
+def as_float_1d(x: Any, name: str) -> np.ndarray:
+    """``x`` as a 1-D float64 array of finite numbers (bool and integers too).
+
+    Raises :class:`~relcal.errors.InputError` for a non-numeric dtype or a NaN
+    or infinity, :class:`~relcal.errors.ShapeError` for another shape; the
+    message names ``name``.  An empty array passes.
+
+    >>> as_float_1d([True, 2], "count")
+    array([1., 2.])
+    """
+    arr = np.asarray(x)
+    if arr.dtype.hasobject or arr.dtype.kind not in "fiub":
+        raise InputError(f"{name}: must be numeric. Got dtype {arr.dtype} instead")
+    if arr.ndim != 1:
+        raise ShapeError(f"{name}: must be 1-D. Got shape {arr.shape} instead")
+    arr = arr.astype(np.float64, copy=False)
+    _require(arr, name, np.isfinite(arr), "are NaN or infinite")
+    return arr
+
+
+def check_grouped(
+    value: Any, count: Any, sum_y: Any, *, order: Order, unit_interval: bool = True
+) -> Grouped:
+    """Validated weighted distinct values, as float64 arrays.
+
+    Rules: 1-D arrays of one length, at least one value, all finite,
+    ``count > 0``, ``0 <= sum_y <= count``, ``value`` within [0, 1] (unless
+    ``unit_interval`` is False: any real score) and in the ``order`` asked
+    for (:data:`Order`; ``"ascending"`` merges equal neighbours).
+
+    >>> check_grouped([0.2, 0.2, 0.7], [2, 1, 1], [1, 0, 1], order="ascending")
+    Grouped(value=array([0.2, 0.7]), count=array([3., 1.]), sum_y=array([1., 1.]))
+    """
+    v = as_float_1d(value, "value")
+    c = as_float_1d(count, "count")
+    s = as_float_1d(sum_y, "sum_y")
+    _same_length(value=v, count=c, sum_y=s)
+    _nonempty(v, "value")
+    if unit_interval:
+        _require(v, "value", (v >= 0.0) & (v <= 1.0), "outside [0, 1]")
+    _require(c, "count", c > 0.0, "not > 0")
+    _require(s, "sum_y", (s >= 0.0) & (s <= c), "outside [0, count]")
+    if order == "any":
+        return Grouped(v, c, s)
+    step = np.diff(v)
+    bad = step <= 0.0 if order == "strict" else step < 0.0
+    if bad.any():
+        i = int(np.argmax(bad)) + 1
+        how = "strictly" if order == "strict" else "sorted"
+        raise InputError(
+            f"value: must be {how} ascending "
+            f"(first: {v[i].item()!r} after {v[i - 1].item()!r} at row {i})"
+        )
+    starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+    if starts.size < v.size:  # equal neighbours: one group
+        v, c, s = v[starts], np.add.reduceat(c, starts), np.add.reduceat(s, starts)
+    return Grouped(v, c, s)
+
+
+def check_samples(
+    f: Any, y: Any, *, name_f: str = "f", name_y: str = "y", unit_interval: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated raw forecasts ``f`` (in [0, 1] unless ``unit_interval`` is
+    False) and outcomes ``y`` (0 or 1, bool accepted), as float64 arrays of
+    one length, not empty; messages name ``name_f`` and ``name_y``.
+
+    >>> check_samples([0.3, 1], [True, False])
+    (array([0.3, 1. ]), array([1., 0.]))
+    """
+    fa = as_float_1d(f, name_f)
+    ya = as_float_1d(y, name_y)
+    _same_length(**{name_f: fa, name_y: ya})
+    _nonempty(fa, name_f)
+    if unit_interval:
+        _require(fa, name_f, (fa >= 0.0) & (fa <= 1.0), "outside [0, 1]")
+    _require(ya, name_y, (ya == 0.0) | (ya == 1.0), "not 0 or 1")
+    return fa, ya
+
+
+def group_samples(
+    f: Any, y: Any, *, name_f: str = "f", name_y: str = "y", unit_interval: bool = True
+) -> Grouped:
+    """Raw forecasts and 0/1 outcomes as weighted distinct values.
+
+    Parameters
+    ----------
+    f : array-like of shape (n_samples,)
+        Forecasts in [0, 1] (any finite real score if ``unit_interval`` is
+        False).
+    y : array-like of shape (n_samples,)
+        Outcomes, 0 or 1 (bool accepted).
+    name_f, name_y : str
+        The names error messages give ``f`` and ``y``.
+
+    Returns
+    -------
+    Grouped
+        The distinct forecasts (ascending), how many samples have each and how
+        many of those have outcome 1 (float64).
+
+    >>> group_samples([0.3, 0.1, 0.3], [1, 0, 0])
+    Grouped(value=array([0.1, 0.3]), count=array([1., 2.]), sum_y=array([0., 1.]))
+    """
+    fa, ya = check_samples(
+        f, y, name_f=name_f, name_y=name_y, unit_interval=unit_interval
+    )
+    value, inverse = np.unique(fa, return_inverse=True)
+    count = np.bincount(inverse, minlength=value.size).astype(np.float64)
+    sum_y = np.bincount(inverse, weights=ya, minlength=value.size)
+    return Grouped(value, count, sum_y)
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,6 +378,19 @@ class ValueCounts:
         else:  # a group's mean value; clip the rounding of the division
             value = np.clip(run.sum_value / count, 0.0, 1.0)
         return Grouped(value, count, run.sum_y.copy())
+
+
+def coarsened(grouped: Grouped, cap: int) -> Grouped:
+    """``grouped`` with at most ``cap`` groups: neighbouring values merged by
+    the rule of the cap (the fewest key bits dropped), each group at its mean
+    value; the counts and outcome sums are kept exactly."""
+    if len(grouped.value) <= cap:
+        return grouped
+    count = np.asarray(grouped.count, dtype=np.float64)
+    key = (np.asarray(grouped.value, dtype=np.float64) * KEY_SCALE).astype(np.uint64)
+    run = _Run(key, count, grouped.value * count, np.asarray(grouped.sum_y), 0)
+    run = _within_cap(run, cap)
+    return Grouped(np.clip(run.sum_value / run.count, 0.0, 1.0), run.count, run.sum_y)
 
 
 @dataclass(frozen=True)

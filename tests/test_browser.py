@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,26 +58,47 @@ RELIABILITY_LEGEND = [
     "gap, over-confident",
     "gap, under-confident",
     "perfect calibration",
+    "95% band if calibrated",
 ]
+OUTSIDE_ENTRY = "accuracy outside its band"
+# the figures of the confidences themselves (no bins) and their legends
+UNBINNED_LEGENDS = {
+    "smooth": {
+        "smoothed accuracy (thicker: more predictions)",
+        "perfect calibration",
+        "density of the confidence",
+    },
+    "corp": {
+        "PAV-recalibrated accuracy (CORP)",
+        "perfect calibration",
+        "95% band if calibrated",
+    },
+    "risk": {"risk by confidence", "oracle (correct ones first)"},
+}
+
+
+def _unbinned(model: int) -> list[str]:
+    return [f"model-{model}-{key}" for key in UNBINNED_LEGENDS]
+
 
 # name -> (report arguments, figure ids the report must hold); "{tmp}" is the
 # folder of the files made by `made_inputs`
 REPORTS: dict[str, tuple[list[str], list[str]]] = {
     "one-logits": (
         [str(SAMPLE_DATA / "digits_mlp_test.npz")],
-        ["model-1-reliability", "model-1-histogram"],
+        ["model-1-reliability", "model-1-histogram", *_unbinned(1)],
     ),
     "four-ensemble": (
         ["--ensemble", *(f"{{tmp}}/{LONG.format(i)}" for i in range(4))],
-        ["comparison", "model-5-reliability"],
+        ["comparison", "model-5-reliability", *_unbinned(1), *_unbinned(5)],
     ),
     "equal-mass": (
         [str(SAMPLE_DATA / "digits_mlp_val.npz"), "--binning", "mass", "--bins", "30"],
-        ["model-1-reliability", "model-1-histogram"],
+        ["model-1-reliability", "model-1-histogram", *_unbinned(1)],
     ),
     "toplabel": (
         ["{tmp}/top_label.csv"],
-        ["model-1-reliability", "model-1-histogram"],
+        ["model-1-reliability", "model-1-histogram", *_unbinned(1)],
     ),
     "multiclass": (
         [str(SAMPLE_DATA / "digits_mlp_test.npz")],
@@ -145,11 +167,17 @@ GEOMETRY_JS = """
       table: (el.querySelector("table") || {}).className || "",
     };
   });
-  const heads = Array.from(document.querySelectorAll("table.bins thead th"), (th) => {
+  const headsOf = (sel) => Array.from(document.querySelectorAll(sel), (th) => {
     const r = th.getBoundingClientRect();
     return {text: th.textContent.trim(), left: r.left, right: r.right,
             shown: r.width > 0};
   });
+  const heads = headsOf("table.bins thead th");
+  const detailHeads = headsOf("table.detail thead th");
+  const verdicts = Array.from(document.querySelectorAll("p.verdict"),
+                              (p) => p.textContent.trim());
+  const rules = Array.from(document.querySelectorAll("p.rule"),
+                           (p) => p.textContent.trim());
   const texts = (root) => Array.from(root.querySelectorAll("text"), (t) => {
     const r = t.getBoundingClientRect();
     return {text: t.textContent, x0: r.left, y0: r.top, x1: r.right, y1: r.bottom};
@@ -161,8 +189,10 @@ GEOMETRY_JS = """
       const r = el.getBoundingClientRect();
       return {x0: r.left, y0: r.top, x1: r.right, y1: r.bottom};
     };
+    const cap = fig.querySelector("figcaption");
     return {
       id: fig.id,
+      caption: cap ? cap.textContent : "",
       texts: svg ? texts(svg).map((b) => ({...b, legend: Boolean(
         legend && legend.contains(Array.from(svg.querySelectorAll("text")).find(
           (t) => t.textContent === b.text && t.getBoundingClientRect().left === b.x0
@@ -180,6 +210,9 @@ GEOMETRY_JS = """
   return {
     scrolls: scrolls,
     binHeads: heads,
+    detailHeads: detailHeads,
+    verdicts: verdicts,
+    rules: rules,
     svgFigures: svgFigures,
     viewport: viewport,
     docScrollWidth: doc.scrollWidth,
@@ -396,11 +429,26 @@ def _check_tables(r: Rendered) -> None:
                     f"bin table column {head['text']!r} out of view at {width} px"
                     f" in {where}: {head}"
                 )
+        # the metric table: each metric, its value and its interval in view
+        for head in g["detailHeads"]:
+            if head["text"] in ("metric", "value", "95% interval"):
+                assert head["shown"] and head["right"] <= width + 1, (
+                    f"metric table column {head['text']!r} out of view at"
+                    f" {width} px in {where}: {head}"
+                )
     else:  # a desktop: the summary table whole, not scrolled
         summary = [b for b in g["scrolls"] if "summary" in b["table"]]
         assert summary and summary[0]["inner"] <= summary[0]["outer"] + 1, (
             f"the summary table is cut at {width} px in {where}: {summary}"
         )
+    assert g["detailHeads"], f"no metric table in {where}"
+    # the verdicts carry their interval, and the rule behind them is stated
+    assert g["verdicts"] and all("interval" in v for v in g["verdicts"]), (
+        f"a verdict without its interval in {where}: {g['verdicts']}"
+    )
+    assert g["rules"] and g["rules"][0].startswith("Verdict rule:"), (
+        f"the verdict rule is not stated in {where}: {g['rules']}"
+    )
 
 
 def _check_svg_text(r: Rendered) -> None:
@@ -428,8 +476,18 @@ def _check_svg_text(r: Rendered) -> None:
                 f"the legend covers an axes in {name}: {legend} {ax}"
             )
         entries = fig["legendTexts"]
+        kind = fig["id"].rsplit("-", 1)[-1]
         if fig["id"].endswith("reliability"):
             missing = set(RELIABILITY_LEGEND) - set(entries)
+            # a starred bin (the caption counts them) has its legend entry
+            found = re.search(
+                r"(\d+) of \d+ non-empty bins lie outside", fig["caption"]
+            )
+            assert found, f"the band's count of starred bins missing in {name}"
+            if int(found.group(1)) > 0:
+                missing |= {OUTSIDE_ENTRY} - set(entries)
+        elif kind in UNBINNED_LEGENDS and fig["id"].startswith("model-"):
+            missing = UNBINNED_LEGENDS[kind] - set(entries)
         elif fig["id"].endswith("histogram"):
             missing = {"correct", "incorrect"} - set(entries)
         elif fig["id"].endswith("positive"):

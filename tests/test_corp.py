@@ -356,9 +356,9 @@ def test_toplabel_is_the_correct_event() -> None:
         (([0.2, 1.5], [1, 1], [0, 1]), InputError, r"value: 1 values outside \[0, 1\]"),
         (([0.2, 0.5], [1, 0], [0, 0]), InputError, "count: 1 values not > 0"),
         (([0.2, 0.5], [1, 1], [0, 2]), InputError, "sum_y: 1 values outside"),
-        (([0.2, np.nan], [1, 1], [0, 1]), InputError, "value: 1 non-finite"),
+        (([0.2, np.nan], [1, 1], [0, 1]), InputError, "value: 1 values are NaN"),
         (([0.2, 0.5], [1, 1], [0]), ShapeError, "same length"),
-        (([], [], []), InputError, "at least one"),
+        (([], [], []), ShapeError, "value: empty array"),
     ],
 )
 def test_grouped_input_errors(args: tuple[Any, ...], exc: type, msg: str) -> None:

@@ -120,7 +120,11 @@ def test_report_of_sample_files(
     expected = sections(page) | {"summary", "conventions", "top"}
     expected |= {f"model-1-{e}" for e in extra}
     assert expected <= page.ids, expected - page.ids
-    assert page.tags.count("svg") == 2 + len(extra)
+    # the smooth, CORP and risk-coverage figures: every sample file is small
+    # enough for the unbinned metrics (auto)
+    unbinned = {"model-1-unbinned", "model-1-smooth", "model-1-corp", "model-1-risk"}
+    assert unbinned <= page.ids
+    assert page.tags.count("svg") == 2 + len(extra) + 3
     assert_safe(page, html)
     assert name in page.all_text
 
@@ -162,7 +166,8 @@ def test_bin_table_in_html_matches_metrics_json(tmp_path: Path) -> None:
     html, _ = make_report(tmp_path, str(path))
     table = relcal.evaluate(*_arrays(path)).table
     cells = re.findall(
-        r"<tr(?: class=\"empty\")?><td>(\d+)</td>\s*<td>[\[(][^<]*\]</td>\s*"
+        r"<tr(?: class=\"(?:empty|outside)\")?><td>(\d+)</td>\s*"
+        r"<td>[\[(][^<]*\]</td>\s*"
         r"<td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>",
         html,
     )
@@ -439,9 +444,10 @@ def test_top_label_file_never_suggests_a_temperature(tmp_path: Path) -> None:
 
 def test_verdict_after_scaling_with_before_beside_it(tmp_path: Path) -> None:
     t = tmp_path / "t.json"
-    assert main(
-        ["fit-temperature", str(SAMPLE_DATA / "digits_mlp_val.npz"), "-o", str(t)]
-    ) == 0
+    assert (
+        main(["fit-temperature", str(SAMPLE_DATA / "digits_mlp_val.npz"), "-o", str(t)])
+        == 0
+    )
     html, _ = make_report(
         tmp_path, str(SAMPLE_DATA / "digits_mlp_test.npz"), "--temperature", str(t)
     )
@@ -467,3 +473,209 @@ def test_long_names_shortened_with_the_full_name_in_a_title(tmp_path: Path) -> N
     shown = [t.strip() for t in page.text if "…" in t and "Calibration" not in t]
     assert shown and all(len(t) <= 32 for t in shown)
     assert "ensemble of 2 models" in page.all_text
+
+
+# -- intervals, the verdict's rule, bands, the figures without bins -------------
+
+
+def _report_doc(tmp_path: Path, *args: str) -> tuple[str, dict]:
+    html, _ = make_report(tmp_path, *args, "--json", str(tmp_path / "r.json"))
+    return html, json.loads((tmp_path / "r.json").read_text())
+
+
+def test_verdict_on_20_rows_of_a_real_model_is_not_enough_data(
+    tmp_path: Path,
+) -> None:
+    real = need_shared_real()
+    with np.load(real / "resnet110_cifar10lt_test.npz") as f:
+        np.savez(
+            tmp_path / "first20.npz", logits=f["logits"][:20], labels=f["labels"][:20]
+        )
+    html, doc = _report_doc(tmp_path, str(tmp_path / "first20.npz"))
+    m = doc["models"][0]
+    gap = m["intervals"]["metrics"]["gap"]
+    assert gap["low"] < 0 < gap["high"]
+    assert m["intervals"]["metrics"]["sq_ce_debiased"]["low"] <= 0
+    assert m["verdict"]["call"] == "not enough data to tell"
+    assert m["verdict"]["text"].startswith("Not enough data to tell")
+    assert "95% interval" in m["verdict"]["text"]
+    assert "Verdict rule:" in Page(html).all_text
+
+
+def test_verdict_on_all_rows_of_a_real_model_is_over_confident(
+    tmp_path: Path,
+) -> None:
+    real = need_shared_real()
+    _, doc = _report_doc(tmp_path, str(real / "resnet110_cifar10lt_test.npz"))
+    m = doc["models"][0]
+    gap = m["intervals"]["metrics"]["gap"]
+    assert gap["low"] > 0
+    assert m["verdict"]["call"] == "over-confident"
+    text = m["verdict"]["text"]
+    assert text.startswith("Over-confident:")
+    # the gap and its interval, in points
+    assert f"{100 * gap['low']:+.1f} to {100 * gap['high']:+.1f}" in text
+
+
+def test_verdict_rule_cases() -> None:
+    """Each branch of the rule, from made-up intervals."""
+    from dataclasses import replace as dc_replace
+
+    from relcal.bootstrap import Interval
+    from relcal.report import verdict, verdict_call
+
+    logits, labels = make_logits(400, 5, seed=3)
+    r = relcal.evaluate(logits, labels, ci=0.95, n_replicates=200)
+
+    def iv(low: float, high: float) -> Interval:
+        return Interval((low + high) / 2, (low + high) / 2, low, high, 0.0, 0.95)
+
+    def call(gap: Interval, ece: Interval, sq: Interval) -> str:
+        got = dc_replace(
+            r, intervals={**r.intervals, "gap": gap, "ece": ece, "sq_ce_debiased": sq}
+        )
+        assert verdict(got)  # a sentence in every case
+        return verdict_call(got)
+
+    assert call(iv(0.01, 0.02), iv(0.0, 0.019), iv(0.0, 1e-3)) == "well calibrated"
+    assert call(iv(0.05, 0.1), iv(0.06, 0.09), iv(0.01, 0.02)) == "over-confident"
+    assert call(iv(-0.1, -0.05), iv(0.03, 0.045), iv(0.01, 0.02)) == (
+        "slightly under-confident"
+    )
+    assert call(iv(-0.01, 0.01), iv(0.04, 0.09), iv(0.002, 0.01)) == (
+        "miscalibrated, no overall direction"
+    )
+    assert call(iv(-0.02, 0.1), iv(0.01, 0.2), iv(-0.01, 0.05)) == (
+        "not enough data to tell"
+    )
+    # without intervals: the point values decide, and the rule says so
+    plain = relcal.evaluate(logits, labels)
+    assert verdict_call(plain) in (
+        "well calibrated",
+        "slightly over-confident",
+        "over-confident",
+        "slightly under-confident",
+        "under-confident",
+    )
+
+
+def test_metric_table_shows_intervals_and_debiased_rows(tmp_path: Path) -> None:
+    html, doc = _report_doc(tmp_path, str(SAMPLE_DATA / "digits_mlp_test.npz"))
+    ivs = doc["models"][0]["intervals"]["metrics"]
+    text = Page(html).all_text
+    ece = ivs["ece"]
+    assert f"[{ece['low']:.4f}, {ece['high']:.4f}]" in text
+    for label in (
+        "ECE debiased",
+        "RMS-CE debiased",
+        "confidence − accuracy",
+        "smooth ECE",
+        "AURC",
+        "E-AURC",
+        "AUROC",
+        "MCB",
+        "DSC",
+        "UNC",
+    ):
+        assert label in text, label
+    # the plug-in and the debiased errors side by side, in this order
+    start = html.index('<table class="metrics detail')
+    table = html[start : html.index("</table>", start)]
+    order = ["ECE (L1)", "ECE debiased", "RMS-CE (L2)", "RMS-CE debiased", "MCE (max)"]
+    assert [table.index(x) for x in order] == sorted(table.index(x) for x in order)
+
+
+def test_no_intervals_keeps_the_point_verdict(tmp_path: Path) -> None:
+    html, doc = _report_doc(
+        tmp_path, str(SAMPLE_DATA / "digits_mlp_test.npz"), "--no-intervals"
+    )
+    m = doc["models"][0]
+    assert m["intervals"] is None
+    assert "interval" not in m["verdict"]["text"]
+    assert "Verdict rule (no intervals" in Page(html).all_text
+
+
+def test_consistency_band_in_table_figure_and_json(tmp_path: Path) -> None:
+    from relcal.estimators import consistency_band, outside_band
+    from relcal.metrics import evaluate_predictions
+
+    path = SAMPLE_DATA / "digits_mlp_test.npz"
+    html, doc = _report_doc(tmp_path, str(path))
+    m = doc["models"][0]
+    band = m["consistency_band"]
+    r = evaluate_predictions(relcal.load(path))
+    low, high = consistency_band(r.table, 0.95)
+    assert band["level"] == 0.95
+    assert band["outside"] == outside_band(r.table, 0.95).tolist()
+    assert band["low"] == [None if np.isnan(v) else v for v in low.tolist()]
+    assert band["high"] == [None if np.isnan(v) else v for v in high.tolist()]
+    n_out = sum(band["outside"])
+    assert n_out == band["n_outside"] > 0
+    # each starred bin flagged in the bin table, and counted in the caption
+    assert html.count('<tr class="outside">') == n_out
+    assert f"{n_out} of " in Page(html).all_text
+    assert "95% band if calibrated" in html  # the legend entry, in the SVG
+
+
+def test_segmentation_band_is_said_to_be_too_narrow(tmp_path: Path) -> None:
+    html, _ = make_report(
+        tmp_path, str(SAMPLE_DATA / "segmentation_small.npz"), "--ignore-index", "255"
+    )
+    assert "too narrow" in Page(html).all_text
+
+
+def test_report_json_figure_data(tmp_path: Path) -> None:
+    _, doc = _report_doc(tmp_path, str(SAMPLE_DATA / "digits_mlp_test.npz"))
+    m = doc["models"][0]
+    assert set(m) >= {"verdict", "consistency_band", "smooth_diagram", "corp_diagram"}
+    assert doc["verdict_rule"].startswith("Verdict rule:")
+    sm = m["smooth_diagram"]
+    assert len(sm["mesh"]) == len(sm["mu"]) == len(sm["density"]) == 200
+    assert sm["smece"] == pytest.approx(m["metrics"]["smooth_ece"])
+    corp = m["corp_diagram"]
+    assert 2 <= len(corp["curve"]["x"]) <= 300
+    assert corp["band"]["level"] == 0.95 and len(corp["band"]["x"]) <= 300
+    assert corp["decomposition"]["brier"]["miscalibration"] == pytest.approx(
+        m["corp"]["brier"]["decomposition"]["brier"]["miscalibration"]
+        if "decomposition" in m["corp"]["brier"]
+        else m["corp"]["brier"]["miscalibration"]
+    )
+    json.dumps(doc, allow_nan=False)
+
+
+def test_unbinned_off_says_why_and_how(tmp_path: Path) -> None:
+    html, doc = _report_doc(
+        tmp_path, str(SAMPLE_DATA / "digits_mlp_test.npz"), "--unbinned", "off"
+    )
+    page = Page(html)
+    assert "--unbinned on" in page.all_text
+    assert not {"model-1-smooth", "model-1-corp", "model-1-risk"} & page.ids
+    assert doc["models"][0]["smooth_diagram"] is None
+
+
+def test_unbinned_figures_are_drawn_from_a_few_hundred_points(tmp_path: Path) -> None:
+    """The new figures' size does not grow with the samples either."""
+    sizes = []
+    for n in (600, 20000):
+        logits, labels = make_logits(n, 10, seed=1)
+        path = tmp_path / f"p{n}.npz"
+        np.savez(path, logits=logits, labels=labels)
+        html, _ = make_report(tmp_path, str(path), name=f"r{n}.html")
+        figs = re.findall(
+            r'<figure id="model-1-(?:smooth|corp|risk)".*?</figure>', html, re.S
+        )
+        assert len(figs) == 3
+        sizes.append(sum(len(f) for f in figs))
+    assert sizes[1] < 1.5 * sizes[0] + 20_000
+
+
+def test_unbinned_note_for_a_large_input_names_the_option() -> None:
+    from dataclasses import replace as dc_replace
+
+    from relcal.report import unbinned_note
+
+    logits, labels = make_logits(300, 4, seed=2)
+    r = relcal.evaluate(logits, labels)
+    note = unbinned_note(dc_replace(r, n=5_000_000, values=None))
+    assert "5,000,000 samples" in note and "--unbinned on" in note
+    assert unbinned_note(relcal.evaluate(logits, labels, values=True)) == ""

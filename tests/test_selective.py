@@ -321,9 +321,13 @@ def test_thinned_curve_keeps_ends_and_is_json() -> None:
     "args, exc, message",
     [
         (([0.2, 0.1], [1, 1], [0, 1]), InputError, "value: must be sorted ascending"),
-        (([0.1, 0.2], [1, 0], [0, 0]), InputError, "count: must be > 0"),
-        (([0.1, 0.2], [1, 1], [0, 2]), InputError, "sum_y: must be in [0, count]"),
-        (([0.1, np.nan], [1, 1], [0, 1]), InputError, "value: 1 non-finite"),
+        (([0.1, 0.2], [1, 0], [0, 0]), InputError, "count: 1 values not > 0"),
+        (
+            ([0.1, 0.2], [1, 1], [0, 2]),
+            InputError,
+            "sum_y: 1 values outside [0, count]",
+        ),
+        (([0.1, np.nan], [1, 1], [0, 1]), InputError, "value: 1 values are NaN"),
         (([0.1, 0.2], [1, 1], [0]), ShapeError, "must have the same length"),
         (([], [], []), ShapeError, "value: empty array"),
         (([[0.1]], [[1]], [[1]]), ShapeError, "value: must be 1-D"),
@@ -335,7 +339,7 @@ def test_bad_groups(args: tuple, exc: type, message: str) -> None:
 
 
 def test_bad_samples() -> None:
-    with pytest.raises(InputError, match="correct: must be 0/1 or bool"):
+    with pytest.raises(InputError, match="correct: 1 values not 0 or 1"):
         sel.aurc_of_samples([0.1, 0.2], [0, 2])
     with pytest.raises(ShapeError, match="confidence, correct"):
         sel.auroc_of_samples([0.1, 0.2], [0])

@@ -252,7 +252,7 @@ def test_diagram_is_json_friendly() -> None:
         (([0.5, 1.2], [0, 1]), InputError, "f: 1 values outside [0, 1]"),
         (([0.5, np.nan], [0, 1]), InputError, "f: 1 values are NaN or infinite"),
         (([0.5, 0.2], [0, 2]), InputError, "y: 1 values not 0 or 1"),
-        (([0.5, 0.2], [0]), ShapeError, "y: length 1 differs from f's 2"),
+        (([0.5, 0.2], [0]), ShapeError, "f, y: must have the same length. Got 2, 1"),
         (([[0.5]], [0]), ShapeError, "f: must be 1-D. Got shape (1, 1) instead"),
         ((["a"], [0]), InputError, "f: must be numeric. Got dtype <U1 instead"),
     ],

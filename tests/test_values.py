@@ -13,7 +13,15 @@ from click.testing import CliRunner
 import relcal
 from relcal import selective, smooth
 from relcal.cli import cli
-from relcal.values import ValueCounts, wanted
+from relcal.errors import InputError, ShapeError
+from relcal.values import (
+    ValueCounts,
+    as_float_1d,
+    check_grouped,
+    check_samples,
+    group_samples,
+    wanted,
+)
 
 
 def _blocks(v: np.ndarray, y: np.ndarray, size: int, cap: int) -> ValueCounts:
@@ -135,3 +143,68 @@ def test_metrics_ci_text(tmp_path: Path) -> None:
     line = next(x for x in res.output.splitlines() if x.strip().startswith("ECE (L1)"))
     low, high = (float(t) for t in line.split("[")[1].rstrip("]").split(","))
     assert low <= high
+
+
+# --- the one validator of weighted distinct values (smooth, corp, selective) ----
+
+
+def test_check_grouped_orders() -> None:
+    args = ([0.2, 0.2, 0.7], [1, 2, 1], [0, 1, 1])
+    v, c, s = check_grouped(*args, order="ascending")
+    assert (v.tolist(), c.tolist(), s.tolist()) == ([0.2, 0.7], [3.0, 1.0], [1.0, 1.0])
+    assert check_grouped(*args, order="any").count.tolist() == [1.0, 2.0, 1.0]
+    with pytest.raises(InputError, match=r"^value: must be strictly ascending"):
+        check_grouped(*args, order="strict")
+    with pytest.raises(InputError, match=r"^value: must be sorted ascending"):
+        check_grouped([0.7, 0.2], [1, 1], [0, 0], order="ascending")
+    assert check_grouped([0.7, 0.2], [1, 1], [0, 0], order="any").value[0] == 0.7
+
+
+def test_check_grouped_range_and_errors() -> None:
+    with pytest.raises(
+        InputError, match=r"^value: 2 values outside \[0, 1\] \(first: -1.0 at row 0\)"
+    ):
+        check_grouped([-1.0, 2.0], [1, 1], [0, 0], order="any", unit_interval=True)
+    g = check_grouped([-1.0, 2.0], [1, 1], [0, 0], order="strict", unit_interval=False)
+    assert g.value.tolist() == [-1.0, 2.0]
+    with pytest.raises(ShapeError, match=r"^value, count, sum_y: must have the same"):
+        check_grouped([0.1], [1, 1], [0], order="any")
+    with pytest.raises(ShapeError, match=r"^value: empty array of shape \(0,\)"):
+        check_grouped([], [], [], order="any")
+    with pytest.raises(InputError, match=r"^count: 1 values are NaN or infinite"):
+        check_grouped([0.1], [np.inf], [0], order="any")
+
+
+def test_samples_and_as_float_1d() -> None:
+    assert as_float_1d(np.array([True, False]), "y").tolist() == [1.0, 0.0]
+    with pytest.raises(InputError, match=r"^x: must be numeric"):
+        as_float_1d(["a"], "x")
+    with pytest.raises(ShapeError, match=r"^x: must be 1-D"):
+        as_float_1d([[1.0]], "x")
+    with pytest.raises(InputError, match=r"^conf: 1 values outside \[0, 1\]"):
+        check_samples([0.5, 3.0], [0, 1], name_f="conf")
+    with pytest.raises(InputError, match=r"^ok: 1 values not 0 or 1"):
+        check_samples([0.5, 0.2], [0, 2], name_y="ok")
+    with pytest.raises(ShapeError, match=r"^f, y: must have the same length"):
+        check_samples([0.5, 0.2], [0])
+    g = group_samples([3.0, -1.0, 3.0], [1, 0, 1], unit_interval=False)
+    assert g.value.tolist() == [-1.0, 3.0] and g.sum_y.tolist() == [0.0, 2.0]
+
+
+def test_unbinned_intervals_for_samples_not_pixels() -> None:
+    rng = np.random.default_rng(6)
+    z = rng.normal(size=(800, 3)) * 2
+    y = rng.integers(0, 3, 800)
+    r = relcal.evaluate(z, y, ci=0.9)
+    for name in ("smooth_ece", "aurc", "auroc"):
+        iv = r.intervals[name]
+        assert iv.low <= r.metric(name) <= iv.high
+    assert r.ci["n_replicates_unbinned"] == 200
+    again = relcal.evaluate(z, y, ci=0.9)
+    assert again.intervals["aurc"] == r.intervals["aurc"]
+    # segmentation: pixels of an image are not independent units
+    seg = rng.normal(size=(4, 3, 6, 6))
+    labels = rng.integers(0, 3, (4, 6, 6))
+    rs = relcal.evaluate(seg, labels, ci=0.9)
+    assert "ece" in rs.intervals and "aurc" not in rs.intervals
+    assert rs.aurc is not None
