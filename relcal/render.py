@@ -55,6 +55,12 @@ CONVENTIONS = {
         " unbiased_square_ce); may be negative"
     ),
     "rms_ce_debiased": "sqrt(max(sq_ce_debiased, 0)) (Kumar et al.'s unbiased_l2_ce)",
+    "consistency_band": (
+        "report: where a calibrated model's bin accuracy would fall, the central"
+        " interval of Binomial(n_b, mean confidence_b) / n_b at the report's"
+        " level (Brocker & Smith 2007, binomial form; conservative; assumes"
+        " independent samples)"
+    ),
     "gap_interval": (
         "intervals.metrics.gap: mean confidence - accuracy over all samples"
         " (> 0 over-confident), percentile interval"

@@ -1132,7 +1132,8 @@ def build_report(
     predictions : sequence of :class:`relcal.io.Predictions`
         Or of streamed :class:`relcal.pipeline.Input` with their ``results``.
     n_bins, binning : the bins of every table and diagram
-    title : the page title (default: "Calibration of" and the file names)
+    title : the page title (default: "Calibration of" and the file names, or
+        "Calibration of N models" for more than two)
     with_ensemble : add the mean of the models' probabilities as one more model
     sha256, labels_sha256 : the inputs' digests, one per prediction
     results : the metrics of each prediction, when already measured (every
@@ -1220,8 +1221,11 @@ def build_report(
             "better calibrated the model; below it means over-confident.",
         )
     if title is None:
-        title = "Calibration of " + ", ".join(
-            m.short_name for m in models[: len(preds)]
+        shown = [m.short_name for m in models[: len(preds)]]
+        # more than two names make a title that fills a phone's screen; the
+        # models are listed just below it
+        title = "Calibration of " + (
+            " and ".join(shown) if len(shown) <= 2 else f"{len(shown)} models"
         )
     return ReportData(
         title=title,
