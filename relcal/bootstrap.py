@@ -657,8 +657,18 @@ replicates, moved by the difference between the full and the coarse point
 estimates."""
 
 
+CORP_PARTS = {
+    "mean_score": "score",
+    "miscalibration": "mcb",
+    "discrimination": "dsc",
+    "uncertainty": "unc",
+}
+"""The CORP decomposition's parts and their short names in interval keys
+("corp_brier_mcb", ...)."""
+
+
 def unbinned_replicates(
-    grouped: Any, *, n_replicates: int, seed: int, sigma: float
+    grouped: Any, *, n_replicates: int, seed: int, sigma: float, corp: bool = False
 ) -> dict[str, np.ndarray]:
     """Bootstrap replicates of smooth ECE (at the bandwidth ``sigma`` of the
     full sample), AURC, E-AURC and AUROC, from the histogram of distinct confidences
@@ -685,10 +695,12 @@ def unbinned_replicates(
     pos = np.asarray(grouped.sum_y, dtype=np.float64)
     neg = np.asarray(grouped.count, dtype=np.float64) - pos
     value = np.asarray(grouped.value, dtype=np.float64)
-    out = {
-        name: np.full(n_replicates, np.nan)
-        for name in ("smooth_ece", "aurc", "e_aurc", "auroc")
-    }
+    names = ["smooth_ece", "aurc", "e_aurc", "auroc"]
+    if corp:
+        names += [
+            f"corp_{k}_{v}" for k in ("brier", "log") for v in CORP_PARTS.values()
+        ]
+    out = {name: np.full(n_replicates, np.nan) for name in names}
     for r in range(n_replicates):
         hits = rng.poisson(pos).astype(np.float64)
         count = hits + rng.poisson(neg)
@@ -701,11 +713,32 @@ def unbinned_replicates(
         out["e_aurc"][r] = selective.e_aurc(v, c, h)
         auc = selective.auroc(v, c, h)
         out["auroc"][r] = np.nan if auc is None else auc
+        if corp:
+            _corp_parts(out, r, v, c, h)
     point = {
         "smooth_ece": smooth.smece_sigma(*grouped, sigma),
         "aurc": selective.aurc(*grouped),
         "e_aurc": selective.e_aurc(*grouped),
         "auroc": selective.auroc(*grouped),
     }
-    out["point"] = np.array([np.nan if point[k] is None else point[k] for k in point])
+    if corp:
+        whole: dict[str, np.ndarray] = {k: np.full(1, np.nan) for k in names}
+        _corp_parts(whole, 0, *grouped)
+        point.update({k: float(whole[k][0]) for k in names[4:]})
+    out["point"] = np.array([np.nan if point[k] is None else point[k] for k in names])
     return out
+
+
+def _corp_parts(
+    out: dict[str, np.ndarray], r: int, v: np.ndarray, c: np.ndarray, h: np.ndarray
+) -> None:
+    """The CORP decompositions of one (replicate) histogram into ``out[...][r]``
+    (an infinite log score: NaN, left out of the interval)."""
+    from relcal import corp
+
+    fit = corp.pav(v, c, h)
+    for score in ("brier", "log"):
+        d = corp.score_decomposition(v, c, h, score=score, recalibrated=fit)  # type: ignore[arg-type]
+        for part, short in CORP_PARTS.items():
+            value = float(getattr(d, part))
+            out[f"corp_{score}_{short}"][r] = value if math.isfinite(value) else np.nan

@@ -575,16 +575,9 @@ def _bootstrap_plan(
     """The bootstrap of ``--ci`` (None without it), its size checked first."""
     if ci is None:
         return None
-    from relcal.bootstrap import check_replicates, check_size
-    from relcal.summary import BootstrapPlan
+    from relcal.pipeline import bootstrap_plan
 
-    try:
-        check_replicates(n_replicates, n_bins=n_bins)
-        unit = "images" if len(inp.label_shape) > 1 else "samples"
-        check_size(inp.label_shape[0], n_replicates, unit=unit)
-    except RelcalError as err:
-        raise err.with_source(inp.source) from None
-    return BootstrapPlan(n_replicates, seed)
+    return bootstrap_plan(inp, n_replicates, seed, n_bins=n_bins)
 
 
 def _on_dask(

@@ -406,17 +406,34 @@ def with_intervals(
             n_replicates=n_unbinned,
             seed=boot.seed,
             sigma=results.smooth_sigma,
+            corp=results.corp is not None,
         )
-        names = ("smooth_ece", "aurc", "e_aurc", "auroc")
-        coarse = dict(zip(names, reps_u.pop("point"), strict=True))
+        coarse = dict(zip(list(reps_u)[:-1], reps_u.pop("point"), strict=True))
         for name, values in reps_u.items():
-            point = results.metric(name)
-            if point is not None and math.isfinite(coarse[name]):
+            point = _unbinned_point(results, name)
+            if (
+                point is not None
+                and math.isfinite(coarse[name])
+                and math.isfinite(point)
+            ):
                 # the coarse replicates' spread, around the full estimate
                 shifted = values + (point - coarse[name])
                 out[name] = interval(point, shifted, confidence=level, debias=False)
         ci["n_replicates_unbinned"] = n_unbinned
     return replace(results, intervals=out, ci=ci)
+
+
+def _unbinned_point(results: Results, name: str) -> float | None:
+    """An unbinned metric's value: a field of the results, or a part of a
+    CORP decomposition ("corp_brier_mcb": ``results.corp["brier"]``'s
+    miscalibration)."""
+    if not name.startswith("corp_"):
+        return results.metric(name)
+    from relcal.bootstrap import CORP_PARTS
+
+    _, score, short = name.split("_")
+    part = {v: k for k, v in CORP_PARTS.items()}[short]
+    return float(getattr(results.corp[score], part))
 
 
 def _mean_nll(summary: Summary) -> float | None:

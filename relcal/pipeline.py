@@ -292,6 +292,22 @@ def _measure(
     return Measurement(results, summary, rows.n_units, rows.labels())
 
 
+def bootstrap_plan(
+    inp: Input, n_replicates: int, seed: int, *, n_bins: int
+) -> BootstrapPlan:
+    """The bootstrap of an input (its leading-axis rows resampled), its size
+    checked before any reading: an error names the input."""
+    from relcal.bootstrap import check_replicates, check_size
+
+    try:
+        check_replicates(n_replicates, n_bins=n_bins)
+        unit = "images" if len(inp.label_shape) > 1 else "samples"
+        check_size(inp.label_shape[0], n_replicates, unit=unit)
+    except RelcalError as err:
+        raise err.with_source(inp.source) from None
+    return BootstrapPlan(n_replicates, seed)
+
+
 def measure_for_report(
     inp: Input,
     *,
@@ -307,18 +323,11 @@ def measure_for_report(
     :func:`relcal.metrics.evaluate_predictions` of the loaded file (the
     bootstrap intervals at ``ci``, the unbinned metrics when ``values`` says
     so, auto by default), streamed."""
-    from relcal.bootstrap import check_replicates, check_size
     from relcal.values import wanted
 
-    boot = None
-    if ci is not None:
-        try:
-            check_replicates(n_replicates, n_bins=n_bins)
-            unit = "images" if len(inp.label_shape) > 1 else "samples"
-            check_size(inp.label_shape[0], n_replicates, unit=unit)
-        except RelcalError as err:
-            raise err.with_source(inp.source) from None
-        boot = BootstrapPlan(n_replicates, seed)
+    boot = (
+        None if ci is None else bootstrap_plan(inp, n_replicates, seed, n_bins=n_bins)
+    )
     return measure(
         inp,
         n_bins=n_bins,
@@ -340,19 +349,14 @@ def measure_for_gate(inp: Input, settings: Any, *, keep_labels: bool = False) ->
     the Poisson bootstrap's replicate sums are summed while streaming (the
     same numbers as :func:`relcal.gate.measure` on the loaded arrays).
     ``keep_labels``: keep the labels, to compare a baseline's."""
-    from relcal.bootstrap import check_replicates, check_size
     from relcal.gate import measured_from_summary
 
     images = len(inp.label_shape) > 1
     boot = None
     if settings.confidence is not None:
-        try:
-            check_replicates(settings.n_replicates, n_bins=settings.n_bins)
-            unit = "images" if images else "samples"
-            check_size(inp.label_shape[0], settings.n_replicates, unit=unit)
-        except RelcalError as err:
-            raise err.with_source(inp.source) from None
-        boot = BootstrapPlan(settings.n_replicates, settings.seed)
+        boot = bootstrap_plan(
+            inp, settings.n_replicates, settings.seed, n_bins=settings.n_bins
+        )
     m = measure(
         inp,
         n_bins=settings.n_bins,

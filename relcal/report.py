@@ -99,6 +99,8 @@ class CorpRow:
     miscalibration: float
     discrimination: float
     uncertainty: float
+    # the bootstrap interval of each of S, MCB, DSC, UNC ("[lo, hi]", "" if none)
+    intervals: tuple[str, str, str, str] = ("", "", "", "")
 
 
 @dataclass(frozen=True)
@@ -422,21 +424,33 @@ def unbinned_rows(results: Results) -> list[MetricRow]:
     return rows
 
 
-def corp_rows(corp: Any) -> list[CorpRow]:
-    """``{"brier": Decomposition, "log": Decomposition}`` as table rows."""
+def corp_rows(corp: Any, intervals: dict[str, Any] | None = None) -> list[CorpRow]:
+    """``{"brier": Decomposition, "log": Decomposition}`` as table rows, with
+    the intervals of their parts when ``intervals`` holds them
+    ("corp_brier_mcb", ...: :func:`relcal.bootstrap.unbinned_replicates`)."""
+    from relcal.bootstrap import CORP_PARTS
+
     if not corp:
         return []
     names = {"brier": "Brier (x − y)²", "log": "log score (nats)"}
-    return [
-        CorpRow(
-            names.get(k, k),
-            float(d.mean_score),
-            float(d.miscalibration),
-            float(d.discrimination),
-            float(d.uncertainty),
+    rows = []
+    for k, d in corp.items():
+        shown = []
+        for short in CORP_PARTS.values():
+            iv = (intervals or {}).get(f"corp_{k}_{short}")
+            ok = iv is not None and np.isfinite(iv.low) and np.isfinite(iv.high)
+            shown.append(f"[{iv.low:.4f}, {iv.high:.4f}]" if ok else "")
+        rows.append(
+            CorpRow(
+                names.get(k, k),
+                float(d.mean_score),
+                float(d.miscalibration),
+                float(d.discrimination),
+                float(d.uncertainty),
+                tuple(shown),  # type: ignore[arg-type]
+            )
         )
-        for k, d in corp.items()
-    ]
+    return rows
 
 
 _BINNING_NAME = {"width": "equal-width", "mass": "equal-mass"}
@@ -871,7 +885,8 @@ def model_report(
         detail=detail_rows(results),
         unbinned=unbinned_rows(results),
         corp_rows=corp_rows(
-            results.corp if results.corp else (corp.decompositions if corp else None)
+            results.corp if results.corp else (corp.decompositions if corp else None),
+            results.intervals,
         ),
         unbinned_note=unbinned_note(results),
         band=band,

@@ -208,3 +208,23 @@ def test_unbinned_intervals_for_samples_not_pixels() -> None:
     rs = relcal.evaluate(seg, labels, ci=0.9)
     assert "ece" in rs.intervals and "aurc" not in rs.intervals
     assert rs.aurc is not None
+
+
+def test_corp_parts_get_intervals() -> None:
+    from relcal.metrics import evaluate_predictions
+
+    preds = relcal.load(
+        Path(__file__).parents[1] / "sample_data" / "digits_mlp_test.npz"
+    )
+    r = evaluate_predictions(preds, ci=0.95, corp=True)
+    d = r.corp["brier"]
+    for short, value in (
+        ("score", d.mean_score),
+        ("mcb", d.miscalibration),
+        ("dsc", d.discrimination),
+        ("unc", d.uncertainty),
+    ):
+        iv = r.intervals[f"corp_brier_{short}"]
+        assert iv.low <= value <= iv.high
+    assert "corp_log_unc" in r.intervals
+    assert "corp_brier_mcb" not in evaluate_predictions(preds, ci=0.95).intervals
