@@ -928,6 +928,12 @@ def _make_case(seed: int, index: int) -> Case:
         argv = ["metrics", *inputs, *g.common_options()]
         if command == "metrics-json":
             argv.append("--json")
+        if g.p(0.3):
+            argv += ["--ci", str(g.pick((0.5, 0.9, 0.95, 0.999, 1.0, 0.2)))]
+            if g.p(0.3):
+                argv += ["--bootstrap", str(g.pick((100, 250, 99, 10**6)))]
+        if g.p(0.2):
+            argv += ["--unbinned", g.pick(("on", "off", "auto"))]
     elif command == "report":
         argv = ["report", *inputs]
         if g.p(0.2):
@@ -943,6 +949,12 @@ def _make_case(seed: int, index: int) -> Case:
             argv.append("--fit-temperature")
         if g.p(0.1):
             argv += ["--title", g.pick(ODD_NAMES)]
+        if g.p(0.15):
+            argv.append("--no-intervals")
+        elif g.p(0.1):
+            argv += ["--ci", str(g.pick((0.5, 0.99))), "--seed", str(g.pick((0, 7)))]
+        if g.p(0.15):
+            argv += ["--unbinned", g.pick(("on", "off"))]
     elif command == "fit-temperature":
         argv = ["fit-temperature", *inputs, "-o", g.output("t_out.json", files)]
         argv += g.common_options()

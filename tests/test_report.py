@@ -679,3 +679,23 @@ def test_unbinned_note_for_a_large_input_names_the_option() -> None:
     note = unbinned_note(dc_replace(r, n=5_000_000, values=None))
     assert "5,000,000 samples" in note and "--unbinned on" in note
     assert unbinned_note(relcal.evaluate(logits, labels, values=True)) == ""
+
+
+def test_preview_of_a_large_file_reads_a_choice_of_its_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relcal import pipeline, report
+
+    logits, labels = make_logits(4000, 5, seed=3, temperature=2.0)
+    np.save(tmp_path / "s.npy", logits.astype(np.float32))
+    np.save(tmp_path / "y.npy", labels)
+    monkeypatch.setenv("RELCAL_CHUNK_ROWS", "100")
+    (inp,) = pipeline.open_inputs(
+        str(tmp_path / "s.npy"), {"labels": str(tmp_path / "y.npy")}
+    )
+    # 80 kB of scores; a budget of 4 kB reads a hashed choice of the 40 chunks
+    got = report.scaling_preview(inp, max_bytes=4000, n_total=4000)
+    assert got.n_total == 4000 and 0 < got.n_rows < 400
+    whole = report.scaling_preview(inp, max_bytes=10**9)
+    assert whole.n_rows == whole.n_total == 4000
+    assert abs(np.log(got.temperatures[0] / whole.temperatures[0])) < 0.5
