@@ -370,7 +370,10 @@ def replicate_sums(
             cell_bin[lo:hi],
             values[:, lo:hi],
         )
-    total = sums.sum(axis=0)  # (columns, replicates)
+    with np.errstate(over="ignore", invalid="ignore"):
+        # NLL terms near the float range (logits of 1e308) overflow: an
+        # infinite replicate has no value (left out of the interval)
+        total = sums.sum(axis=0)  # (columns, replicates)
     return ReplicateSums(
         n_bins,
         int(seed),

@@ -277,6 +277,9 @@ def summarize(
         "rms_ce_debiased": math.sqrt(max(sq_db, 0.0)),
     }
     extra.update(value_metrics(summary, corp=corp))
+    if "values" in extra and "selective" not in extra:
+        why = "needs at least two samples"
+        missing.update({key: why for key in ("aurc", "e_aurc", "auroc")})
     results = Results(
         n=n,
         n_classes=summary.n_classes,
@@ -323,8 +326,10 @@ def value_metrics(summary: Summary, *, corp: bool = False) -> dict[str, Any]:
     out["values"] = g
     sm = smooth.smece_and_sigma(g.value, g.count, g.sum_y)
     out["smooth_ece"], out["smooth_sigma"] = sm.smece, sm.sigma
-    sel = selective.selective_summary(g.value, g.count, g.sum_y)
-    out["selective"] = sel
+    if float(g.count.sum()) >= 2:  # AURC is not defined for one sample
+        sel = selective.selective_summary(g.value, g.count, g.sum_y)
+        out["selective"] = sel
+        out["aurc"], out["e_aurc"], out["auroc"] = sel.aurc, sel.e_aurc, sel.auroc
     if corp:  # scipy's PAV: 0.3 s to import, so only when asked for
         from relcal import corp as _corp
 
@@ -335,7 +340,6 @@ def value_metrics(summary: Summary, *, corp: bool = False) -> dict[str, Any]:
             )
             for score in ("brier", "log")
         }
-    out["aurc"], out["e_aurc"], out["auroc"] = sel.aurc, sel.e_aurc, sel.auroc
     if "positive values" in probes:
         out["positive_values"] = probes["positive values"].grouped()
     return out

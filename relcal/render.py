@@ -202,8 +202,10 @@ def results_to_dict(results: Results, source: dict[str, Any]) -> dict[str, Any]:
         "corp": None,
     }
     if results.smooth_ece is not None:
-        doc["smooth"] = {"smooth_ece": _num(results.smooth_ece),
-                         "sigma": _num(results.smooth_sigma)}
+        doc["smooth"] = {
+            "smooth_ece": _num(results.smooth_ece),
+            "sigma": _num(results.smooth_sigma),
+        }
     if results.selective is not None:
         doc["selective"] = _clean(results.selective.to_dict())
     if results.corp is not None:
@@ -241,9 +243,7 @@ def intervals_to_dict(results: Results) -> dict[str, Any] | None:
             "low": _num(iv.low),
             "high": _num(iv.high),
             "estimate": _num(iv.estimate),
-            "method": "bias-corrected percentile"
-            if name in BINNED
-            else "percentile",
+            "method": "bias-corrected percentile" if name in BINNED else "percentile",
         }
     return {
         "level": results.ci["level"],
@@ -324,7 +324,7 @@ def format_text(results: Results, source: dict[str, Any]) -> str:
         )
         lines.append("")
     shown = shown_metrics(results.n_classes) + DEBIASED_LABELS
-    if results.selective is not None:
+    if results.values is not None:
         shown += UNBINNED_LABELS
     for key, label in shown:
         value = getattr(results, key)

@@ -228,3 +228,19 @@ def test_corp_parts_get_intervals() -> None:
         assert iv.low <= value <= iv.high
     assert "corp_log_unc" in r.intervals
     assert "corp_brier_mcb" not in evaluate_predictions(preds, ci=0.95).intervals
+
+
+def test_one_sample_has_no_aurc_and_no_nan(tmp_path: Path) -> None:
+    # found by scripts/fuzz.py (seed 4244, cases 221 and 290): AURC is NaN for
+    # fewer than two samples, and "nan" reached the text and the report
+    f = tmp_path / "one.npz"
+    np.savez(f, probs=np.array([[0.33, 0.2, 0.2, 0.27]]), labels=np.array([0]))
+    res = CliRunner().invoke(cli, ["metrics", str(f)])
+    assert res.exit_code == 0 and "nan" not in res.output.lower()
+    assert "AURC             n/a (needs at least two samples)" in res.output
+    doc = _run(["metrics", str(f), "--json"])
+    assert doc["metrics"]["aurc"] is None and doc["metrics"]["smooth_ece"] is not None
+    html = tmp_path / "r.html"
+    res = CliRunner().invoke(cli, ["report", str(f), "-o", str(html)])
+    assert res.exit_code == 0, res.output
+    assert "nan" not in html.read_text().lower()
