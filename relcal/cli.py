@@ -737,7 +737,9 @@ def report(
             **how,
         )
         if scaling:
-            _add_scaling(data.models, preds, t_doc, temperature_path, n_bins, binning)
+            _add_scaling(
+                data.models, preds, t_doc, temperature_path, n_bins, binning, how
+            )
     outputs = {out: render_html(data)}
     if json_out is not None:
         outputs[json_out] = to_json(report_to_dict(data))
@@ -756,18 +758,22 @@ def _add_scaling(
     t_path: str | None,
     n_bins: int,
     binning: str,
+    how: dict[str, Any] | None = None,
 ) -> None:
     """Each model's before / after slot: streamed inputs streamed, loaded
-    predictions (with --ensemble) in memory."""
+    predictions (with --ensemble) in memory; ``how``: the bootstrap's
+    ``ci``, ``n_replicates`` and ``seed``."""
     from relcal import pipeline
     from relcal.report import add_scaling
 
+    boot = {k: v for k, v in (how or {}).items() if k in ("ci", "n_replicates", "seed")}
     for model, p in zip(models, preds, strict=False):
         options = {
             "t_doc": t_doc,
             "t_path": t_path,
             "n_bins": n_bins,
             "binning": binning,
+            **boot,
         }
         if isinstance(p, pipeline.Input):
             pipeline.add_scaling(model, p, **options)

@@ -388,10 +388,14 @@ def add_scaling(
     t_path: str | None = None,
     n_bins: int = 15,
     binning: str = "width",
+    ci: float | None = 0.95,
+    n_replicates: int = 1000,
+    seed: int = 0,
 ) -> None:
     """:func:`relcal.report.add_scaling` of a streamed input: T fitted on
     its chunks (:func:`relcal.temperature.fit_chunks`) or read from
-    ``t_doc``, and the metrics after scaling from the scaled chunks."""
+    ``t_doc``, and the metrics after scaling from the scaled chunks (with
+    their bootstrap intervals at ``ci`` when the rows are the samples)."""
     from relcal.errors import UnsupportedMetricError
     from relcal.report import scaling_temperature, set_scaling
     from relcal.temperature import _scaled_chunks, fit_chunks
@@ -409,6 +413,9 @@ def add_scaling(
         t = scaling_temperature(fit, t_doc)
         # the scaled chunks keep their layout and ignored pixels: the plan drops them
         plan = plan_for("logits", inp.n_classes, inp.ignore_index, n_bins=n_bins)
+        if ci is not None and len(inp.label_shape) == 1:
+            boot = bootstrap_plan(inp, n_replicates, seed, n_bins=n_bins)
+            plan = replace(plan, bootstrap=boot)
         summary = summarize_chunks(
             lambda: _scaled_chunks(
                 inp.chunk_source, inp.kind, inp.ignore_index, [t], None, 0
@@ -421,7 +428,9 @@ def add_scaling(
         raise err.with_source(inp.source) from None
     from relcal.metrics import summarize
 
-    after = summarize(summary, n_bins=n_bins, binning=binning, kind="logits")
+    after = summarize(
+        summary, n_bins=n_bins, binning=binning, kind="logits", ci=ci or 0.95
+    )
     set_scaling(model, t, after, fit=fit, t_doc=t_doc, t_path=t_path)
 
 

@@ -545,12 +545,23 @@ def verdict(results: Results) -> str:
 
 
 def scaled_verdict(before: Results, after: Results, label: str) -> str:
-    """The verdict after temperature scaling, the value before beside it."""
+    """The verdict after temperature scaling, the value before beside it:
+    the verdict rule on the after-scaling intervals when there are some
+    (samples as units), else the point values."""
+    bins = f"{after.n_bins} {_BINNING_NAME[after.binning]} bins"
+    was = f"before: {before.ece:.3f}, {strength(before)}; {bins}"
+    if after.intervals.get("gap") is not None and after.intervals.get("ece"):
+        said = verdict(after)  # "<Call>: ... (<bins>)."
+        call, rest = said.split(":", 1)
+        rest = rest.rstrip(".").rsplit(f" ({bins})", 1)[0]
+        return (
+            f"After temperature scaling ({label}): {call[0].lower() + call[1:]}:"
+            f"{rest} ({was})."
+        )
     return (
         f"After temperature scaling ({label}): {strength(after)}: mean confidence "
         f"{after.mean_confidence:.1%} vs accuracy {after.accuracy:.1%}; ECE "
-        f"{after.ece:.3f} (before: {before.ece:.3f}, {strength(before)}; "
-        f"{after.n_bins} {_BINNING_NAME[after.binning]} bins)."
+        f"{after.ece:.3f} ({was})."
     )
 
 
@@ -1309,20 +1320,35 @@ def add_scaling(
     t_path: str | None = None,
     n_bins: int = 15,
     binning: str = "width",
+    ci: float | None = 0.95,
+    n_replicates: int = 1000,
+    seed: int = 0,
 ) -> None:
     """Fill the model's before / after temperature-scaling slot.
 
     With ``t_doc`` (a temperature file) the temperature comes from there and
     counts as in-sample only if it was fitted on this very file (same
     sha256); without it, T is fitted here on the data shown (in-sample).
+    ``ci``: the after-scaling metrics get bootstrap intervals (so the verdict
+    after scaling follows the same rule), when each row of ``z`` is a sample
+    of its own (not the pixels of segmentation maps).
     """
     from relcal.metrics import evaluate
     from relcal.temperature import fit_prepared, scale_logits
 
     fit = fit_prepared(z, y) if t_doc is None else None
     t = scaling_temperature(fit, t_doc)
+    rows_are_samples = len(model.input.get("shape") or ()) <= 2
     after = evaluate(
-        scale_logits(z, t), y, kind="logits", n_bins=n_bins, binning=binning
+        scale_logits(z, t),
+        y,
+        kind="logits",
+        n_bins=n_bins,
+        binning=binning,
+        ci=ci if rows_are_samples else None,
+        n_replicates=n_replicates,
+        seed=seed,
+        values=False,
     )
     set_scaling(model, t, after, fit=fit, t_doc=t_doc, t_path=t_path)
 
@@ -1386,6 +1412,7 @@ def set_scaling(
     band = reliability_band(
         after, level=None if model.band is None else model.band.level
     )
+    model.verdict_call = verdict_call(after)
     model.verdict = scaled_verdict(
         model.results,
         after,
