@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -70,7 +70,7 @@ POSITIVE = {  # the positive-class metrics: the binned ones of P(class 1)'s set
     "positive_class_mce": "mce",
 }
 BOOTSTRAP_METRICS = ("accuracy", "ece", "rms_ce", "mce", "nll", "brier", *POSITIVE)
-BINNED = frozenset({"ece", "rms_ce", "mce", *POSITIVE})
+BINNED = frozenset({"ece", "rms_ce", "mce", "classwise_ece", *POSITIVE})
 # the value of "resampling" in relcal check --json (a versioned name: the
 # multinomial bootstrap of relcal 0.1 was "multinomial: N samples drawn with
 # replacement")
@@ -459,6 +459,191 @@ def _add_block(
                 sums[b, :, r0:r1] += values[:, lo:hi] @ weights[lo:hi]
 
 
+# --------------------------------------------------------------------------
+# the class-wise ECE's replicates
+
+MIN_CLASSWISE_REPLICATES = 100
+"""Fewer class-wise replicates than this give no class-wise interval."""
+
+
+def classwise_replicates(n_replicates: int, n_classes: int, n_bins: int) -> int:
+    """How many replicates the class-wise ECE's interval is drawn from: the
+    first ``n_replicates``, at most :data:`MAX_REPLICATE_BINS` sums of
+    ``n_classes x n_bins`` cells in all (1000 classes, 15 bins: 279); 0 (no
+    interval) when that leaves fewer than :data:`MIN_CLASSWISE_REPLICATES`.
+
+    Examples
+    --------
+    >>> classwise_replicates(1000, 10, 15), classwise_replicates(1000, 1000, 15)
+    (1000, 279)
+    >>> classwise_replicates(1000, 10_000, 15)
+    0
+    """
+    count = min(int(n_replicates), MAX_REPLICATE_BINS // max(n_classes * n_bins, 1))
+    return count if count >= MIN_CLASSWISE_REPLICATES else 0
+
+
+def weighted_rows(
+    units: np.ndarray, x: np.ndarray, *, n_replicates: int, seed: int
+) -> np.ndarray:
+    """``sum_i w[units[i], r] * x[i]`` for every replicate ``r``: shape
+    (n_replicates, x.shape[1]).  ``units`` nondecreasing (a block's rows, or
+    the pixels of one image); one matrix product per block of units and of
+    replicates.
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> out = weighted_rows(np.array([3, 3]), x, n_replicates=5, seed=0)
+    >>> w = unit_weights(np.array([3]), 5, seed=0)[0]
+    >>> bool(np.allclose(out, np.outer(w, [1.0, 2.0])))
+    True
+    """
+    units = np.asarray(units, dtype=np.int64)
+    out = np.zeros((n_replicates, x.shape[1]))
+    if units.size == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]])
+    if len(starts) < len(units):  # equal units: their rows summed first
+        x = np.add.reduceat(np.asarray(x, dtype=np.float64), starts, axis=0)
+        units = units[starts]
+    for b, lo, hi in _runs(units // UNIT_BLOCK):
+        rows = units[lo:hi] - b * UNIT_BLOCK
+        part = x[lo:hi]
+        for q, r0, r1 in _replicate_blocks(n_replicates):
+            out[r0:r1] += block_weights(seed, b, q)[rows, : r1 - r0].T @ part
+    return out
+
+
+def weighted_entries(
+    units: np.ndarray,
+    keys: np.ndarray,
+    values: np.ndarray,
+    *,
+    n_replicates: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse entries ``(unit, key, value)`` summed per key with the weight of
+    their unit in each replicate: the distinct keys, and their sums of shape
+    (n_keys, n_replicates): per block of units, a sparse (keys x units)
+    matrix of the entries times the block's weights (scipy.sparse).
+
+    Examples
+    --------
+    >>> keys, sums = weighted_entries(np.array([0, 1, 1]), np.array([7, 7, 2]),
+    ...                               np.array([1.0, 2.0, 3.0]),
+    ...                               n_replicates=4, seed=0)
+    >>> w = unit_weights(np.array([0, 1]), 4, seed=0)
+    >>> keys.tolist(), bool(np.allclose(sums[1], w[0] + 2 * w[1]))
+    ([2, 7], True)
+    """
+    units = np.asarray(units, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    uniq, inverse = np.unique(np.asarray(keys, dtype=np.int64), return_inverse=True)
+    out = np.zeros((len(uniq), n_replicates))
+    if units.size == 0:
+        return uniq, out
+    if units.min() == units.max():  # one unit: sum first, one outer product
+        sums = np.bincount(inverse, weights=values, minlength=len(uniq))
+        w = unit_weights(units[:1], n_replicates, seed=seed)[0]
+        return uniq, np.outer(sums, w)
+    from scipy.sparse import csr_matrix  # a sparse product: 10x numpy's gathers
+
+    order = np.argsort(units // UNIT_BLOCK, kind="stable")
+    units, inverse, values = units[order], inverse[order], values[order]
+    for b, lo, hi in _runs(units // UNIT_BLOCK):
+        entries = csr_matrix(
+            (values[lo:hi], (inverse[lo:hi], units[lo:hi] - b * UNIT_BLOCK)),
+            shape=(len(uniq), UNIT_BLOCK),
+        )
+        for q, r0, r1 in _replicate_blocks(n_replicates):
+            out[:, r0:r1] += entries @ block_weights(seed, b, q)[:, : r1 - r0]
+    return uniq, out
+
+
+# parts of ClasswiseReplicates held before they are added up (floats)
+CLASSWISE_PENDING = 1 << 22
+
+
+@dataclass(frozen=True, eq=False)
+class ClasswiseReplicates:
+    """The class-wise ECE's replicate sums (:func:`classwise_replicates` of
+    them), a mergeable part of :class:`relcal.summary.ClasswiseBins`.
+
+    Per replicate ``r``, class ``c`` and class-wise bin ``b``, the weighted sum
+    of ``p_c - [label == c]`` over the samples whose ``p_c`` is in bin ``b``:
+    ``total`` (n_replicates, n_classes) over all of a class's samples, and
+    ``parts``, sparse sums of the cells ``c * n_bins + b`` that were summed one
+    entry at a time (``(keys, sums (n_keys, n_replicates))``, the first part
+    the largest: the others are added into it once they hold twice as many
+    floats, or :data:`CLASSWISE_PENDING`).  Most
+    probabilities fall in the first bin, so a class's first bin is its total
+    minus its other bins (:meth:`gaps`), as in the class-wise bins themselves.
+    """
+
+    n_classes: int
+    n_bins: int
+    seed: int
+    total: np.ndarray
+    parts: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+    @property
+    def n_replicates(self) -> int:
+        return int(self.total.shape[0])
+
+    def merge(self, other: ClasswiseReplicates) -> ClasswiseReplicates:
+        mine = (self.n_classes, self.n_bins, self.seed, self.n_replicates)
+        if mine != (other.n_classes, other.n_bins, other.seed, other.n_replicates):
+            raise InputError("class-wise replicates of other settings cannot be merged")
+        parts = self.parts + other.parts
+        pending = sum(s.size for _, s in parts[1:])
+        if pending > max(CLASSWISE_PENDING, 2 * parts[0][1].size):
+            cells = self.n_classes * self.n_bins
+            parts = (_add_parts(parts, self.n_replicates, cells),)
+        return replace(self, total=self.total + other.total, parts=parts)
+
+    def gaps(self) -> np.ndarray:
+        """The signed sums, shape (n_replicates, n_classes, n_bins)."""
+        r, c, b = self.n_replicates, self.n_classes, self.n_bins
+        keys, sums = _add_parts(self.parts, r, c * b)
+        cells = np.zeros((c * b, r))
+        cells[keys] = sums
+        out = cells.reshape(c, b, r).transpose(2, 0, 1)
+        out[:, :, 0] = self.total - out[:, :, 1:].sum(axis=2)
+        return out
+
+    def eces(self, total_weight: np.ndarray) -> np.ndarray:
+        """The class-wise ECE of each replicate (the mean over classes of
+        sum_b |gap| / total weight), NaN for a replicate of weight 0."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_class = np.abs(self.gaps()).sum(axis=2)
+            return per_class.mean(axis=1) / total_weight[: self.n_replicates]
+
+
+def _add_parts(
+    parts: tuple[tuple[np.ndarray, np.ndarray], ...], n_replicates: int, n_cells: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse parts added up: their distinct keys and summed rows (all
+    ``n_cells`` cells, dense, once a quarter of them occur)."""
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, n_replicates))
+    if len(parts) == 1:
+        return parts[0]
+    every = np.concatenate([k for k, _ in parts])
+    if len(every) > n_cells // 4:
+        keys, at = np.arange(n_cells), None
+    else:
+        keys, at = np.unique(every, return_inverse=True)
+    dense = at is None and len(parts[0][0]) == n_cells
+    out = parts[0][1].copy() if dense else np.zeros((len(keys), n_replicates))
+    start = 0
+    for i, (k, s) in enumerate(parts):  # keys are distinct within a part
+        if i > 0 or not dense:
+            out[k if at is None else at[start : start + len(k)]] += s
+        start += len(k)
+    return keys, out
+
+
 def check_replicates(n_replicates: object, *, n_bins: int) -> int:
     """``n_replicates`` as an int, refused when not positive, above
     :data:`MAX_REPLICATES`, or when the sums of ``n_bins`` bins would be too
@@ -686,11 +871,11 @@ def unbinned_replicates(
     outcome is Poisson(their number), independently across cells: the
     replicate histogram is drawn cell by cell, with no need for the samples.
     Valid when the samples are the units (classification rows); pixels of an
-    image are not independent, and segmentation gets no such interval.
+    image are not independent: segmentation's come from
+    :func:`grid_replicates`.
     ``numpy.random.default_rng(SeedSequence([seed, 1]))`` draws the counts,
     so the replicates depend on the seed and the histogram only.
     """
-    from relcal import selective, smooth
     from relcal.values import coarsened
 
     grouped = coarsened(grouped, UNBINNED_GROUPS)
@@ -698,37 +883,86 @@ def unbinned_replicates(
     pos = np.asarray(grouped.sum_y, dtype=np.float64)
     neg = np.asarray(grouped.count, dtype=np.float64) - pos
     value = np.asarray(grouped.value, dtype=np.float64)
+    out = _unbinned_arrays(n_replicates, corp)
+    for r in range(n_replicates):
+        hits = rng.poisson(pos).astype(np.float64)
+        count = hits + rng.poisson(neg)
+        keep = count > 0
+        if np.count_nonzero(keep) >= 2:
+            _unbinned_of(out, r, value[keep], count[keep], hits[keep], sigma, corp)
+    return _with_point(out, *grouped, sigma=sigma, corp=corp)
+
+
+def grid_replicates(
+    grid: Any, *, sigma: float, corp: bool = False
+) -> dict[str, np.ndarray]:
+    """As :func:`unbinned_replicates`, with whole images as the units: the
+    replicates of :class:`relcal.unitgrid.UnitGrid` (per-image histograms on
+    a fixed grid of confidences, weighed by each image's Poisson weight); a
+    cell stands for its samples by their mean confidence.  ``"point"`` holds
+    the metrics of the unweighted grid."""
+    reps = grid.replicates()
+    out = _unbinned_arrays(grid.n_replicates, corp)
+    for r in range(grid.n_replicates):
+        _grid_metrics(out, r, reps[r], sigma, corp)
+    whole = _unbinned_arrays(1, corp)
+    _grid_metrics(whole, 0, grid.whole, sigma, corp)
+    out["point"] = np.array([whole[k][0] for k in out])
+    return out
+
+
+def _grid_metrics(
+    out: dict[str, np.ndarray], r: int, hist: np.ndarray, sigma: float, corp: bool
+) -> None:
+    count, hits, conf = hist
+    keep = count > 0
+    if np.count_nonzero(keep) >= 2:
+        c = count[keep]
+        _unbinned_of(out, r, conf[keep] / c, c, hits[keep], sigma, corp)
+
+
+def _unbinned_arrays(n: int, corp: bool) -> dict[str, np.ndarray]:
     names = ["smooth_ece", "aurc", "e_aurc", "auroc"]
     if corp:
         names += [
             f"corp_{k}_{v}" for k in ("brier", "log") for v in CORP_PARTS.values()
         ]
-    out = {name: np.full(n_replicates, np.nan) for name in names}
-    for r in range(n_replicates):
-        hits = rng.poisson(pos).astype(np.float64)
-        count = hits + rng.poisson(neg)
-        keep = count > 0
-        if np.count_nonzero(keep) < 2:
-            continue
-        v, c, h = value[keep], count[keep], hits[keep]
-        out["smooth_ece"][r] = smooth.smece_sigma(v, c, h, sigma)
-        out["aurc"][r] = selective.aurc(v, c, h)
-        out["e_aurc"][r] = selective.e_aurc(v, c, h)
-        auc = selective.auroc(v, c, h)
-        out["auroc"][r] = np.nan if auc is None else auc
-        if corp:
-            _corp_parts(out, r, v, c, h)
-    point = {
-        "smooth_ece": smooth.smece_sigma(*grouped, sigma),
-        "aurc": selective.aurc(*grouped),
-        "e_aurc": selective.e_aurc(*grouped),
-        "auroc": selective.auroc(*grouped),
-    }
+    return {name: np.full(n, np.nan) for name in names}
+
+
+def _unbinned_of(
+    out: dict[str, np.ndarray],
+    r: int,
+    v: np.ndarray,
+    c: np.ndarray,
+    h: np.ndarray,
+    sigma: float,
+    corp: bool,
+) -> None:
+    """The unbinned metrics of one histogram into ``out[...][r]``."""
+    from relcal import selective, smooth
+
+    out["smooth_ece"][r] = smooth.smece_sigma(v, c, h, sigma)
+    out["aurc"][r] = selective.aurc(v, c, h)
+    out["e_aurc"][r] = selective.e_aurc(v, c, h)
+    auc = selective.auroc(v, c, h)
+    out["auroc"][r] = np.nan if auc is None else auc
     if corp:
-        whole: dict[str, np.ndarray] = {k: np.full(1, np.nan) for k in names}
-        _corp_parts(whole, 0, *grouped)
-        point.update({k: float(whole[k][0]) for k in names[4:]})
-    out["point"] = np.array([np.nan if point[k] is None else point[k] for k in names])
+        _corp_parts(out, r, v, c, h)
+
+
+def _with_point(
+    out: dict[str, np.ndarray],
+    value: np.ndarray,
+    count: np.ndarray,
+    sum_y: np.ndarray,
+    *,
+    sigma: float,
+    corp: bool,
+) -> dict[str, np.ndarray]:
+    whole = _unbinned_arrays(1, corp)
+    _unbinned_of(whole, 0, value, count, sum_y, sigma, corp)
+    out["point"] = np.array([whole[k][0] for k in out])
     return out
 
 

@@ -43,8 +43,9 @@ import numpy as np
 from relcal.binning import MAX_BINS
 from relcal.bootstrap import (
     BINNED,
-    BOOTSTRAP_METRICS,
+    MAX_REPLICATE_BINS,
     MAX_REPLICATES,
+    MIN_CLASSWISE_REPLICATES,
     POSITIVE,
     Interval,
     ReplicateSums,
@@ -290,6 +291,7 @@ class Measured:
     # the bootstrap's sums computed while streaming (instead of samples)
     replicates: ReplicateSums | None = None
     positive_replicates: ReplicateSums | None = None
+    classwise_replicates: Any = None  # bootstrap.ClasswiseReplicates
 
 
 def measure(predictions: Any, *, n_bins: int = 15, binning: str = "width") -> Measured:
@@ -346,6 +348,9 @@ def measured_from_summary(
         n_units=n_units,
         replicates=reps.get("top"),
         positive_replicates=reps.get("positive"),
+        classwise_replicates=(
+            None if summary.classwise is None else summary.classwise.replicates
+        ),
     )
 
 
@@ -632,14 +637,17 @@ def _replicates(
         return []
     if new.samples is None and new.replicates is None:
         raise InputError(f"{new.source}: confidence= needs the samples")
-    if any(t.metric == "classwise_ece" for t in settings.thresholds):
-        notes.append(
-            "class-wise ECE has no bootstrap interval yet: it is gated on its "
-            "point estimate"
-        )
     measured = [new]
     if paired and baseline is not None and _resampled(baseline):
         measured.append(baseline)
+    with_classwise = any(t.metric == "classwise_ece" for t in settings.thresholds)
+    if with_classwise and not _classwise(measured):
+        with_classwise = False
+        most = MAX_REPLICATE_BINS // MIN_CLASSWISE_REPLICATES
+        notes.append(
+            "class-wise ECE is gated on its point estimate: its bootstrap needs"
+            f" full class scores and at most {most:,} classes x bins"
+        )
     # the positive-class errors: P(class 1)'s set as more sets on the same
     # resampling, their ECE / RMS-CE / MCE renamed
     wanted = any(t.metric in POSITIVE for t in settings.thresholds)
@@ -655,9 +663,22 @@ def _replicates(
             for m, r in zip(measured, reps, strict=True):
                 pos = replicate_metrics(_sums(m, settings, True))
                 r.update({metric: pos[key] for metric, key in POSITIVE.items()})
+        if with_classwise:
+            for m, r in zip(measured, reps, strict=True):
+                # the first replicates of the top-label sums' weights
+                r["classwise_ece"] = m.classwise_replicates.eces(
+                    _sums(m, settings, False).count.sum(axis=1)
+                )
     except InputError as err:
         raise err.with_source(new.source) from None
     return reps
+
+
+def _classwise(measured: list[Measured]) -> bool:
+    """Whether all of ``measured`` have the class-wise ECE's replicate sums,
+    as many replicates each (a paired baseline's are subtracted)."""
+    reps = [m.classwise_replicates for m in measured]
+    return all(r is not None for r in reps) and len({r.n_replicates for r in reps}) == 1
 
 
 def _resampled(m: Measured) -> bool:
@@ -698,7 +719,7 @@ def _judge(
         value = new_value - old_value if t.kind == "increase" else old_value - new_value
     iv = None
     note = None
-    if confidence is not None and reps and t.metric in BOOTSTRAP_METRICS:
+    if confidence is not None and reps and t.metric in reps[0]:
         new_reps = reps[0].get(t.metric)
         if new_reps is not None:
             iv = _interval(t, value, new_reps, old_value, reps, paired, confidence)

@@ -401,30 +401,55 @@ def with_intervals(
                 out[name] = interval(point, pos[short], confidence=level, debias=True)
     boot = reps["top"]
     ci = {"level": level, "n_replicates": boot.n_replicates, "seed": boot.seed}
-    if sample_units and results.values is not None and results.smooth_sigma:
-        from relcal.bootstrap import UNBINNED_REPLICATES, unbinned_replicates
-
-        n_unbinned = min(UNBINNED_REPLICATES, boot.n_replicates)
-        reps_u = unbinned_replicates(
-            results.values,
-            n_replicates=n_unbinned,
-            seed=boot.seed,
-            sigma=results.smooth_sigma,
-            corp=results.corp is not None,
+    cw = None if summary.classwise is None else summary.classwise.replicates
+    if cw is not None and results.classwise_ece is not None:
+        # the same weights as the first replicates of the top-label sums
+        eces = cw.eces(boot.count.sum(axis=1))
+        out["classwise_ece"] = interval(
+            results.classwise_ece, eces, confidence=level, debias=True
         )
-        coarse = dict(zip(list(reps_u)[:-1], reps_u.pop("point"), strict=True))
-        for name, values in reps_u.items():
-            point = _unbinned_point(results, name)
-            if (
-                point is not None
-                and math.isfinite(coarse[name])
-                and math.isfinite(point)
-            ):
-                # the coarse replicates' spread, around the full estimate
-                shifted = values + (point - coarse[name])
-                out[name] = interval(point, shifted, confidence=level, debias=False)
-        ci["n_replicates_unbinned"] = n_unbinned
+        ci["n_replicates_classwise"] = cw.n_replicates
+    if results.values is not None and results.smooth_sigma:
+        from relcal import bootstrap as bs
+
+        n_unbinned = min(bs.UNBINNED_REPLICATES, boot.n_replicates)
+        reps_u = None
+        if sample_units:
+            reps_u = bs.unbinned_replicates(
+                results.values,
+                n_replicates=n_unbinned,
+                seed=boot.seed,
+                sigma=results.smooth_sigma,
+                corp=results.corp is not None,
+            )
+        elif "grid" in reps:  # whole images as the units
+            reps_u = bs.grid_replicates(
+                reps["grid"], sigma=results.smooth_sigma, corp=results.corp is not None
+            )
+        if reps_u is not None:
+            out.update(_unbinned_intervals(results, reps_u, level))
+            ci["n_replicates_unbinned"] = n_unbinned
+            ci["unbinned_units"] = "samples" if sample_units else "images"
     return replace(results, intervals=out, ci=ci)
+
+
+def _unbinned_intervals(
+    results: Results, reps: dict[str, np.ndarray], level: float
+) -> dict[str, Any]:
+    """The unbinned metrics' intervals: the coarse replicates' spread, moved
+    onto the full estimate (``reps["point"]``: the coarse histogram's own)."""
+    from relcal.bootstrap import interval
+
+    coarse = dict(zip(list(reps)[:-1], reps["point"], strict=True))
+    out = {}
+    for name, values in reps.items():
+        if name == "point":
+            continue
+        point = _unbinned_point(results, name)
+        if point is not None and math.isfinite(coarse[name]) and math.isfinite(point):
+            shifted = values + (point - coarse[name])
+            out[name] = interval(point, shifted, confidence=level, debias=False)
+    return out
 
 
 def _unbinned_point(results: Results, name: str) -> float | None:
@@ -608,7 +633,8 @@ def evaluate(
     (0.6667, 2, 'logits')
     """
     level = check_level(ci)
-    boot = _bootstrap_plan(level, n_replicates, seed, n_bins)
+    images = np.ndim(labels) > 1 and np.ndim(scores) > 2
+    boot = _bootstrap_plan(level, n_replicates, seed, n_bins, images=images)
     summary, k = _summary_and_kind(
         scores,
         labels,
@@ -625,7 +651,7 @@ def evaluate(
         binning=binning,
         kind=k,
         ci=level or 0.95,
-        sample_units=np.ndim(labels) <= 1 or np.ndim(scores) <= 2,
+        sample_units=not images,
     )
 
 
@@ -999,7 +1025,9 @@ def evaluate_predictions(
     ``corp``: with the values, the CORP decompositions.
     """
     try:
-        boot = _bootstrap_plan(ci, n_replicates, seed, n_bins)
+        shape = getattr(predictions, "label_shape", None)
+        images = len(np.shape(predictions.labels) if shape is None else shape) > 1
+        boot = _bootstrap_plan(ci, n_replicates, seed, n_bins, images=images)
         return _evaluate_predictions(
             predictions,
             n_bins=n_bins,
@@ -1034,15 +1062,18 @@ def _evaluate_predictions(
     return _results_of(predictions, summary, n_bins, binning, ci=ci, corp=corp)
 
 
-def _bootstrap_plan(ci: float | None, n_replicates: int, seed: int, n_bins: int) -> Any:
-    """The :class:`relcal.summary.BootstrapPlan` of a level ``ci`` (None: none)."""
+def _bootstrap_plan(
+    ci: float | None, n_replicates: int, seed: int, n_bins: int, *, images: bool = False
+) -> Any:
+    """The :class:`relcal.summary.BootstrapPlan` of a level ``ci`` (None:
+    none); ``images``: the units are segmentation images."""
     if check_level(ci) is None:
         return None
     from relcal.bootstrap import check_replicates
     from relcal.summary import BootstrapPlan
 
     n_rep = check_replicates(n_replicates, n_bins=check_n_bins(n_bins))
-    return BootstrapPlan(n_rep, _check_seed(seed))
+    return BootstrapPlan(n_rep, _check_seed(seed), images=images)
 
 
 def reduce_predictions(

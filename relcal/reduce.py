@@ -430,13 +430,18 @@ def _binary_block(b: _Binary, lo: int, hi: int) -> BlockOut:
         )
         sq = None if sq is None else sq[v]
     summary = _kept_sums(plan, c, right, nl, sq, p1, y1)
-    summary = _binary_bins(summary, plan, p0, p1, y1)
+    summary = _binary_bins(summary, plan, p0, p1, y1, unit)
     samples = _samples(plan, c, right, y, nl, sq, p1, unit)
     return BlockOut(summary, samples, b.scores[lo:hi].nbytes)
 
 
 def _binary_bins(
-    summary: sm.Summary, plan: sm.Plan, p0: np.ndarray, p1: np.ndarray, y1: np.ndarray
+    summary: sm.Summary,
+    plan: sm.Plan,
+    p0: np.ndarray,
+    p1: np.ndarray,
+    y1: np.ndarray,
+    unit: np.ndarray,
 ) -> sm.Summary:
     """Class-wise bins (P(class 0), P(class 1)) and the positive-class bins."""
     classwise = positive = None
@@ -445,7 +450,9 @@ def _binary_bins(
         c0 = _bin_sums(p0, ~y1, edges)
         c1 = _bin_sums(p1, y1, edges)
         classwise = sm.ClasswiseBins(
-            edges, *(np.stack([a, b]) for a, b in zip(c0, c1, strict=True))
+            edges,
+            *(np.stack([a, b]) for a, b in zip(c0, c1, strict=True)),
+            _binary_boot(plan, p0, p1, y1, unit),
         )
     pe = plan.positive_edges
     if pe is not None:
@@ -454,6 +461,39 @@ def _binary_bins(
         else:
             positive = _table(*_bin_sums(p1, y1, pe), pe)
     return replace(summary, classwise=classwise, positive=positive)
+
+
+def _binary_boot(
+    plan: sm.Plan, p0: np.ndarray, p1: np.ndarray, y1: np.ndarray, unit: np.ndarray
+) -> object:
+    """Two classes: the class-wise replicate sums (as :func:`_classwise_boot`)
+    of P(class 0) against label 0 and P(class 1) against label 1."""
+    if plan.bootstrap is None or not plan.bootstrap.classwise:
+        return None
+    if plan.classwise_edges is None:
+        return None
+    from relcal import bootstrap as bs
+
+    edges = plan.classwise_edges
+    n_bins = len(edges) - 1
+    n_reps = bs.classwise_replicates(plan.bootstrap.n_replicates, 2, n_bins)
+    if n_reps == 0:
+        return None
+    opts = {"n_replicates": n_reps, "seed": plan.bootstrap.seed}
+    gap1 = p1 - y1
+    gap0 = p0 - ~y1
+    total = bs.weighted_rows(unit, np.stack([gap0, gap1], axis=1), **opts)
+    b0, b1 = assign_bins(p0, edges), assign_bins(p1, edges)
+    high0, high1 = np.flatnonzero(b0 > 0), np.flatnonzero(b1 > 0)
+    keys, sums = bs.weighted_entries(
+        np.concatenate([unit[high0], unit[high1]]),
+        np.concatenate([b0[high0], n_bins + b1[high1]]),
+        np.concatenate([gap0[high0], gap1[high1]]),
+        **opts,
+    )
+    return bs.ClasswiseReplicates(
+        2, n_bins, plan.bootstrap.seed, total, ((keys, sums),)
+    )
 
 
 def _bad_binary_logits(z: np.ndarray) -> bool:
@@ -672,7 +712,7 @@ def _multiclass_block(
     else:
         summary, samples, label_count = _gathered(m, top, y, v, (lo, hi, row))
     if m.plan.classwise_edges is not None:
-        classwise = _classwise_chunk(m, top, ysafe, v, label_count)
+        classwise = _classwise_chunk(m, top, ysafe, v, label_count, (lo, hi, row))
         summary = replace(summary, classwise=classwise)
     return BlockOut(summary, samples, z.size * m.z.dtype.itemsize)
 
@@ -790,8 +830,10 @@ def _classwise_chunk(
     y: np.ndarray,
     v: np.ndarray | None,
     label_count: np.ndarray,
+    where: tuple[int, int, int],
 ) -> sm.ClasswiseBins:
-    """Class-wise bin sums of one block.
+    """Class-wise bin sums of one block (and, with a bootstrap, their
+    replicates: :func:`_classwise_boot`).
 
     ``top.t`` is (rows, C) (axis 1) or (C, pixels) (axis 0) probabilities; for
     logits the ignored samples' entries are all 0 (else ``v`` masks them).
@@ -816,7 +858,8 @@ def _classwise_chunk(
         dropped = t[~v] if axis == 1 else t[:, ~v]
         col_sum -= np.sum(dropped, axis=sample_axis, dtype=np.float64)
         high &= v[:, None] if axis == 1 else v
-    key, vals = _classwise_keys(t, axis, np.flatnonzero(high), edges, n_classes)
+    flat = np.flatnonzero(high)
+    key, vals = _classwise_keys(t, axis, flat, edges, n_classes)
     size = n_classes * n_bins
     # float64 even when no entry is above the threshold: bincount of an empty
     # key is int64 whatever the weights, and would truncate the class totals
@@ -842,7 +885,79 @@ def _classwise_chunk(
     count[:, 0] = int(label_count.sum()) - count[:, 1:].sum(axis=1)
     sum_p[:, 0] = col_sum - sum_p[:, 1:].sum(axis=1)
     sum_y[:, 0] = label_count - sum_y[:, 1:].sum(axis=1)
-    return sm.ClasswiseBins(edges, count, sum_p, sum_y)
+    reps = None
+    if m.plan.bootstrap is not None and m.plan.bootstrap.classwise:
+        gap_total = col_sum - label_count
+        reps = _classwise_boot(m, t, y, v, gap_total, (flat, key, vals), where)
+    return sm.ClasswiseBins(edges, count, sum_p, sum_y, reps)
+
+
+def _classwise_boot(
+    m: _Multi,
+    t: np.ndarray,
+    y: np.ndarray,
+    v: np.ndarray | None,
+    gap_total: np.ndarray,
+    entries: tuple[np.ndarray, np.ndarray, np.ndarray],
+    where: tuple[int, int, int],
+) -> object:
+    """The class-wise replicate sums of one block
+    (:class:`relcal.bootstrap.ClasswiseReplicates`), or None when there are
+    too many classes x bins for them.  ``gap_total`` is the block's sum of
+    ``p_c - [y == c]`` per class; ``entries`` the entries above the first
+    bin's edge (flat index in ``t``, cell key, value), the label's among them
+    the hits (``p_y - 1``)."""
+    from relcal import bootstrap as bs
+
+    boot, n_classes = m.plan.bootstrap, m.plan.n_classes
+    assert boot is not None and m.plan.classwise_edges is not None
+    n_bins = len(m.plan.classwise_edges) - 1
+    n_reps = bs.classwise_replicates(boot.n_replicates, n_classes, n_bins)
+    if n_reps == 0:
+        return None
+    opts = {"n_replicates": n_reps, "seed": boot.seed}
+    flat, key, vals = entries
+    lo, hi, row = where
+    sample = flat // n_classes if m.axis == 1 else flat % t.shape[1]
+    gaps = vals - (key // n_bins == y[sample])
+    if m.z.ndim == 3:  # one image: one unit, the block's sums times its weights
+        units = np.full(len(flat), m.start + row, dtype=np.int64)
+        total = bs.weighted_rows(units[:1], gap_total[None, :], **opts)
+    else:
+        rows = m.start + np.arange(lo, hi, dtype=np.int64)
+        units = rows[sample]
+        total = _weighted_gaps(m, t, y, v, rows, opts)
+    cells = bs.weighted_entries(units, key, gaps, **opts)
+    return bs.ClasswiseReplicates(n_classes, n_bins, boot.seed, total, (cells,))
+
+
+def _weighted_gaps(
+    m: _Multi,
+    t: np.ndarray,
+    y: np.ndarray,
+    v: np.ndarray | None,
+    rows: np.ndarray,
+    opts: dict[str, int],
+) -> np.ndarray:
+    """Rows of (N, C) scores: per replicate and class, the weighted sum of
+    ``p_c - [y == c]`` over the kept rows, one matrix product of the weights
+    and ``t`` with 1 taken off at each label (in place in relcal's own
+    buffer, restored after; on a copy of the caller's probabilities)."""
+    from relcal import bootstrap as bs
+
+    x = t if m.axis == 1 else t.T  # (rows, C); ignored rows are 0 for logits
+    if v is not None and not v.all():
+        kept = np.flatnonzero(v)
+        x, rows, y = x[kept], rows[kept], y[kept]  # a copy
+    elif np.may_share_memory(x, m.z) or not x.flags.writeable:
+        x = x.copy()
+    at = (np.arange(len(y)), y)
+    saved = x[at]
+    x[at] -= 1.0
+    try:
+        return bs.weighted_rows(rows, x, **opts)
+    finally:
+        x[at] = saved
 
 
 def _classwise_keys(

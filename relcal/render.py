@@ -251,6 +251,8 @@ def intervals_to_dict(results: Results) -> dict[str, Any] | None:
         "seed": results.ci["seed"],
         "resampling": RESAMPLING,
         "n_replicates_unbinned": results.ci.get("n_replicates_unbinned"),
+        "unbinned_units": results.ci.get("unbinned_units"),
+        "n_replicates_classwise": results.ci.get("n_replicates_classwise"),
         "metrics": out,
     }
 
