@@ -882,14 +882,12 @@ def unbinned_replicates(
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     pos = np.asarray(grouped.sum_y, dtype=np.float64)
     neg = np.asarray(grouped.count, dtype=np.float64) - pos
-    value = np.asarray(grouped.value, dtype=np.float64)
-    out = _unbinned_arrays(n_replicates, corp)
-    for r in range(n_replicates):
-        hits = rng.poisson(pos).astype(np.float64)
-        count = hits + rng.poisson(neg)
-        keep = count > 0
-        if np.count_nonzero(keep) >= 2:
-            _unbinned_of(out, r, value[keep], count[keep], hits[keep], sigma, corp)
+    hits = np.empty((n_replicates, len(pos)))
+    count = np.empty_like(hits)
+    for r in range(n_replicates):  # the draws in the order of relcal 0.1
+        hits[r] = rng.poisson(pos)
+        count[r] = hits[r] + rng.poisson(neg)
+    out = _histogram_metrics(grouped.value, count, hits, sigma, corp)
     return _with_point(out, *grouped, sigma=sigma, corp=corp)
 
 
@@ -902,23 +900,16 @@ def grid_replicates(
     cell stands for its samples by their mean confidence.  ``"point"`` holds
     the metrics of the unweighted grid."""
     reps = grid.replicates()
-    out = _unbinned_arrays(grid.n_replicates, corp)
-    for r in range(grid.n_replicates):
-        _grid_metrics(out, r, reps[r], sigma, corp)
-    whole = _unbinned_arrays(1, corp)
-    _grid_metrics(whole, 0, grid.whole, sigma, corp)
-    out["point"] = np.array([whole[k][0] for k in out])
-    return out
-
-
-def _grid_metrics(
-    out: dict[str, np.ndarray], r: int, hist: np.ndarray, sigma: float, corp: bool
-) -> None:
-    count, hits, conf = hist
-    keep = count > 0
-    if np.count_nonzero(keep) >= 2:
-        c = count[keep]
-        _unbinned_of(out, r, conf[keep] / c, c, hits[keep], sigma, corp)
+    seen = np.flatnonzero(grid.whole[0] > 0)  # cells no image has stay empty
+    count, hits, conf = reps[:, 0, seen], reps[:, 1, seen], reps[:, 2, seen]
+    whole = grid.whole[:, seen]
+    # a cell's value: its pixels' mean confidence (each replicate's own)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = np.where(count > 0, conf / count, whole[2] / whole[0])
+    out = _histogram_metrics(value, count, hits, sigma, corp)
+    return _with_point(
+        out, whole[2] / whole[0], whole[0], whole[1], sigma=sigma, corp=corp
+    )
 
 
 def _unbinned_arrays(n: int, corp: bool) -> dict[str, np.ndarray]:
@@ -930,25 +921,30 @@ def _unbinned_arrays(n: int, corp: bool) -> dict[str, np.ndarray]:
     return {name: np.full(n, np.nan) for name in names}
 
 
-def _unbinned_of(
-    out: dict[str, np.ndarray],
-    r: int,
-    v: np.ndarray,
-    c: np.ndarray,
-    h: np.ndarray,
-    sigma: float,
-    corp: bool,
-) -> None:
-    """The unbinned metrics of one histogram into ``out[...][r]``."""
+def _histogram_metrics(
+    value: np.ndarray, count: np.ndarray, hits: np.ndarray, sigma: float, corp: bool
+) -> dict[str, np.ndarray]:
+    """The unbinned metrics of histograms (rows of ``count`` and ``hits``,
+    groups of count 0 allowed) on ascending ``value`` (one row for all, or one
+    per histogram): AURC, E-AURC and AUROC of all at once, smooth ECE and
+    CORP one histogram at a time; NaN for a histogram of fewer than two
+    groups."""
     from relcal import selective, smooth
 
-    out["smooth_ece"][r] = smooth.smece_sigma(v, c, h, sigma)
-    out["aurc"][r] = selective.aurc(v, c, h)
-    out["e_aurc"][r] = selective.e_aurc(v, c, h)
-    auc = selective.auroc(v, c, h)
-    out["auroc"][r] = np.nan if auc is None else auc
-    if corp:
-        _corp_parts(out, r, v, c, h)
+    out = _unbinned_arrays(len(count), corp)
+    out.update(selective.batch_metrics(count, hits))
+    for r in range(len(count)):
+        keep = count[r] > 0
+        if np.count_nonzero(keep) < 2:
+            for name in out:
+                out[name][r] = np.nan
+            continue
+        v = (value if value.ndim == 1 else value[r])[keep]
+        c, h = count[r, keep], hits[r, keep]
+        out["smooth_ece"][r] = smooth.smece_sigma(v, c, h, sigma)
+        if corp:
+            _corp_parts(out, r, v, c, h)
+    return out
 
 
 def _with_point(
@@ -960,8 +956,14 @@ def _with_point(
     sigma: float,
     corp: bool,
 ) -> dict[str, np.ndarray]:
-    whole = _unbinned_arrays(1, corp)
-    _unbinned_of(whole, 0, value, count, sum_y, sigma, corp)
+    """``out`` with ``"point"``: the metrics of the one histogram given."""
+    whole = _histogram_metrics(
+        np.asarray(value, dtype=np.float64),
+        np.asarray(count, dtype=np.float64)[None, :],
+        np.asarray(sum_y, dtype=np.float64)[None, :],
+        sigma,
+        corp,
+    )
     out["point"] = np.array([whole[k][0] for k in out])
     return out
 

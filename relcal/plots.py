@@ -548,13 +548,28 @@ def reliability_svg(
     (low, high per bin, :func:`relcal.estimators.consistency_band` at
     ``level``) each bin's consistency band, and a star on each bin
     ``outside`` it."""
-    width = 4.6
     any_outside = outside is not None and bool(np.any(outside))
     handles, labels = reliability_legend(
         empty=bool((table.count == 0).any()),
         band=None if band is None else level,
         outside=any_outside,
     )
+    with _over_counts(table, labels, title=title, xlabel=xlabel) as (fig, top, legend):
+        _reliability(top, table, ylabel="accuracy", legend=False)
+        if band is not None:
+            _band(top, table, band, outside)
+        legend_below(fig, handles, labels, legend)
+        return _svg(fig)
+
+
+@contextmanager
+def _over_counts(
+    table: BinTable, labels: list[str], *, title: str, xlabel: str
+) -> Iterator[tuple[Any, Any, Any]]:
+    """The frame of a diagram over its strip of bin counts: a figure with the
+    main axes (titled) above the count strip, room for the legend band of
+    ``labels`` below; yields (figure, main axes, legend band)."""
+    width = 4.6
     legend = legend_band(labels, width - 0.3)
     with _figure(
         width,
@@ -565,16 +580,12 @@ def reliability_svg(
         hspace=0.08,
     ) as fig:
         top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3.0, 1.1])
-        _reliability(top, table, ylabel="accuracy", legend=False)
-        if band is not None:
-            _band(top, table, band, outside)
         if title:
             top.set_title(plain(short_label(title)))
         _counts(bottom, table)
         _bin_axes(bottom, table.edges, xlabel)
         fig.align_ylabels([top, bottom])
-        legend_below(fig, handles, labels, legend)
-        return _svg(fig)
+        yield fig, top, legend
 
 
 # -- the correct / incorrect histogram ----------------------------------------
@@ -714,17 +725,8 @@ def positive_class_svg(table: BinTable, *, title: str = "") -> str:
         Line2D([], [], ls="--", lw=0.8, color=DIAGONAL),
     ]
     labels = ["frequency of class 1", "perfect calibration"]
-    width = 4.6
-    band = legend_band(labels, width - 0.3)
-    with _figure(
-        width,
-        4.5 + band.height,
-        left=_margin_for_counts(table),
-        top=0.3 if title else 0.12,
-        bottom=0.5 + band.height,
-        hspace=0.08,
-    ) as fig:
-        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3.0, 1.1])
+    xlabel = "mean predicted P(class 1)"
+    with _over_counts(table, labels, title=title, xlabel=xlabel) as (fig, top, band):
         top.plot([0, 1], [0, 1], ls="--", lw=0.8, color=DIAGONAL)
         top.plot(
             table.mean_conf[filled],
@@ -736,11 +738,6 @@ def positive_class_svg(table: BinTable, *, title: str = "") -> str:
         )
         top.set_ylim(0, 1)
         top.set_ylabel("fraction of class 1")
-        if title:
-            top.set_title(plain(short_label(title)))
-        _counts(bottom, table)
-        _bin_axes(bottom, table.edges, "mean predicted P(class 1)")
-        fig.align_ylabels([top, bottom])
         legend_below(fig, handles, labels, band)
         return _svg(fig)
 

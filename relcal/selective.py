@@ -272,6 +272,61 @@ def _auroc(count: np.ndarray, sum_y: np.ndarray) -> float | None:
     return u / (n_pos * n_neg)
 
 
+def batch_metrics(count: np.ndarray, sum_y: np.ndarray) -> dict[str, np.ndarray]:
+    """AURC, E-AURC and AUROC of many histograms on the same ascending
+    values at once (bootstrap replicates): ``count`` and ``sum_y`` of shape
+    (n_histograms, n_groups), groups of count 0 allowed (they hold no
+    sample).  The formulas of :func:`aurc`, :func:`e_aurc` and :func:`auroc`,
+    row by row; NaN where a row's metric is undefined (fewer than two
+    samples; one outcome only, for the AUROC).
+
+    Examples
+    --------
+    >>> c = np.array([[1.0, 0.0, 1.0, 1.0], [2.0, 1.0, 0.0, 1.0]])
+    >>> y = np.array([[0.0, 0.0, 1.0, 1.0], [1.0, 1.0, 0.0, 1.0]])
+    >>> out = batch_metrics(c, y)
+    >>> bool(np.isclose(out["aurc"][0], aurc([0.6, 0.7, 0.8], [1, 1, 1], [0, 1, 1])))
+    True
+    >>> bool(np.isclose(out["auroc"][1], auroc([.1, .2, .4], [2, 1, 1], [1, 1, 1])))
+    True
+    """
+    count = np.asarray(count, dtype=np.float64)
+    sum_y = np.asarray(sum_y, dtype=np.float64)
+    c = count[:, ::-1]
+    e = c - sum_y[:, ::-1]
+    cum_c, cum_e = np.cumsum(c, axis=1), np.cumsum(e, axis=1)
+    n, n_err = cum_c[:, -1], cum_e[:, -1]
+    some = c > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = cum_c - c
+        p = np.where(some, e / c, 0.0)
+        term = np.where(
+            c == 1.0,
+            cum_e / cum_c,
+            e + (cum_e - e - p * a) * _harmonic_diff(a, cum_c),
+        )
+        term = np.where(some, term, 0.0)
+        # the first group with samples gives r_1
+        first = np.argmax(some, axis=1)
+        r_first = p[np.arange(len(c)), first]
+        area = (term.sum(axis=1) - 0.5 * (r_first + n_err / n)) / (n - 1.0)
+        right = n - n_err
+        oracle_sum = n_err - right * _harmonic_diff(right, n)
+        oracle_r1 = np.where(right >= 1.0, 0.0, n_err / n)
+        oracle = (oracle_sum - 0.5 * (oracle_r1 + n_err / n)) / (n - 1.0)
+        neg = count - sum_y
+        below = np.cumsum(neg, axis=1) - neg
+        u = np.sum(sum_y * (below + 0.5 * neg), axis=1)
+        auc = u / (right * n_err)
+    few = n < 2
+    area = np.where(few, np.nan, area)
+    return {
+        "aurc": area,
+        "e_aurc": np.where(few, np.nan, np.maximum(0.0, area - oracle)),
+        "auroc": np.where((right > 0) & (n_err > 0), auc, np.nan),
+    }
+
+
 # ---------------------------------------------------------- risk-coverage
 
 
@@ -491,6 +546,20 @@ def e_aurc(value: Any, count: Any, sum_y: Any) -> float:
     _, c, s = _check_groups(value, count, sum_y)
     d = _descending(c, s)
     return _e_aurc(_aurc(d), _oracle_aurc(d))
+
+
+def aurc_and_excess(value: Any, count: Any, sum_y: Any) -> tuple[float, float]:
+    """:func:`aurc` and :func:`e_aurc` at once (one pass over the groups).
+
+    Examples
+    --------
+    >>> aurc_and_excess([0.6, 0.7, 0.8], [1, 1, 1], [0, 1, 1])
+    (0.08333333333333333, 0.0)
+    """
+    _, c, s = _check_groups(value, count, sum_y)
+    d = _descending(c, s)
+    area = _aurc(d)
+    return area, _e_aurc(area, _oracle_aurc(d))
 
 
 def auroc(value: Any, count: Any, sum_y: Any) -> float | None:
