@@ -926,24 +926,22 @@ def _histogram_metrics(
 ) -> dict[str, np.ndarray]:
     """The unbinned metrics of histograms (rows of ``count`` and ``hits``,
     groups of count 0 allowed) on ascending ``value`` (one row for all, or one
-    per histogram): AURC, E-AURC and AUROC of all at once, smooth ECE and
-    CORP one histogram at a time; NaN for a histogram of fewer than two
-    groups."""
+    per histogram): smooth ECE, AURC, E-AURC and AUROC of all at once, CORP
+    (a PAV fit each) one histogram at a time; NaN for a histogram of fewer
+    than two groups."""
     from relcal import selective, smooth
 
     out = _unbinned_arrays(len(count), corp)
     out.update(selective.batch_metrics(count, hits))
-    for r in range(len(count)):
-        keep = count[r] > 0
-        if np.count_nonzero(keep) < 2:
-            for name in out:
-                out[name][r] = np.nan
-            continue
-        v = (value if value.ndim == 1 else value[r])[keep]
-        c, h = count[r, keep], hits[r, keep]
-        out["smooth_ece"][r] = smooth.smece_sigma(v, c, h, sigma)
-        if corp:
-            _corp_parts(out, r, v, c, h)
+    out["smooth_ece"] = smooth.smece_sigma_many(value, count, hits, sigma)
+    few = np.count_nonzero(count > 0, axis=1) < 2
+    for name in out:
+        out[name][few] = np.nan
+    if corp:
+        for r in np.flatnonzero(~few).tolist():
+            keep = count[r] > 0
+            v = (value if value.ndim == 1 else value[r])[keep]
+            _corp_parts(out, r, v, count[r, keep], hits[r, keep])
     return out
 
 

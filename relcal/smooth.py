@@ -441,6 +441,73 @@ def smece_sigma(
     return _smece_at(grids, _check_sigma(sigma))
 
 
+def smece_sigma_many(
+    value: FloatArray, count: FloatArray, sum_y: FloatArray, sigma: float
+) -> FloatArray:
+    """:func:`smece_sigma` of many histograms at once (bootstrap replicates).
+
+    ``count`` and ``sum_y`` have shape (n_histograms, n_groups), groups of
+    count 0 allowed (they weigh nothing); ``value`` is (n_groups,) or one row
+    per histogram, ascending, in [0, 1].  Every histogram is spread onto the
+    grid in one ``bincount`` and convolved by one FFT (numpy's), instead of
+    ``numpy.convolve``: equal to :func:`smece_sigma` row by row to ~1e-12.
+
+    Examples
+    --------
+    >>> v = np.array([0.1, 0.3, 0.8, 0.9])
+    >>> many = smece_sigma_many(v, np.array([[1.0, 1, 1, 1], [2, 0, 1, 1]]),
+    ...                         np.array([[0.0, 0, 0, 1], [1, 0, 0, 1]]), 0.05)
+    >>> bool(np.isclose(many[0], smece_sigma(v, [1, 1, 1, 1], [0, 0, 0, 1], 0.05)))
+    True
+    """
+    sigma = _check_sigma(sigma)
+    count = np.asarray(count, dtype=np.float64)
+    n_rows = count.shape[0]
+    value = np.broadcast_to(np.asarray(value, dtype=np.float64), count.shape)
+    m = _grid_points(sigma)
+    pos = value * (m - 1)
+    lo = pos.astype(np.intp).clip(0, m - 2)
+    frac = pos - lo
+    lo = lo + (np.arange(n_rows) * m)[:, None]
+    resid = count * value - np.asarray(sum_y, dtype=np.float64)
+
+    def spread(weight: FloatArray) -> FloatArray:
+        size = n_rows * m
+        grid = np.bincount(lo.ravel(), ((1 - frac) * weight).ravel(), size)
+        grid += np.bincount(lo.ravel() + 1, (frac * weight).ravel(), size)
+        return grid.reshape(n_rows, m)
+
+    ker = _kernel(m, sigma)
+    t = np.linspace(0, 1, _mesh_points(sigma))
+    dens = _interpolate_rows(t, _convolve_rows(spread(count), ker))
+    res = _interpolate_rows(t, _convolve_rows(spread(resid), ker))
+    out: FloatArray = np.abs(res).sum(axis=1) / (dens + DENSITY_EPS).sum(axis=1)
+    return out
+
+
+def _convolve_rows(grid: FloatArray, ker: _Kernel) -> FloatArray:
+    """:func:`_reflected_convolve` of every row, by FFT."""
+    m = grid.shape[1]
+    n_ker = len(ker.values)
+    ext = np.concatenate([grid[:, :0:-1], grid, grid[:, -2::-1]], axis=1)
+    start = m // 2 + (m - 1 - ker.last)
+    x = ext[:, start : start + m + n_ker - 1]
+    size = 1 << (x.shape[1] + n_ker - 2).bit_length()  # a power of 2: fast
+    fft = np.fft.rfft(x, size, axis=1) * np.fft.rfft(ker.values, size)
+    full = np.fft.irfft(fft, size, axis=1)
+    return full[:, n_ker - 1 : n_ker - 1 + m]
+
+
+def _interpolate_rows(t: FloatArray, grid: FloatArray) -> FloatArray:
+    """:func:`_interpolate` of every row."""
+    n = grid.shape[1]
+    step = 1 / (n - 1)
+    inds = (t * (n - 1)).astype(np.intp).clip(0, n - 2)
+    residual = (t - inds * step) / step
+    out: FloatArray = grid[:, inds] * (1 - residual) + grid[:, inds + 1] * residual
+    return out
+
+
 def smooth_diagram(
     value: npt.ArrayLike,
     count: npt.ArrayLike,
