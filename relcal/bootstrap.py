@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -522,11 +522,14 @@ def weighted_entries(
     *,
     n_replicates: int,
     seed: int,
+    n_keys: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sparse entries ``(unit, key, value)`` summed per key with the weight of
     their unit in each replicate: the distinct keys, and their sums of shape
     (n_keys, n_replicates): per block of units, a sparse (keys x units)
     matrix of the entries times the block's weights (scipy.sparse).
+    ``n_keys``: every key is below it (the distinct keys are then found
+    without a sort).
 
     Examples
     --------
@@ -539,7 +542,7 @@ def weighted_entries(
     """
     units = np.asarray(units, dtype=np.int64)
     values = np.asarray(values, dtype=np.float64)
-    uniq, inverse = np.unique(np.asarray(keys, dtype=np.int64), return_inverse=True)
+    uniq, inverse = _distinct(np.asarray(keys, dtype=np.int64), n_keys)
     out = np.zeros((len(uniq), n_replicates))
     if units.size == 0:
         return uniq, out
@@ -561,8 +564,26 @@ def weighted_entries(
     return uniq, out
 
 
+def _distinct(keys: np.ndarray, n_keys: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)``; with every key below
+    ``n_keys``, by a table of the keys present instead of a sort."""
+    if n_keys is None or n_keys > max(4 * keys.size, 1 << 16):
+        return np.unique(keys, return_inverse=True)
+    present = np.zeros(n_keys, dtype=bool)
+    present[keys] = True
+    uniq = np.flatnonzero(present)
+    position = np.cumsum(present) - 1
+    return uniq, position[keys]
+
+
+_NO_UNITS = np.zeros(0, dtype=np.int64)
+# unweighed units ClasswiseReplicates holds before it weighs them
+FLUSH_UNITS = 256
 # parts of ClasswiseReplicates held before they are added up (floats)
 CLASSWISE_PENDING = 1 << 22
+# at most this many floats of class-wise sums, a block holds every cell
+# (segmentation's 19 classes x 15 bins x 1000 replicates: 285,000)
+CLASSWISE_DENSE = 1 << 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -572,44 +593,145 @@ class ClasswiseReplicates:
 
     Per replicate ``r``, class ``c`` and class-wise bin ``b``, the weighted sum
     of ``p_c - [label == c]`` over the samples whose ``p_c`` is in bin ``b``:
-    ``total`` (n_replicates, n_classes) over all of a class's samples, and
-    ``parts``, sparse sums of the cells ``c * n_bins + b`` that were summed one
-    entry at a time (``(keys, sums (n_keys, n_replicates))``, the first part
-    the largest: the others are added into it once they hold twice as many
-    floats, or :data:`CLASSWISE_PENDING`).  Most
-    probabilities fall in the first bin, so a class's first bin is its total
-    minus its other bins (:meth:`gaps`), as in the class-wise bins themselves.
+    ``total`` (n_replicates, n_classes, or None for zeros) over all of a
+    class's samples, and ``parts``, sparse sums of the cells ``c * n_bins +
+    b`` that were summed one entry at a time (``(keys, sums (n_keys,
+    n_replicates))``, the first part the largest: the others are added into
+    it once they hold twice as many floats, or :data:`CLASSWISE_PENDING`).
+    Most probabilities fall in the first bin, so a class's first bin is its
+    total minus its other bins (:meth:`gaps`), as in the class-wise bins.
+
+    A block of one unit (a slab of a segmentation image) is kept unweighed:
+    ``units`` and ``unweighed`` (n, n_classes + n_classes * n_bins), its
+    class totals then its cells; they are weighed, one matrix product for
+    all, once more than :data:`FLUSH_UNITS` are held (a block's replicate
+    sums would be n_replicates times larger than its own).
     """
 
     n_classes: int
     n_bins: int
     seed: int
-    total: np.ndarray
-    parts: tuple[tuple[np.ndarray, np.ndarray], ...]
+    n_replicates: int
+    total: np.ndarray | None
+    parts: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
+    units: np.ndarray = field(default_factory=lambda: _NO_UNITS)
+    unweighed: np.ndarray | None = None
 
-    @property
-    def n_replicates(self) -> int:
-        return int(self.total.shape[0])
+    @staticmethod
+    def of(
+        n_classes: int,
+        n_bins: int,
+        seed: int,
+        total: np.ndarray,
+        part: tuple[np.ndarray, np.ndarray],
+    ) -> ClasswiseReplicates:
+        """One block's weighed sums; with few cells (classes x bins x
+        replicates at most :data:`CLASSWISE_DENSE`), every cell is held, and
+        two such merge by one addition."""
+        cells = n_classes * n_bins
+        n_reps = total.shape[0]
+        if cells * n_reps <= CLASSWISE_DENSE and len(part[0]) < cells:
+            dense = np.zeros((cells, n_reps))
+            dense[part[0]] = part[1]
+            part = (np.arange(cells), dense)
+        return ClasswiseReplicates(n_classes, n_bins, seed, n_reps, total, (part,))
+
+    @staticmethod
+    def of_unit(
+        n_classes: int,
+        n_bins: int,
+        seed: int,
+        n_replicates: int,
+        unit: int,
+        total: np.ndarray,
+        cells: np.ndarray,
+    ) -> ClasswiseReplicates:
+        """The unweighed sums of one unit's samples: ``total`` per class,
+        ``cells`` per class-wise cell."""
+        row = np.concatenate([total, cells])[None, :]
+        return ClasswiseReplicates(
+            n_classes,
+            n_bins,
+            seed,
+            n_replicates,
+            None,
+            units=np.array([unit], dtype=np.int64),
+            unweighed=row,
+        )
 
     def merge(self, other: ClasswiseReplicates) -> ClasswiseReplicates:
         mine = (self.n_classes, self.n_bins, self.seed, self.n_replicates)
         if mine != (other.n_classes, other.n_bins, other.seed, other.n_replicates):
             raise InputError("class-wise replicates of other settings cannot be merged")
+        total = _add_opt(self.total, other.total)
+        out = replace(self, total=total, parts=self._merged_parts(other))
+        if self.unweighed is None or other.unweighed is None:
+            rows = self.unweighed if other.unweighed is None else other.unweighed
+            units = self.units if other.unweighed is None else other.units
+            return replace(out, units=units, unweighed=rows)
+        if self.units[-1] == other.units[0]:  # slabs of one image: one row
+            rows = np.concatenate(
+                [
+                    self.unweighed[:-1],
+                    self.unweighed[-1:] + other.unweighed[:1],
+                    other.unweighed[1:],
+                ]
+            )
+            units = np.concatenate([self.units, other.units[1:]])
+        else:
+            rows = np.concatenate([self.unweighed, other.unweighed])
+            units = np.concatenate([self.units, other.units])
+        out = replace(out, units=units, unweighed=rows)
+        return out._weighed() if len(units) > FLUSH_UNITS else out
+
+    def _merged_parts(
+        self, other: ClasswiseReplicates
+    ) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        cells = self.n_classes * self.n_bins
+        if not self.parts or not other.parts:
+            return self.parts or other.parts
+        if len(self.parts) == len(other.parts) == 1 and all(
+            len(p[0][0]) == cells for p in (self.parts, other.parts)
+        ):  # both dense: one addition
+            return ((self.parts[0][0], self.parts[0][1] + other.parts[0][1]),)
         parts = self.parts + other.parts
         pending = sum(s.size for _, s in parts[1:])
         if pending > max(CLASSWISE_PENDING, 2 * parts[0][1].size):
-            cells = self.n_classes * self.n_bins
             parts = (_add_parts(parts, self.n_replicates, cells),)
-        return replace(self, total=self.total + other.total, parts=parts)
+        return parts
+
+    def _weighed(self) -> ClasswiseReplicates:
+        """The unweighed rows weighed into ``total`` and a dense part."""
+        if self.unweighed is None:
+            return self
+        c, cells = self.n_classes, self.n_classes * self.n_bins
+        order = np.argsort(self.units, kind="stable")
+        sums = weighted_rows(
+            self.units[order],
+            self.unweighed[order],
+            n_replicates=self.n_replicates,
+            seed=self.seed,
+        )
+        weighed = ClasswiseReplicates(
+            self.n_classes,
+            self.n_bins,
+            self.seed,
+            self.n_replicates,
+            sums[:, :c],
+            ((np.arange(cells), np.ascontiguousarray(sums[:, c:].T)),),
+        )
+        return replace(self, units=_NO_UNITS, unweighed=None).merge(weighed)
 
     def gaps(self) -> np.ndarray:
         """The signed sums, shape (n_replicates, n_classes, n_bins)."""
+        done = self._weighed()
         r, c, b = self.n_replicates, self.n_classes, self.n_bins
-        keys, sums = _add_parts(self.parts, r, c * b)
+        keys, sums = _add_parts(done.parts, r, c * b)
         cells = np.zeros((c * b, r))
         cells[keys] = sums
         out = cells.reshape(c, b, r).transpose(2, 0, 1)
-        out[:, :, 0] = self.total - out[:, :, 1:].sum(axis=2)
+        total = np.zeros((r, c)) if done.total is None else done.total
+        out[:, :, 0] = total - out[:, :, 1:].sum(axis=2)
         return out
 
     def eces(self, total_weight: np.ndarray) -> np.ndarray:
@@ -618,6 +740,10 @@ class ClasswiseReplicates:
         with np.errstate(invalid="ignore", divide="ignore"):
             per_class = np.abs(self.gaps()).sum(axis=2)
             return per_class.mean(axis=1) / total_weight[: self.n_replicates]
+
+
+def _add_opt(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    return b if a is None else a if b is None else a + b
 
 
 def _add_parts(

@@ -489,10 +489,11 @@ def _binary_boot(
         np.concatenate([unit[high0], unit[high1]]),
         np.concatenate([b0[high0], n_bins + b1[high1]]),
         np.concatenate([gap0[high0], gap1[high1]]),
+        n_keys=2 * n_bins,
         **opts,
     )
-    return bs.ClasswiseReplicates(
-        2, n_bins, plan.bootstrap.seed, total, ((keys, sums),)
+    return bs.ClasswiseReplicates.of(
+        2, n_bins, plan.bootstrap.seed, total, (keys, sums)
     )
 
 
@@ -920,15 +921,17 @@ def _classwise_boot(
     lo, hi, row = where
     sample = flat // n_classes if m.axis == 1 else flat % t.shape[1]
     gaps = vals - (key // n_bins == y[sample])
-    if m.z.ndim == 3:  # one image: one unit, the block's sums times its weights
-        units = np.full(len(flat), m.start + row, dtype=np.int64)
-        total = bs.weighted_rows(units[:1], gap_total[None, :], **opts)
-    else:
-        rows = m.start + np.arange(lo, hi, dtype=np.int64)
-        units = rows[sample]
-        total = _weighted_gaps(m, t, y, v, rows, opts)
-    cells = bs.weighted_entries(units, key, gaps, **opts)
-    return bs.ClasswiseReplicates(n_classes, n_bins, boot.seed, total, (cells,))
+    if m.z.ndim == 3:  # one image: one unit, weighed later with its other slabs
+        cells = np.bincount(key, weights=gaps, minlength=n_classes * n_bins)
+        return bs.ClasswiseReplicates.of_unit(
+            n_classes, n_bins, boot.seed, n_reps, m.start + row, gap_total, cells
+        )
+    rows = m.start + np.arange(lo, hi, dtype=np.int64)
+    total = _weighted_gaps(m, t, y, v, rows, opts)
+    cells = bs.weighted_entries(
+        rows[sample], key, gaps, n_keys=n_classes * n_bins, **opts
+    )
+    return bs.ClasswiseReplicates.of(n_classes, n_bins, boot.seed, total, cells)
 
 
 def _weighted_gaps(

@@ -56,6 +56,8 @@ CASES = {
     "many": ((300, 80), "logits", None),
     "binary": ((500, 2), "logits", None),
     "seg": ((6, 4, 9, 7), "logits", 255),
+    # more images than relcal.bootstrap.FLUSH_UNITS: weighed in two goes
+    "seg_many": ((300, 3, 2, 3), "logits", 255),
     "probs": ((400, 6), "probs", 255),
 }
 
