@@ -196,6 +196,12 @@ def _open_array(
                     raise FormatError(
                         f"cannot read array {key!r}: {io._short(exc)}"
                     ) from None
+                except NotImplementedError:  # a compression method zipfile lacks
+                    raise FormatError(
+                        f"cannot read array {key!r}: its compression method is"
+                        " not one Python's zipfile can read (a damaged archive,"
+                        " or one not written by numpy.savez)"
+                    ) from None
                 size = z.getinfo(member).file_size
             shape, dtype, fortran = _header(f, size, key)
         except RelcalError as err:

@@ -387,3 +387,23 @@ def test_table_of_columns_and_no_rows(tmp_path, suffix):
     want = _outcome(lambda: relcal.io.load(f))
     assert want is not None and want.startswith(str(f))
     assert _outcome(lambda: open_stream(f)) == want
+
+
+def test_npz_member_of_an_unknown_compression_method(tmp_path, capsys):
+    # found by scripts/fuzz.py (seed 77077, case 4189): a flipped byte in a
+    # member's compression method made zipfile raise NotImplementedError
+    f = tmp_path / "in.npz"
+    np.savez(f, logits=np.zeros((10, 3)), labels=np.zeros(10, dtype=np.int64))
+    data = bytearray(f.read_bytes())
+    for sig, at in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # local, central
+        i = data.find(sig)
+        while i != -1:
+            data[i + at : i + at + 2] = (99).to_bytes(2, "little")
+            i = data.find(sig, i + 4)
+    f.write_bytes(bytes(data))
+    msg = _cli(["metrics", str(f)], tmp_path, capsys)
+    assert msg.startswith(f"{f}: cannot read array")
+    assert "compression method" in msg
+    out = tmp_path / "t.json"
+    fit = _cli(["fit-temperature", str(f), "-o", str(out)], tmp_path, capsys)
+    assert "compression method" in fit and not out.exists()
