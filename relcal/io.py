@@ -503,6 +503,10 @@ def _open_npz(f: BinaryIO) -> Any:
         npz = np.load(f, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise FormatError(f"not a readable .npz file ({_short(exc)})") from None
+    except NotImplementedError as exc:  # zipfile: "zip file version 14.7", ...
+        raise FormatError(
+            f"not a .npz file Python's zipfile can read ({_short(exc)})"
+        ) from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise FormatError("not a .npz archive (a single .npy array?)")
     return npz

@@ -214,6 +214,10 @@ def _zip(raw: BinaryIO) -> zipfile.ZipFile:
         return zipfile.ZipFile(raw)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise FormatError(f"not a readable .npz file ({io._short(exc)})") from None
+    except NotImplementedError as exc:  # zipfile: "zip file version 14.7", ...
+        raise FormatError(
+            f"not a .npz file Python's zipfile can read ({io._short(exc)})"
+        ) from None
 
 
 def _header(

@@ -407,3 +407,22 @@ def test_npz_member_of_an_unknown_compression_method(tmp_path, capsys):
     out = tmp_path / "t.json"
     fit = _cli(["fit-temperature", str(f), "-o", str(out)], tmp_path, capsys)
     assert "compression method" in fit and not out.exists()
+
+
+def test_npz_of_an_unknown_zip_version(tmp_path, capsys):
+    # found by scripts/fuzz.py (seed 31415, case 62): a flipped byte in the
+    # central directory's "version needed" made zipfile.ZipFile raise
+    # NotImplementedError ("zip file version 14.7") when opening the archive
+    f = tmp_path / "in.npz"
+    np.savez(f, logits=np.zeros((10, 3)), labels=np.zeros(10, dtype=np.int64))
+    data = bytearray(f.read_bytes())
+    i = data.find(b"PK\x01\x02")
+    while i != -1:  # central directory: "version needed" (offset 6), 14.7
+        data[i + 6] = 147
+        i = data.find(b"PK\x01\x02", i + 4)
+    f.write_bytes(bytes(data))
+    msg = _cli(["metrics", str(f)], tmp_path, capsys)
+    assert msg.startswith(f"{f}: not a .npz file Python's zipfile can read")
+    out = tmp_path / "r.html"
+    rep = _cli(["report", str(f), "-o", str(out)], tmp_path, capsys)
+    assert "zipfile can read" in rep and not out.exists()
