@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -576,9 +576,49 @@ def _distinct(keys: np.ndarray, n_keys: int | None) -> tuple[np.ndarray, np.ndar
     return uniq, position[keys]
 
 
-_NO_UNITS = np.zeros(0, dtype=np.int64)
-# unweighed units ClasswiseReplicates holds before it weighs them
+# unweighed units a summary holds before it weighs them (UnitRows)
 FLUSH_UNITS = 256
+
+
+@dataclass(frozen=True, eq=False)
+class UnitRows:
+    """Sums of whole units (segmentation images) not yet weighed by their
+    bootstrap weights: ``rows[i]`` belongs to ``units[i]``.  Mergeable: two
+    concatenate, the last row of one and the first of the other added when
+    they are one unit (slabs of one image).  :meth:`weigh` gives each
+    replicate's weighted sum of the rows, one matrix product for all; a
+    summary holding them weighs them once more than :data:`FLUSH_UNITS` are
+    held, so memory stays bounded (a slab's weighed sums would be
+    n_replicates times larger than the slab's own)."""
+
+    units: np.ndarray  # (n,) int64
+    rows: np.ndarray  # (n, k) float64
+
+    @staticmethod
+    def one(unit: int, row: np.ndarray) -> UnitRows:
+        return UnitRows(np.array([unit], dtype=np.int64), row[None, :])
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    def merge(self, other: UnitRows) -> UnitRows:
+        if len(self) and len(other) and self.units[-1] == other.units[0]:
+            joined = self.rows[-1:] + other.rows[:1]
+            rows = np.concatenate([self.rows[:-1], joined, other.rows[1:]])
+            return UnitRows(np.concatenate([self.units, other.units[1:]]), rows)
+        return UnitRows(
+            np.concatenate([self.units, other.units]),
+            np.concatenate([self.rows, other.rows]),
+        )
+
+    def weigh(self, *, n_replicates: int, seed: int) -> np.ndarray:
+        """``sum_i w[units[i], r] * rows[i]``, shape (n_replicates, k)."""
+        order = np.argsort(self.units, kind="stable")
+        return weighted_rows(
+            self.units[order], self.rows[order], n_replicates=n_replicates, seed=seed
+        )
+
+
 # parts of ClasswiseReplicates held before they are added up (floats)
 CLASSWISE_PENDING = 1 << 22
 # at most this many floats of class-wise sums, a block holds every cell
@@ -601,11 +641,9 @@ class ClasswiseReplicates:
     Most probabilities fall in the first bin, so a class's first bin is its
     total minus its other bins (:meth:`gaps`), as in the class-wise bins.
 
-    A block of one unit (a slab of a segmentation image) is kept unweighed:
-    ``units`` and ``unweighed`` (n, n_classes + n_classes * n_bins), its
-    class totals then its cells; they are weighed, one matrix product for
-    all, once more than :data:`FLUSH_UNITS` are held (a block's replicate
-    sums would be n_replicates times larger than its own).
+    A block of one unit (a slab of a segmentation image) is kept unweighed
+    (``pending``, :class:`UnitRows`: per unit its class totals, then its
+    cells).
     """
 
     n_classes: int
@@ -614,8 +652,7 @@ class ClasswiseReplicates:
     n_replicates: int
     total: np.ndarray | None
     parts: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
-    units: np.ndarray = field(default_factory=lambda: _NO_UNITS)
-    unweighed: np.ndarray | None = None
+    pending: UnitRows | None = None
 
     @staticmethod
     def of(
@@ -648,15 +685,9 @@ class ClasswiseReplicates:
     ) -> ClasswiseReplicates:
         """The unweighed sums of one unit's samples: ``total`` per class,
         ``cells`` per class-wise cell."""
-        row = np.concatenate([total, cells])[None, :]
+        row = UnitRows.one(unit, np.concatenate([total, cells]))
         return ClasswiseReplicates(
-            n_classes,
-            n_bins,
-            seed,
-            n_replicates,
-            None,
-            units=np.array([unit], dtype=np.int64),
-            unweighed=row,
+            n_classes, n_bins, seed, n_replicates, None, pending=row
         )
 
     def merge(self, other: ClasswiseReplicates) -> ClasswiseReplicates:
@@ -665,24 +696,11 @@ class ClasswiseReplicates:
             raise InputError("class-wise replicates of other settings cannot be merged")
         total = _add_opt(self.total, other.total)
         out = replace(self, total=total, parts=self._merged_parts(other))
-        if self.unweighed is None or other.unweighed is None:
-            rows = self.unweighed if other.unweighed is None else other.unweighed
-            units = self.units if other.unweighed is None else other.units
-            return replace(out, units=units, unweighed=rows)
-        if self.units[-1] == other.units[0]:  # slabs of one image: one row
-            rows = np.concatenate(
-                [
-                    self.unweighed[:-1],
-                    self.unweighed[-1:] + other.unweighed[:1],
-                    other.unweighed[1:],
-                ]
-            )
-            units = np.concatenate([self.units, other.units[1:]])
-        else:
-            rows = np.concatenate([self.unweighed, other.unweighed])
-            units = np.concatenate([self.units, other.units])
-        out = replace(out, units=units, unweighed=rows)
-        return out._weighed() if len(units) > FLUSH_UNITS else out
+        if self.pending is None or other.pending is None:
+            pending = self.pending if other.pending is None else other.pending
+            return replace(out, pending=pending)
+        out = replace(out, pending=self.pending.merge(other.pending))
+        return out._weighed() if len(out.pending) > FLUSH_UNITS else out
 
     def _merged_parts(
         self, other: ClasswiseReplicates
@@ -702,16 +720,10 @@ class ClasswiseReplicates:
 
     def _weighed(self) -> ClasswiseReplicates:
         """The unweighed rows weighed into ``total`` and a dense part."""
-        if self.unweighed is None:
+        if self.pending is None:
             return self
         c, cells = self.n_classes, self.n_classes * self.n_bins
-        order = np.argsort(self.units, kind="stable")
-        sums = weighted_rows(
-            self.units[order],
-            self.unweighed[order],
-            n_replicates=self.n_replicates,
-            seed=self.seed,
-        )
+        sums = self.pending.weigh(n_replicates=self.n_replicates, seed=self.seed)
         weighed = ClasswiseReplicates(
             self.n_classes,
             self.n_bins,
@@ -720,7 +732,7 @@ class ClasswiseReplicates:
             sums[:, :c],
             ((np.arange(cells), np.ascontiguousarray(sums[:, c:].T)),),
         )
-        return replace(self, units=_NO_UNITS, unweighed=None).merge(weighed)
+        return replace(self, pending=None).merge(weighed)
 
     def gaps(self) -> np.ndarray:
         """The signed sums, shape (n_replicates, n_classes, n_bins)."""

@@ -43,13 +43,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from relcal.bootstrap import FLUSH_UNITS, UnitRows
 from relcal.errors import InputError
 
 LOW_CELLS = 1024
 PER_OCTAVE = 64
 OCTAVES = 40
 N_CELLS = LOW_CELLS + PER_OCTAVE * OCTAVES
-FLUSH_UNITS = 256
 
 
 def grid_cells(p: np.ndarray) -> np.ndarray:
@@ -101,8 +101,7 @@ class UnitGrid:
 
     seed: int
     n_replicates: int
-    units: np.ndarray  # (n,) the pending images
-    pending: np.ndarray  # (n, 3, N_CELLS)
+    pending: UnitRows  # per image not yet weighed, its (3 * N_CELLS) histogram
     weighed: np.ndarray  # (n_replicates, 3, N_CELLS): the others, weighed
     whole: np.ndarray  # (3, N_CELLS): every image, unweighted
 
@@ -120,8 +119,7 @@ class UnitGrid:
         return UnitGrid(
             seed,
             n_replicates,
-            u,
-            hist,
+            UnitRows(u, hist.reshape(len(u), 3 * N_CELLS)),
             np.zeros((n_replicates, 3, N_CELLS)),
             hist.sum(axis=0),
         )
@@ -129,31 +127,18 @@ class UnitGrid:
     def merge(self, other: UnitGrid) -> UnitGrid:
         if (self.seed, self.n_replicates) != (other.seed, other.n_replicates):
             raise InputError("unit grids of other settings cannot be merged")
-        units = np.concatenate([self.units, other.units])
-        pending = np.concatenate([self.pending, other.pending])
+        pending = self.pending.merge(other.pending)
         weighed = self.weighed + other.weighed
-        if len(units) > FLUSH_UNITS:
-            weighed = weighed + self._weigh(units, pending)
-            units, pending = units[:0], pending[:0]
-        return UnitGrid(
-            self.seed,
-            self.n_replicates,
-            units,
-            pending,
-            weighed,
-            self.whole + other.whole,
-        )
+        if len(pending) > FLUSH_UNITS:
+            weighed = weighed + self._weigh(pending)
+            pending = UnitRows(pending.units[:0], pending.rows[:0])
+        whole = self.whole + other.whole
+        return UnitGrid(self.seed, self.n_replicates, pending, weighed, whole)
 
-    def _weigh(self, units: np.ndarray, pending: np.ndarray) -> np.ndarray:
-        from relcal.bootstrap import weighted_rows
-
-        order = np.argsort(units, kind="stable")
-        flat = pending[order].reshape(len(units), -1)
-        sums = weighted_rows(
-            units[order], flat, n_replicates=self.n_replicates, seed=self.seed
-        )
+    def _weigh(self, pending: UnitRows) -> np.ndarray:
+        sums = pending.weigh(n_replicates=self.n_replicates, seed=self.seed)
         return sums.reshape(self.n_replicates, 3, N_CELLS)
 
     def replicates(self) -> np.ndarray:
         """Every replicate's grid histogram, (n_replicates, 3, N_CELLS)."""
-        return self.weighed + self._weigh(self.units, self.pending)
+        return self.weighed + self._weigh(self.pending)
