@@ -39,6 +39,10 @@ OWN_THREADS = "relcal"
 """Threads of this name prefix are relcal's own pool (stopped before a fork
 by the caller); any other thread forbids forking."""
 
+PLATFORM = sys.platform.startswith("linux")
+"""Whether this platform runs worker processes at all (where :func:`usable`
+may say yes): blocks are sized for them here (:func:`relcal.reduce.block_bytes`)."""
+
 MIN_TASKS = 4
 """Fewer tasks than this run in threads (a fork costs a few milliseconds)."""
 
@@ -94,7 +98,7 @@ def usable(n_tasks: int, workers: int) -> bool:
         _enabled
         and workers > 1
         and n_tasks >= MIN_TASKS
-        and sys.platform.startswith("linux")
+        and PLATFORM
         and threading.current_thread() is main
         and all(t.name.startswith(OWN_THREADS) for t in others)
     )

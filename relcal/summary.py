@@ -336,9 +336,35 @@ def _outputs(
         tasks = list(_task_stream(chunks, plan))
         if processes and forked.usable(len(tasks), workers):
             _rd.stop_pool()
-            return forked.run(tasks, workers)
+            return _forked_groups(tasks, workers)
         return _in_order(iter(tasks), workers)
     return _in_order(_task_stream(chunks, plan), workers)
+
+
+GROUPS_PER_WORKER = 8
+"""A worker process takes the blocks of in-memory arrays in runs of
+consecutive ones, about this many runs a worker, and sends each run's results
+back together: fewer messages to pickle and wake the parent for (32x19x512x512
+logits in 4 MB blocks, 2 jobs, median of 8 rounds: CPU time 1.13x that of one
+job, against 1.18x with a message a block)."""
+
+
+def _forked_groups(
+    tasks: list[Callable[[], _rd.BlockOut]], workers: int
+) -> Iterator[_rd.BlockOut]:
+    """Every task's output in order, computed in forked workers that take
+    the tasks in runs (the parent still merges block by block, so the
+    result is the serial one, bit for bit)."""
+    size = max(1, len(tasks) // (GROUPS_PER_WORKER * workers))
+    runs = [
+        partial(_run_all, tasks[lo : lo + size]) for lo in range(0, len(tasks), size)
+    ]
+    for outs in forked.run(runs, workers):
+        yield from outs
+
+
+def _run_all(tasks: Sequence[Callable[[], _rd.BlockOut]]) -> list[_rd.BlockOut]:
+    return [task() for task in tasks]
 
 
 def is_pieces(chunks: object) -> bool:

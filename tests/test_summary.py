@@ -212,7 +212,8 @@ def test_progress_advances_by_the_bytes_reduced(
 ) -> None:
     seen: list[int] = []
     monkeypatch.setattr(relcal.progress, "advance", seen.append)
-    monkeypatch.setattr(rd, "CHUNK_BYTES", 1 << 6)  # blocks of 2 float64 pixels
+    # blocks of 2 float64 pixels
+    monkeypatch.setattr(rd, "block_bytes", lambda n_classes: 1 << 6)
     s, y, plan = prepared("seg_ignore")
     reduce_chunks(tiny(s, y)(), plan)
     assert len(seen) == len(y) * 21 and sum(seen) == s.nbytes
