@@ -23,7 +23,9 @@ from mergeable histograms over a re-readable source of chunks (see
 :mod:`relcal.binning`), and bins in the same passes: usually two in all.
 
 Numerics are those of :mod:`relcal.reduce`: the merge adds float64 sums in the
-order of the chunks, so a different chunking changes a metric by float64
+order of the blocks, in two levels (the blocks of a group, then the groups: a
+piece of files, a streamed chunk, or one of ~64 runs of an in-memory input's
+blocks, :data:`RUNS`), so a different chunking changes a metric by float64
 rounding only (~1e-15 relative), and the number of workers (threads or
 processes) not at all.
 """
@@ -37,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -289,15 +291,24 @@ send their class-wise sums back (1.5x)."""
 def _drive(
     chunks: Iterable[Chunk], plan: Plan, jobs: int | None
 ) -> tuple[Summary, SampleValues | None]:
+    """Merge the blocks' summaries in two levels, the same on every path:
+    the blocks of a group in order into the group's summary, the groups in
+    order into the total (a worker process merges its group itself and
+    sends one summary: see :func:`_outputs`)."""
     total: Summary | None = None
+    group: Summary | None = None
     parts: list[SampleValues] = []
     workers = _rd.default_threads() if jobs is None else max(1, int(jobs))
     with _one_blas_thread(plan, workers):
-        for out in _outputs(chunks, plan, jobs):
-            total = out.summary if total is None else total.merge(out.summary)
+        for out, last in _outputs(chunks, plan, jobs):
+            group = out.summary if group is None else group.merge(out.summary)
             if out.samples is not None:
                 parts.append(out.samples)
             progress.advance(out.nbytes)
+            if last:
+                total = group if total is None else total.merge(group)
+                group = None
+    assert group is None, "every path ends its last group"
     if total is None:
         raise ValueError("no chunks to reduce")
     return total, SampleValues.concatenate(parts) if parts else None
@@ -318,13 +329,19 @@ def _one_blas_thread(
     return threadpool_limits(1, user_api="blas")
 
 
-def _outputs(
-    chunks: Iterable[Chunk], plan: Plan, jobs: int | None
-) -> Iterator[_rd.BlockOut]:
-    """Every block's output, in order: in forked worker processes where
-    they may run (:mod:`relcal.forked`) and the whole input is known now (a
-    list of in-memory chunks, or pieces of files any process can read),
-    else on the thread pool."""
+if TYPE_CHECKING:  # (relcal.reduce imports this module)
+    Out = tuple[_rd.BlockOut, bool]
+    """A block's output (or a group's, merged in a worker process) and
+    whether it ends its group."""
+
+
+def _outputs(chunks: Iterable[Chunk], plan: Plan, jobs: int | None) -> Iterator[Out]:
+    """Every block's output, in order, each with whether it ends its group
+    (a piece of files, a run of an in-memory input's blocks, a streamed
+    chunk): in forked worker processes where they may run
+    (:mod:`relcal.forked`) and the whole input is known now (a list of
+    in-memory chunks, or pieces of files any process can read), each merging
+    a group's blocks into one output, else on the thread pool."""
     workers = _rd.default_threads() if jobs is None else max(1, int(jobs))
     processes = not plan.per_sample and plan.n_classes <= FORK_MAX_CLASSES
     if is_pieces(chunks):
@@ -334,37 +351,52 @@ def _outputs(
         return _in_order(_task_stream(chunks, plan), workers)
     if isinstance(chunks, (list, tuple)):
         tasks = list(_task_stream(chunks, plan))
-        if processes and forked.usable(len(tasks), workers):
+        size = run_size(len(tasks))
+        runs = [
+            [t for t, _ in tasks[lo : lo + size]] for lo in range(0, len(tasks), size)
+        ]
+        if processes and forked.usable(len(runs), workers):
             _rd.stop_pool()
-            return _forked_groups(tasks, workers)
-        return _in_order(iter(tasks), workers)
+            return (
+                (out, True)
+                for out in forked.run([partial(_run_all, r) for r in runs], workers)
+            )
+        ends = ((t, i == len(r) - 1) for r in runs for i, t in enumerate(r))
+        return _in_order(ends, workers)
     return _in_order(_task_stream(chunks, plan), workers)
 
 
-GROUPS_PER_WORKER = 8
-"""A worker process takes the blocks of in-memory arrays in runs of
-consecutive ones, about this many runs a worker, and sends each run's results
-back together: fewer messages to pickle and wake the parent for (32x19x512x512
-logits in 4 MB blocks, 2 jobs, median of 8 rounds: CPU time 1.13x that of one
-job, against 1.18x with a message a block)."""
+RUNS = 64
+"""An in-memory input's blocks are merged in about this many runs of
+consecutive ones (their number depends on the input only, never on the jobs):
+a worker process takes a run at a time and sends back its merged summary,
+which the parent merges in turn.  On 32x19x512x512 logits at 2 jobs (608
+blocks) the parent received and merged a summary a block, ~0.09 s of CPU a
+pass taken from the two workers; and runs of 1/64 of the work leave the
+workers little to wait for each other at the end."""
 
 
-def _forked_groups(
-    tasks: list[Callable[[], _rd.BlockOut]], workers: int
-) -> Iterator[_rd.BlockOut]:
-    """Every task's output in order, computed in forked workers that take
-    the tasks in runs (the parent still merges block by block, so the
-    result is the serial one, bit for bit)."""
-    size = max(1, len(tasks) // (GROUPS_PER_WORKER * workers))
-    runs = [
-        partial(_run_all, tasks[lo : lo + size]) for lo in range(0, len(tasks), size)
-    ]
-    for outs in forked.run(runs, workers):
-        yield from outs
+def run_size(n_tasks: int) -> int:
+    """Blocks in a run of an input of ``n_tasks`` blocks (:data:`RUNS`)."""
+    return max(1, -(-n_tasks // RUNS))
 
 
-def _run_all(tasks: Sequence[Callable[[], _rd.BlockOut]]) -> list[_rd.BlockOut]:
-    return [task() for task in tasks]
+def _run_all(tasks: Sequence[Callable[[], _rd.BlockOut]]) -> _rd.BlockOut:
+    return merged([task() for task in tasks])
+
+
+def merged(outs: Sequence[_rd.BlockOut]) -> _rd.BlockOut:
+    """Blocks' outputs as one: their summaries merged in order (as
+    :func:`_drive` merges a group's), their samples joined, their bytes."""
+    summary = outs[0].summary
+    for out in outs[1:]:
+        summary = summary.merge(out.summary)
+    samples = [o.samples for o in outs if o.samples is not None]
+    return _rd.BlockOut(
+        summary,
+        SampleValues.concatenate(samples) if samples else None,
+        sum(o.nbytes for o in outs),
+    )
 
 
 def is_pieces(chunks: object) -> bool:
@@ -375,28 +407,33 @@ def is_pieces(chunks: object) -> bool:
 
 def _task_stream(
     chunks: Iterable[Chunk], plan: Plan
-) -> Iterator[Callable[[], _rd.BlockOut]]:
-    return (t for s, y, start in chunks for t in _tasks(s, y, plan, start))
+) -> Iterator[tuple[Callable[[], _rd.BlockOut], bool]]:
+    """Every chunk's block tasks, each with whether it ends its chunk (a
+    group, as it is where a worker process reduces a piece)."""
+    for s, y, start in chunks:
+        tasks = _tasks(s, y, plan, start)
+        yield from ((t, i == len(tasks) - 1) for i, t in enumerate(tasks))
 
 
-def _forked_pieces(pieces: Any, plan: Plan, workers: int) -> Iterator[_rd.BlockOut]:
-    """The blocks of every piece, each piece read and reduced by a worker
-    process; the pass's all-ignored check as :meth:`Stream.chunks` makes it."""
+def _forked_pieces(pieces: Any, plan: Plan, workers: int) -> Iterator[Out]:
+    """Every piece read and reduced by a worker process, its blocks merged
+    there; the pass's all-ignored check as :meth:`Stream.chunks` makes it."""
     tasks = [partial(_piece_outputs, pieces, k, plan) for k in range(len(pieces))]
     kept = False
-    for outs, piece_kept, noticed in forked.run(tasks, workers):
+    for out, piece_kept, noticed in forked.run(tasks, workers):
         kept = kept or piece_kept
         pieces.notice(noticed)
-        yield from outs
+        if out is not None:  # a piece of no blocks
+            yield out, True
     pieces.finish(kept)
 
 
 def _piece_outputs(
     pieces: Any, k: int, plan: Plan
-) -> tuple[list[_rd.BlockOut], bool, Any]:
+) -> tuple[_rd.BlockOut | None, bool, Any]:
     scores, labels, start = pieces.read(k)
     outs = [task() for task in _tasks(scores, labels, plan, start)]
-    return outs, pieces.kept(labels), pieces.noticed(labels)
+    return merged(outs) if outs else None, pieces.kept(labels), pieces.noticed(labels)
 
 
 def _tasks(
@@ -474,27 +511,30 @@ def replicates_of(samples: SampleValues, plan: Plan) -> tuple[tuple[str, Any], .
 
 
 def _in_order(
-    tasks: Iterator[Callable[[], _rd.BlockOut]], workers: int
-) -> Iterator[_rd.BlockOut]:
-    """The blocks' results in order, on the shared pool when there are several:
-    at most two blocks a worker in flight, so the next chunk is read while the
-    last blocks of this one run (and no more chunks are held than that)."""
+    tasks: Iterator[tuple[Callable[[], _rd.BlockOut], bool]], workers: int
+) -> Iterator[Out]:
+    """The blocks' results in order, each with its end-of-group flag, on the
+    shared pool when there are several: at most two blocks a worker in
+    flight, so the next chunk is read while the last blocks of this one run
+    (and no more chunks are held than that)."""
     first = list(itertools.islice(tasks, 2))
     if len(first) <= 1 or workers <= 1:  # small input: no pool
-        for t in itertools.chain(first, tasks):
-            yield t()
+        for t, last in itertools.chain(first, tasks):
+            yield t(), last
         return
     pool = _rd.shared_pool(workers)
-    window: deque[Future[_rd.BlockOut]] = deque()
+    window: deque[tuple[Future[_rd.BlockOut], bool]] = deque()
     try:
-        for t in itertools.chain(first, tasks):
-            window.append(pool.submit(t))
+        for t, last in itertools.chain(first, tasks):
+            window.append((pool.submit(t), last))
             if len(window) > 2 * workers:
-                yield window.popleft().result()
+                f, end = window.popleft()
+                yield f.result(), end
         while window:
-            yield window.popleft().result()
+            f, end = window.popleft()
+            yield f.result(), end
     finally:
-        for f in window:
+        for f, _ in window:
             f.cancel()
 
 
