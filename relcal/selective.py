@@ -268,7 +268,10 @@ def _auroc(count: np.ndarray, sum_y: np.ndarray) -> float | None:
     if n_pos <= 0 or n_neg <= 0:
         return None
     below = np.cumsum(neg) - neg
-    u = float(np.dot(sum_y, below + 0.5 * neg))
+    # not np.dot: OpenBLAS threads it, and its threads then spin for a while
+    # on the other cores (a quarter of relcal.evaluate's CPU samples on
+    # 50,000x1000 logits at one job)
+    u = float(np.einsum("i,i->", sum_y, below + 0.5 * neg))
     return u / (n_pos * n_neg)
 
 
