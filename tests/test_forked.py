@@ -89,6 +89,20 @@ def test_evaluate_in_processes_equals_threads_bit_for_bit(calls, binning):
     assert len(set(got.values())) == 1, got.keys()
 
 
+def test_runs_of_blocks_do_not_depend_on_the_jobs(calls):
+    """The workers take the blocks in runs (merged there, one message a
+    run), the same runs at any number of jobs: at most summary.RUNS."""
+    z, y = seg()
+    for jobs in (2, 3):
+        rd.set_jobs(jobs)
+        try:
+            relcal.evaluate(z, y, ignore_index=IGNORE, values=False)
+        finally:
+            rd.set_jobs(None)
+    assert len(calls) == 2 and calls[0] == calls[1], calls
+    assert 1 < calls[0] <= summary.RUNS
+
+
 def test_many_classes_stay_in_threads(calls):
     rng = np.random.default_rng(0)
     z = rng.standard_normal((400, summary.FORK_MAX_CLASSES + 1))
