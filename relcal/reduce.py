@@ -845,7 +845,7 @@ def _classwise_chunk(
     for every sample of the block (0 for the ignored ones) and ``top.py`` its
     probability (None: gathered here); ``label_count`` the kept samples per label.
     """
-    t, axis, n_classes, py = top.t, m.axis, m.plan.n_classes, top.py
+    t, axis, n_classes = top.t, m.axis, m.plan.n_classes
     edges = m.plan.classwise_edges
     assert edges is not None
     n_bins = len(edges) - 1
@@ -867,22 +867,7 @@ def _classwise_chunk(
     sum_p = np.bincount(key, weights=vals, minlength=size).astype(np.float64)
     sum_p = sum_p.reshape(n_classes, n_bins)
     count = np.bincount(key, minlength=size).reshape(n_classes, n_bins)
-    # hits: the label's entries among those above the threshold (the same
-    # values, compared and binned the same way)
-    if py is None or top.s is None:
-        if t.flags.c_contiguous:
-            py = t.reshape(-1)[top.flat_y]
-        else:
-            ar = np.arange(y.size)
-            py = t[ar, y] if axis == 1 else t[y, ar]
-    at_y = py > m.threshold
-    if masked:
-        assert v is not None
-        at_y &= v
-    sel = np.flatnonzero(at_y)
-    hit_key = y[sel] * n_bins + assign_bins(py[sel].astype(np.float64), edges)
-    sum_y = np.bincount(hit_key, minlength=size).reshape(n_classes, n_bins)
-    sum_y = sum_y.astype(np.float64)
+    sum_y = _classwise_hits(m, top, y, v if masked else None)
     count[:, 0] = int(label_count.sum()) - count[:, 1:].sum(axis=1)
     sum_p[:, 0] = col_sum - sum_p[:, 1:].sum(axis=1)
     sum_y[:, 0] = label_count - sum_y[:, 1:].sum(axis=1)
@@ -891,6 +876,31 @@ def _classwise_chunk(
         gap_total = col_sum - label_count
         reps = _classwise_boot(m, t, y, v, gap_total, (flat, key, vals), where)
     return sm.ClasswiseBins(edges, count, sum_p, sum_y, reps)
+
+
+def _classwise_hits(
+    m: _Multi, top: _Top, y: np.ndarray, v: np.ndarray | None
+) -> np.ndarray:
+    """Per class and bin, the samples of that label whose own probability is
+    above the threshold (those below are the first bin's, found by
+    difference): the label's entries compared and binned as every entry is.
+    ``v``: the kept samples, when some are masked."""
+    t, axis, edges, py = top.t, m.axis, m.plan.classwise_edges, top.py
+    assert edges is not None
+    n_bins = len(edges) - 1
+    if py is None or top.s is None:
+        if t.flags.c_contiguous:
+            py = t.reshape(-1)[top.flat_y]
+        else:
+            ar = np.arange(y.size)
+            py = t[ar, y] if axis == 1 else t[y, ar]
+    at_y = py > m.threshold
+    if v is not None:
+        at_y &= v
+    sel = np.flatnonzero(at_y)
+    hit_key = y[sel] * n_bins + assign_bins(py[sel].astype(np.float64), edges)
+    sum_y = np.bincount(hit_key, minlength=m.plan.n_classes * n_bins)
+    return sum_y.reshape(m.plan.n_classes, n_bins).astype(np.float64)
 
 
 def _classwise_boot(
