@@ -24,7 +24,7 @@ from mergeable histograms over a re-readable source of chunks (see
 
 Numerics are those of :mod:`relcal.reduce`: the merge adds float64 sums in the
 order of the blocks, in two levels (the blocks of a group, then the groups: a
-piece of files, a streamed chunk, or one of ~64 runs of an in-memory input's
+piece of files, a streamed chunk, or one of ~128 runs of an in-memory input's
 blocks, :data:`RUNS`), so a different chunking changes a metric by float64
 rounding only (~1e-15 relative), and the number of workers (threads or
 processes) not at all.
@@ -379,14 +379,15 @@ def _outputs(chunks: Iterable[Chunk], plan: Plan, jobs: int | None) -> Iterator[
     return _in_order(_task_stream(chunks, plan), workers)
 
 
-RUNS = 64
+RUNS = 128
 """An in-memory input's blocks are merged in about this many runs of
 consecutive ones (their number depends on the input only, never on the jobs):
 a worker process takes a run at a time and sends back its merged summary,
 which the parent merges in turn.  On 32x19x512x512 logits at 2 jobs (608
 blocks) the parent received and merged a summary a block, ~0.09 s of CPU a
-pass taken from the two workers; and runs of 1/64 of the work leave the
-workers little to wait for each other at the end."""
+pass taken from the two workers.  Runs of 1/128 of the work still leave 8 a
+worker at 16 jobs, so that the workers wait little for each other at the
+end."""
 
 
 def run_size(n_tasks: int) -> int:

@@ -92,15 +92,17 @@ def test_evaluate_in_processes_equals_threads_bit_for_bit(calls, binning):
 def test_runs_of_blocks_do_not_depend_on_the_jobs(calls):
     """The workers take the blocks in runs (merged there, one message a
     run), the same runs at any number of jobs: at most summary.RUNS."""
-    z, y = seg()
+    z, y = seg(n=12)
     for jobs in (2, 3):
         rd.set_jobs(jobs)
         try:
             relcal.evaluate(z, y, ignore_index=IGNORE, values=False)
         finally:
             rd.set_jobs(None)
-    assert len(calls) == 2 and calls[0] == calls[1], calls
-    assert 1 < calls[0] <= summary.RUNS
+    plan = plan_for("logits", 5, IGNORE, n_bins=15)
+    n_blocks = len(rd.blocks(z, y.astype(np.int64), plan))
+    size = summary.run_size(n_blocks)
+    assert size > 1 and calls == [-(-n_blocks // size)] * 2, (n_blocks, calls)
 
 
 def test_many_classes_stay_in_threads(calls):
