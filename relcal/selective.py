@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -131,11 +132,17 @@ def group_samples(confidence: Any, correct: Any) -> Grouped:
 
 def _psi1_minus_log(x: np.ndarray) -> np.ndarray:
     """digamma(x + 1) - ln(x) for x >= _SHIFT (asymptotic series)."""
-    inv = 1.0 / x
-    inv2 = inv * inv
-    return inv * 0.5 - inv2 * (
-        1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 * (1 / 240 - inv2 / 132)))
-    )
+    # inv/2 - inv2 (1/12 - inv2 (1/120 - inv2 (1/252 - inv2 (1/240 - inv2/132)))),
+    # the same operations in the same order, into two arrays (0-d ones too)
+    x = np.asarray(x, dtype=np.float64)
+    inv = np.divide(1.0, x, out=np.empty_like(x))
+    inv2 = np.multiply(inv, inv, out=np.empty_like(x))
+    t = np.divide(inv2, 132, out=np.empty_like(x))
+    for c in (1 / 240, 1 / 252, 1 / 120, 1 / 12):
+        np.subtract(c, t, out=t)
+        np.multiply(t, inv2, out=t)
+    np.multiply(inv, 0.5, out=inv)
+    return np.subtract(inv, t, out=t)
 
 
 def _harmonic_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -157,7 +164,14 @@ def _harmonic_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out[small] = acc
         a = np.where(small, a + _SHIFT, a)
         b = np.where(small, b + _SHIFT, b)
-    out += np.log1p((b - a) / a) + (_psi1_minus_log(b) - _psi1_minus_log(a))
+    # out + (log1p((b - a) / a) + (psi1(b) - psi1(a))), in place
+    series = _psi1_minus_log(b)
+    np.subtract(series, _psi1_minus_log(a), out=series)
+    logs = np.subtract(b, a, out=np.empty_like(out))
+    np.divide(logs, a, out=logs)
+    np.log1p(logs, out=logs)
+    np.add(logs, series, out=logs)
+    np.add(out, logs, out=out)
     return out
 
 
@@ -171,6 +185,11 @@ class _Desc:
     cum_e: np.ndarray  # E_g
     n: float
     n_err: float
+
+    @cached_property
+    def h_group(self) -> np.ndarray:
+        """H(C_g) - H(C_{g-1}) of each group (used twice: computed once)."""
+        return _harmonic_diff(self.cum_c - self.c, self.cum_c)
 
 
 def _descending(count: np.ndarray, sum_y: np.ndarray) -> _Desc:
@@ -197,7 +216,7 @@ def _expected_terms(d: _Desc) -> np.ndarray:
     term: np.ndarray = np.where(
         d.c == 1.0,
         d.cum_e / d.cum_c,
-        d.e + (e_prev - p * a) * _harmonic_diff(a, d.cum_c),
+        d.e + (e_prev - p * a) * d.h_group,
     )
     return term
 
@@ -230,7 +249,7 @@ def _aurc_bounds(d: _Desc, term: np.ndarray | None = None) -> tuple[float, float
     a = d.cum_c - d.c
     e_prev = d.cum_e - d.e
     s = d.c - d.e
-    base = e_prev * _harmonic_diff(a, d.cum_c) + d.e
+    base = e_prev * d.h_group + d.e
     lo = base - (a + s) * _harmonic_diff(a + s, d.cum_c)
     hi = base - a * _harmonic_diff(a, a + d.e) + d.e * _harmonic_diff(a + d.e, d.cum_c)
     # a group of one outcome has one curve: use the same numbers as the AURC
