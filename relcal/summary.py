@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
@@ -333,8 +334,6 @@ def one_blas_thread() -> contextlib.AbstractContextManager[object]:
     command sets it).  Without it ``relcal.evaluate`` of 50,000x1000 logits
     on 2 threads took 0.239 s against 0.204 s (best of 5), its one-thread
     time unchanged."""
-    import os
-
     if os.environ.get("OPENBLAS_NUM_THREADS") == "1":
         return contextlib.nullcontext()
     from threadpoolctl import threadpool_limits
