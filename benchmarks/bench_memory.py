@@ -31,6 +31,7 @@ Run from the repository::
     python benchmarks/bench_memory.py                  # full size: ~9 GB free disk
     python benchmarks/bench_memory.py --scale 0.05     # 3 images: a quick check
     python benchmarks/bench_memory.py --dir /data/bench --keep   # reuse the files
+    python benchmarks/bench_memory.py --jobs 16        # 16 workers' memory
 
 The files go to ``--dir`` (default: a temporary directory, deleted at the end
 unless ``--keep``); files already there with the right size and header are
@@ -133,8 +134,12 @@ def warm(*paths: Path) -> None:
                 pass
 
 
-def commands(scores: Path, labels: Path, out: Path) -> dict[str, list[str]]:
+def commands(
+    scores: Path, labels: Path, out: Path, jobs: int | None = None
+) -> dict[str, list[str]]:
     common = [str(scores), "--labels", str(labels), "--ignore-index", str(IGNORE)]
+    if jobs is not None:
+        common += ["--jobs", str(jobs)]
     return {
         "metrics": ["metrics", *common],
         "report": ["report", *common, "-o", str(out / "report.html")],
@@ -287,6 +292,13 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated commands to run"
         " (default: metrics,report,check,fit-temperature)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        help="pass --jobs N to every command (default: relcal's own, the cores"
+        " this process may use); more jobs than cores shows here the memory"
+        " a larger machine's workers take",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     opts = parser.parse_args(argv)
     if not (Path(GNU_TIME).exists() and os.access(GNU_TIME, os.X_OK)):
@@ -297,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if opts.scale <= 0 or opts.side < 1:
         parser.error("--scale must be > 0 and --side >= 1")
+    if opts.jobs is not None and opts.jobs < 1:
+        parser.error("--jobs must be >= 1")
     dims = shape(opts.scale, opts.side)
     folder = opts.dir or Path(tempfile.mkdtemp(prefix="relcal-bench-memory-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -330,7 +344,7 @@ def _measure(
         f"{IGNORED_FRACTION:.0%} = {IGNORE}; cores: {len(os.sched_getaffinity(0))}",
         flush=True,
     )
-    cmds = commands(scores, labels, folder)
+    cmds = commands(scores, labels, folder, opts.jobs)
     if opts.only:
         wanted = opts.only.split(",")
         unknown = sorted(set(wanted) - set(cmds))

@@ -548,9 +548,7 @@ def _multiclass_info(
     # one: in the input's float32 (the row sums still in float64) only where
     # neither is (kernel.fast_f64), when just top-label quantities are asked for
     # (confidences then ~1e-9 off).
-    in_dtype = np.dtype(np.float32 if scores.dtype.itemsize < 4 else scores.dtype)
-    fast32 = plan.top_only and not kernel.fast_f64()
-    use_in = plan.kind != "logits" or fast32
+    in_dtype, work_dtype = _dtypes(scores.dtype, plan)
     edges = plan.classwise_edges
     return _Multi(
         z=z,
@@ -561,7 +559,7 @@ def _multiclass_info(
         axis=axis,
         transpose=scores.ndim == 2 and axis == 0,
         in_dtype=in_dtype,
-        work_dtype=in_dtype if use_in else np.dtype(np.float64),
+        work_dtype=work_dtype,
         eps=float(np.finfo(in_dtype).eps),
         # a tie for the maximum needs a top probability of at most 1/2: exactly,
         # for logits (two entries exp(0) = 1); for probabilities, whose rows sum
@@ -570,6 +568,27 @@ def _multiclass_info(
         # select p > edges[1] slightly generously; the exact rule is applied after
         threshold=0.0 if edges is None else float(edges[1]) * (1 - 1e-6),
     )
+
+
+def _dtypes(dtype: np.dtype, plan: sm.Plan) -> tuple[np.dtype, np.dtype]:
+    """The dtype a block of scores of ``dtype`` is read in, and the one its
+    softmax is worked in (see :func:`_multiclass_info`)."""
+    in_dtype = np.dtype(np.float32 if dtype.itemsize < 4 else dtype)
+    fast32 = plan.top_only and not kernel.fast_f64()
+    use_in = plan.kind != "logits" or fast32
+    return in_dtype, in_dtype if use_in else np.dtype(np.float64)
+
+
+def slab_pixels(dtype: np.dtype, plan: sm.Plan) -> int | None:
+    """Pixels in a block of a ``(1, C, pixels)`` chunk of float scores of
+    ``dtype`` (C = ``plan.n_classes`` >= 2): a chunk that is a pixel range of
+    an image starting at a multiple of this has the image's own blocks there
+    (:func:`_slabs`), so its summaries are those of the whole image's blocks.
+    None where the blocks are not pixel slabs."""
+    if plan.kind not in ("logits", "probs") or plan.n_classes < 2:
+        return None
+    size = _chunk_elements(_dtypes(dtype, plan)[1], plan.n_classes)
+    return max(1, size // plan.n_classes)
 
 
 def _slabs(

@@ -29,6 +29,10 @@ position), found by checking every label again (the labels only, without the
 scores).
 
 A directory or glob is one dataset (see :func:`dataset_files`).
+
+Worker processes read a piece of a .npy pair that is one image of more than
+:data:`PART_BYTES` of scores a pixel range at a time (:meth:`Pieces.parts`),
+so that their memory does not grow with the images either.
 """
 
 from __future__ import annotations
@@ -64,6 +68,10 @@ from .validate import (
 
 CHUNK_BYTES = 32 << 20
 """Bytes of scores in a chunk by default (at least one row)."""
+
+PART_BYTES = 8 << 20
+"""A worker process reads an image of more scores than this in parts of
+about this size (:meth:`Pieces.parts`)."""
 
 READ_BYTES = 4 << 20
 """Bytes asked of a file in one ``readinto`` call."""
@@ -142,6 +150,33 @@ class _Array:
                         source=str(self.path),
                     )
         return out if not self.fortran else np.ascontiguousarray(out)
+
+    def read_span(
+        self, row: int, lead: int, lo: int, hi: int, pool: _Buffers
+    ) -> np.ndarray:
+        """Of row ``row`` of a C-order :attr:`seekable` array, seen as
+        ``(lead, n)`` (``lead`` the classes of scores, 1 for labels), columns
+        ``lo:hi`` of each of its ``lead`` runs: an array ``(1, lead, hi - lo)``
+        in a buffer of ``pool``, read a run at a time."""
+        width = math.prod(self.shape[1:]) // lead
+        size = self.dtype.itemsize
+        out = pool.take()[:, :, : hi - lo]
+        with _open_array(self.path, self.key, self.stamp) as (f, *_):
+            data = f.tell()
+            for j in range(lead):
+                target = out[0, j]
+                try:
+                    f.seek(data + ((row * lead + j) * width + lo) * size)
+                    got = _read_full(f, memoryview(target.view(np.uint8)))
+                except OSError as exc:
+                    raise _read_error(self, exc) from None
+                if got != target.nbytes:
+                    raise FormatError(
+                        f"the file ended at row {row} of {self.shape[0]}"
+                        " (truncated while reading)",
+                        source=str(self.path),
+                    )
+        return out
 
     def whole(self) -> np.ndarray:
         """The whole array (memory-mapped for a .npy): for error messages."""
@@ -625,6 +660,7 @@ class Pieces:
                 self.spans.append((i, lo, hi, start))
                 start += hi - lo  # file rows are chunk rows (no channels_last)
         self._pools: dict[tuple[tuple[int, ...], str], _Buffers] = {}
+        self._part_pools: dict[tuple[tuple[int, ...], str], _Buffers] = {}
         self.look: Callable[[np.ndarray], Any] | None = None
         self.seen: Callable[[Any], None] | None = None
         self.fn: Callable[..., tuple[np.ndarray, np.ndarray, int]] | None = None
@@ -679,6 +715,65 @@ class Pieces:
             raise part.exact(err) from None
         assert len(s) == hi - lo, (len(s), lo, hi)
         return (s, y, start) if self.fn is None else self.fn(s, y, start)
+
+    def parts(
+        self, k: int, slab: Callable[[np.dtype], int | None]
+    ) -> tuple[np.ndarray, Iterator[tuple[np.ndarray, np.ndarray, int]]] | None:
+        """Piece ``k`` in parts, when it is one image of more than
+        :data:`PART_BYTES` of scores, of shape ``(C, *spatial)``: its checked
+        labels (as :meth:`read` gives them) and, read one after another into
+        one buffer, its scores' pixel ranges ``(1, C, pixels)`` with their
+        labels ``(1, pixels)`` and ``start``.  ``slab(dtype)``: the pixels of
+        the reduction's blocks for checked scores of that dtype
+        (:func:`relcal.reduce.slab_pixels`); each part's pixels are a multiple
+        of it, so that the parts' blocks are the image's own.  None when the
+        piece is not split (nor is a :meth:`mapped` one): read it with
+        :meth:`read`.  So a worker process holds a part, not an image: with
+        whole images, 16 workers on 19x1024x1024 float32 logits held 80 MB
+        each.  An error in a part is not exact (not located in the image):
+        read the piece whole to raise the exact one."""
+        i, lo, hi, start = self.spans[k]
+        part = self.stream._parts[i]
+        assert isinstance(part, _Part)
+        sc, lab = part.scores, part.labels
+        if (
+            self.fn is not None  # it may need the image's shape (folds by pixel)
+            or hi - lo != 1
+            or part.row_bytes <= PART_BYTES
+            or sc.fortran
+            or len(sc.shape) < 3
+            or lab.shape != (sc.shape[0], *sc.shape[2:])
+        ):
+            return None
+        c = sc.shape[1]
+        checked = np.dtype(np.float64) if sc.dtype.kind != "f" else sc.dtype
+        width = slab(checked)
+        n = math.prod(sc.shape[2:])
+        if width is None or c < 2:
+            return None
+        step = width * max(1, PART_BYTES // (width * c * sc.dtype.itemsize))
+        if step >= n:
+            return None
+        raw = lab.read_rows(lo, hi, self._pool(lab))
+        stand_in = np.broadcast_to(np.zeros((), checked), (1, *sc.shape[1:]))
+        try:
+            _, labels = part.checked(stand_in, raw)
+        except RelcalError as err:
+            raise part.exact(err) from None
+        flat = labels.reshape(1, -1)
+        if flat.shape[1] != n:  # labels of another layout: not split
+            return None
+        key = ((1, c, step), sc.dtype.str)
+        pool = self._part_pools.get(key)
+        if pool is None:
+            pool = self._part_pools[key] = _Buffers(key[0], sc.dtype)
+
+        def read() -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+            for p in range(0, n, step):
+                s = check_float_scores(sc.read_span(lo, c, p, min(p + step, n), pool))
+                yield s, flat[:, p : p + step], start
+
+        return labels, read()
 
     def _pool(self, arr: _Array) -> _Buffers:
         """Buffers for pieces of ``arr``: one pool per row shape and dtype,

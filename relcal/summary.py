@@ -47,6 +47,7 @@ import numpy as np
 from relcal import forked, progress
 from relcal import reduce as _rd
 from relcal.binning import BinTable, QuantileSearch
+from relcal.errors import RelcalError
 
 Chunk = tuple[np.ndarray, np.ndarray, int]
 
@@ -444,8 +445,21 @@ def _forked_pieces(pieces: Any, plan: Plan, workers: int) -> Iterator[Out]:
 def _piece_outputs(
     pieces: Any, k: int, plan: Plan
 ) -> tuple[_rd.BlockOut | None, bool, Any]:
-    scores, labels, start = pieces.read(k)
-    outs = [task() for task in _tasks(scores, labels, plan, start)]
+    """A worker process's piece: its blocks merged.  An image larger than
+    :data:`relcal.stream.PART_BYTES` is read a pixel range at a time
+    (:meth:`relcal.stream.Pieces.parts`), its blocks the same as read whole;
+    where a part holds an error, the piece is read whole to raise it exactly."""
+    outs: list[_rd.BlockOut] | None = None
+    split = pieces.parts(k, partial(_rd.slab_pixels, plan=plan))
+    if split is not None:
+        labels, parts = split
+        try:
+            outs = [t() for s, y, start in parts for t in _tasks(s, y, plan, start)]
+        except RelcalError:
+            outs = None
+    if outs is None:
+        scores, labels, start = pieces.read(k)
+        outs = [task() for task in _tasks(scores, labels, plan, start)]
     return merged(outs) if outs else None, pieces.kept(labels), pieces.noticed(labels)
 
 

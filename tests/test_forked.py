@@ -430,3 +430,123 @@ def test_later_beside_a_run():
 def test_later_without_workers_runs_here():
     with forked.Later(lambda: os.getpid(), 1) as later:  # one job: no child
         assert later.result() == os.getpid()
+
+
+@pytest.fixture
+def parted(monkeypatch: pytest.MonkeyPatch, calls: list[int]) -> list[int]:
+    """Worker processes read each 32 kB image in parts of 8 kB (their blocks,
+    with ``calls``' small blocks, 102 pixels)."""
+    from relcal import stream
+
+    monkeypatch.setattr(stream, "PART_BYTES", 1 << 13)
+    return calls
+
+
+def _piece(tmp_path: Path, z: np.ndarray, y: np.ndarray):
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    return open_stream(
+        tmp_path / "z.npy", labels=tmp_path / "y.npy", ignore_index=IGNORE
+    ).pieces(rows=1)
+
+
+@pytest.mark.parametrize("n_bins", [15, 7])
+def test_an_image_read_in_parts_is_the_whole_image_bit_for_bit(
+    tmp_path: Path, parted, n_bins
+):
+    from functools import partial
+
+    z, y = seg(n=3)
+    y[1, :20] = IGNORE  # a part with every pixel ignored, one with none
+    y[1, 20:] = np.where(y[1, 20:] == IGNORE, 0, y[1, 20:])
+    pieces = _piece(tmp_path, z, y)
+    plan = plan_for("logits", z.shape[1], IGNORE, n_bins=n_bins)
+    split = pieces.parts(1, partial(rd.slab_pixels, plan=plan))
+    assert split is not None
+    labels, parts = split
+    sizes = [s.shape[2] for s, _, _ in parts]
+    assert sizes == [408, 408, 408, 376]  # 4 slabs of 102 pixels, the rest
+    whole = pieces.read(1)
+    assert np.array_equal(labels, whole[1])
+    got, kept, _ = summary._piece_outputs(pieces, 1, plan)
+    outs = [t() for t in summary._tasks(whole[0], whole[1], plan, whole[2])]
+    want = summary.merged(outs)
+    assert kept and got is not None and got.nbytes == want.nbytes
+    assert got.summary.n == want.summary.n < 1600
+    assert got.summary.sum_nll == want.summary.sum_nll
+    assert got.summary.sum_brier == want.summary.sum_brier
+    assert np.array_equal(got.summary.table.sum_conf, want.summary.table.sum_conf)
+    assert np.array_equal(got.summary.classwise.sum_p, want.summary.classwise.sum_p)
+
+
+def test_no_parts_for_small_images_or_scaled_pieces(tmp_path: Path, calls):
+    from functools import partial
+
+    from relcal import stream
+
+    z, y = seg(n=3)
+    pieces = _piece(tmp_path, z, y)
+    plan = plan_for("logits", z.shape[1], IGNORE)
+    assert pieces.parts(0, partial(rd.slab_pixels, plan=plan)) is None  # 32 kB
+    stream.PART_BYTES, saved = 1 << 13, stream.PART_BYTES
+    try:
+        scaled = pieces.mapped(lambda s, y, start: (s / 2, y, start))
+        assert scaled.parts(0, partial(rd.slab_pixels, plan=plan)) is None
+        assert pieces.parts(0, partial(rd.slab_pixels, plan=plan)) is not None
+    finally:
+        stream.PART_BYTES = saved
+
+
+@pytest.mark.parametrize(
+    "bad", ["nan", "label"], ids=["nan-in-a-part", "bad-label-in-a-part"]
+)
+def test_an_error_in_a_part_is_the_serial_error(tmp_path: Path, parted, bad):
+    z, y = seg(n=4)
+    if bad == "nan":
+        z[2, 3, 30, 7] = np.nan  # pixel 1207: the third part
+    else:
+        y[2, 30, 7] = 9  # 5 classes
+    pieces = _piece(tmp_path, z, y)
+    plan = plan_for("logits", z.shape[1], IGNORE)
+    with pytest.raises(InputError) as in_procs:
+        reduce_chunks(pieces, plan, jobs=2)
+    assert parted
+    stream = open_stream(
+        tmp_path / "z.npy", labels=tmp_path / "y.npy", ignore_index=IGNORE
+    )
+    with pytest.raises(InputError) as serial:
+        reduce_chunks(stream.chunks(rows=1), plan, jobs=1)
+    assert str(in_procs.value) == str(serial.value)
+    assert ("NaN" if bad == "nan" else "9") in str(serial.value)
+    assert "(2, 3, 30, 7)" in str(serial.value) or "(2, 30, 7)" in str(serial.value)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["metrics", "--json"],
+        ["check", "--json", "--confidence", "0.9", "--max-ece", "0.5"],
+        ["report", "-o", "-", "--fit-temperature"],
+    ],
+    ids=["metrics", "check", "report"],
+)
+def test_commands_on_images_in_parts_equal_threads(
+    tmp_path, capsys, monkeypatch, parted, command
+):
+    from relcal.cli import main
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    args = [*seg_files(tmp_path, monkeypatch, command[0]), *command[1:]]
+    monkeypatch.setenv("RELCAL_CHUNK_ROWS", "1")  # a piece an image
+    outs = []
+    for processes in (True, False):
+        forked.set_enabled(processes)
+        try:
+            code = main(args)
+        finally:
+            forked.set_enabled(True)
+        out, err = capsys.readouterr()
+        assert code in (0, 1), err
+        outs.append(out)
+    assert parted, "no worker process ran"
+    assert outs[0] == outs[1]
