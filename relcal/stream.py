@@ -769,9 +769,13 @@ class Pieces:
             pool = self._part_pools[key] = _Buffers(key[0], sc.dtype)
 
         def read() -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
-            for p in range(0, n, step):
-                s = check_float_scores(sc.read_span(lo, c, p, min(p + step, n), pool))
-                yield s, flat[:, p : p + step], start
+            for p in range(0, n, step):  # no name kept here for the buffer:
+                # once the consumer lets a part go, the next one reuses it
+                yield (
+                    check_float_scores(sc.read_span(lo, c, p, min(p + step, n), pool)),
+                    flat[:, p : p + step],
+                    start,
+                )
 
         return labels, read()
 

@@ -453,8 +453,13 @@ def _piece_outputs(
     split = pieces.parts(k, partial(_rd.slab_pixels, plan=plan))
     if split is not None:
         labels, parts = split
+        outs = []
         try:
-            outs = [t() for s, y, start in parts for t in _tasks(s, y, plan, start)]
+            for s, y, start in parts:
+                tasks = _tasks(s, y, plan, start)
+                del s, y  # the tasks' alone: the next part reuses the buffer
+                outs += [task() for task in tasks]
+                del tasks
         except RelcalError:
             outs = None
     if outs is None:
