@@ -718,12 +718,13 @@ class Pieces:
 
     def parts(
         self, k: int, slab: Callable[[np.dtype], int | None]
-    ) -> tuple[np.ndarray, Iterator[tuple[np.ndarray, np.ndarray, int]]] | None:
+    ) -> tuple[np.ndarray, Iterator[tuple[np.ndarray, np.ndarray, int, int]]] | None:
         """Piece ``k`` in parts, when it is one image of more than
         :data:`PART_BYTES` of scores, of shape ``(C, *spatial)``: its checked
         labels (as :meth:`read` gives them) and, read one after another into
         one buffer, its scores' pixel ranges ``(1, C, pixels)`` with their
-        labels ``(1, pixels)`` and ``start``.  ``slab(dtype)``: the pixels of
+        labels ``(1, pixels)``, ``start`` and the index of their first pixel
+        among all pixels of the dataset.  ``slab(dtype)``: the pixels of
         the reduction's blocks for checked scores of that dtype
         (:func:`relcal.reduce.slab_pixels`); each part's pixels are a multiple
         of it, so that the parts' blocks are the image's own.  None when the
@@ -768,13 +769,14 @@ class Pieces:
         if pool is None:
             pool = self._part_pools[key] = _Buffers(key[0], sc.dtype)
 
-        def read() -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+        def read() -> Iterator[tuple[np.ndarray, np.ndarray, int, int]]:
             for p in range(0, n, step):  # no name kept here for the buffer:
                 # once the consumer lets a part go, the next one reuses it
                 yield (
                     check_float_scores(sc.read_span(lo, c, p, min(p + step, n), pool)),
                     flat[:, p : p + step],
                     start,
+                    start * n + p,
                 )
 
         return labels, read()

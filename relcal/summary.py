@@ -455,7 +455,7 @@ def _piece_outputs(
         labels, parts = split
         outs = []
         try:
-            for s, y, start in parts:
+            for s, y, start, _ in parts:
                 tasks = _tasks(s, y, plan, start)
                 del s, y  # the tasks' alone: the next part reuses the buffer
                 outs += [task() for task in tasks]

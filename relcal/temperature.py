@@ -92,7 +92,7 @@ from typing import Any
 import numpy as np
 
 from relcal import kernel
-from relcal.errors import InputError, UnsupportedMetricError
+from relcal.errors import InputError, RelcalError, UnsupportedMetricError
 from relcal.progress import advance
 from relcal.reduce import default_threads, scratch, shared_pool, stop_pool
 from relcal.summary import FORK_MAX_CLASSES, is_pieces
@@ -233,11 +233,18 @@ def _check_values(s0: np.ndarray, y0: np.ndarray, kind: str, start: int) -> bool
 
 
 def _pass_rows(
-    scores: np.ndarray, labels: np.ndarray, start: int, check: bool, **how: Any
+    scores: np.ndarray,
+    labels: np.ndarray,
+    start: int,
+    check: bool,
+    first: int | None = None,
+    **how: Any,
 ) -> list[LogitRows]:
     """:func:`logit_rows` for the fit's passes: segmentation maps become
     class-major rows image by image (the stored layout, without a
-    transposing copy), other scores one :class:`LogitRows`."""
+    transposing copy), other scores one :class:`LogitRows`.  ``first``: for
+    a part of one image (:meth:`relcal.stream.Pieces.parts`), the index of
+    its first pixel among all pixels (the rows' ids)."""
     s0 = np.asarray(scores)
     if s0.ndim <= 2:
         return [logit_rows(s0, labels, start=start, check=check, **how)]
@@ -249,7 +256,8 @@ def _pass_rows(
     out = []
     for i in range(len(z)):
         zi, yi = z[i].reshape(c, hw), y0[i].reshape(hw)
-        ids = np.arange((start + i) * hw, (start + i + 1) * hw, dtype=np.int64)
+        base = (start + i) * hw if first is None else first
+        ids = np.arange(base, base + hw, dtype=np.int64)
         if ignore_index is not None:
             keep = yi != ignore_index
             if not keep.all():
@@ -508,21 +516,48 @@ class _PieceRows:
     check: bool
     how: dict[str, Any]
 
-    def of(self, k: int) -> list[LogitRows]:
-        s, y, start = self.pieces.read(k)
-        return _pass_rows(s, y, start, self.check, **self.how)
+    def of(self, k: int) -> Iterator[list[LogitRows]]:
+        """Piece ``k``'s rows: an image of more than
+        :data:`relcal.stream.PART_BYTES` of scores a part at a time
+        (:meth:`relcal.stream.Pieces.parts`: a worker holds a part, not an
+        image), here as in a worker process, so that the blocks do not
+        depend on the jobs.  An error in a part is raised as the whole piece
+        raises it (located in the image)."""
+        split = self.pieces.parts(k, _any_pixels)
+        if split is None:
+            s, y, start = self.pieces.read(k)
+            yield _pass_rows(s, y, start, self.check, **self.how)
+            return
+        try:
+            for s, y, start, first in split[1]:
+                rows = _pass_rows(s, y, start, self.check, first, **self.how)
+                del s, y  # the rows' alone: the next part reuses the buffer
+                yield rows
+                del rows
+        except RelcalError as err:
+            s, y, start = self.pieces.read(k)
+            _pass_rows(s, y, start, self.check, **self.how)  # raises it exactly
+            raise err from None
 
     def __iter__(self) -> Iterator[LogitRows]:
         for k in range(len(self.pieces)):
-            yield from self.of(k)
+            for rows in self.of(k):
+                yield from rows
+
+
+def _any_pixels(dtype: np.dtype) -> int:
+    """The fit's parts of an image may cut it anywhere."""
+    return 1
 
 
 def _piece_blocks(rows: _PieceRows, k: int, spec: _Spec) -> tuple[list[_BlockOut], int]:
     """A worker process's share of a pass: one piece's blocks, and its bytes."""
-    parts = rows.of(k)
-    return [_block(b, spec) for r in parts for b in _blocks(r)], sum(
-        r.z.nbytes for r in parts
-    )
+    outs, nbytes = [], 0
+    for part in rows.of(k):
+        outs += [_block(b, spec) for r in part for b in _blocks(r)]
+        nbytes += sum(r.z.nbytes for r in part)
+        del part  # before the next part is read into the same buffer
+    return outs, nbytes
 
 
 def _forked_pass(rows: _PieceRows, spec: _Spec, workers: int) -> Iterator[_BlockOut]:

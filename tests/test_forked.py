@@ -464,8 +464,9 @@ def test_an_image_read_in_parts_is_the_whole_image_bit_for_bit(
     split = pieces.parts(1, partial(rd.slab_pixels, plan=plan))
     assert split is not None
     labels, parts = split
-    sizes = [s.shape[2] for s, _, _ in parts]
-    assert sizes == [408, 408, 408, 376]  # 4 slabs of 102 pixels, the rest
+    got_parts = [(s.shape[2], first) for s, _, _, first in parts]
+    # 4 slabs of 102 pixels, the rest; image 1's pixels start at 1600
+    assert got_parts == [(408, 1600), (408, 2008), (408, 2416), (376, 2824)]
     whole = pieces.read(1)
     assert np.array_equal(labels, whole[1])
     got, kept, _ = summary._piece_outputs(pieces, 1, plan)
@@ -550,3 +551,59 @@ def test_commands_on_images_in_parts_equal_threads(
         outs.append(out)
     assert parted, "no worker process ran"
     assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("cv", [None, "3"])
+def test_fit_temperature_on_images_in_parts(tmp_path, capsys, monkeypatch, cv):
+    """In parts (processes or threads alike), and to rounding as whole
+    images give it (where the blocks differ).  (That worker processes run
+    here is counted by test_fit_temperature_in_processes_equals_threads.)"""
+    from relcal import stream
+    from relcal.cli import main
+
+    args = seg_files(tmp_path, monkeypatch, "fit-temperature")
+    monkeypatch.setenv("RELCAL_CHUNK_ROWS", "1")
+    if cv is not None:
+        args += ["--cv", cv]
+    docs = []
+    for processes, part_bytes in ((True, 1 << 13), (False, 1 << 13), (True, None)):
+        forked.set_enabled(processes)
+        if part_bytes is not None:
+            monkeypatch.setattr(stream, "PART_BYTES", part_bytes)
+        else:
+            monkeypatch.undo()
+            monkeypatch.setenv("RELCAL_CHUNK_ROWS", "1")
+        out = tmp_path / f"t{len(docs)}.json"
+        try:
+            code = main([*args, "-o", str(out)])
+        finally:
+            forked.set_enabled(True)
+        assert code == 0, capsys.readouterr().err
+        docs.append(json.loads(out.read_text()))
+    assert docs[0] == docs[1]
+    whole, parted = docs[2], docs[0]
+    assert whole["temperature"] == pytest.approx(parted["temperature"], rel=1e-9)
+
+
+def test_fit_temperature_error_in_a_part_is_the_serial_error(
+    tmp_path, capsys, monkeypatch, parted
+):
+    from relcal.cli import main
+
+    args = seg_files(tmp_path, monkeypatch, "fit-temperature")
+    z = np.load(tmp_path / "z.npy")
+    z[4, 1, 33, 2] = np.inf  # in image 4's last part
+    np.save(tmp_path / "z.npy", z)
+    monkeypatch.setenv("RELCAL_CHUNK_ROWS", "1")
+    errs = []
+    for processes in (True, False):
+        forked.set_enabled(processes)
+        try:
+            code = main([*args, "-o", str(tmp_path / "t.json")])
+        finally:
+            forked.set_enabled(True)
+        assert code == 2
+        errs.append(capsys.readouterr().err)
+    assert errs[0] == errs[1]
+    assert "(4, 1, 33, 2)" in errs[0], errs[0]
+    assert not (tmp_path / "t.json").exists()
