@@ -675,12 +675,11 @@ class Pieces:
         other.look, other.seen = look, seen
         return other
 
-    def mapped(
-        self,
-        fn: Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray, int]],
-    ) -> Pieces:
+    def mapped(self, fn: Callable[..., tuple[np.ndarray, np.ndarray, int]]) -> Pieces:
         """These pieces, each ``fn(scores, labels, start)`` of the checked
-        piece (scaled by a temperature, say), where it is read."""
+        piece (scaled by a temperature, say), where it is read; of a part of
+        an image (:meth:`parts`), ``fn(scores, labels, start, first)``,
+        ``first`` the index of the part's first pixel among all pixels."""
         other = self._copy()
         other.fn = fn
         return other
@@ -728,18 +727,18 @@ class Pieces:
         the reduction's blocks for checked scores of that dtype
         (:func:`relcal.reduce.slab_pixels`); each part's pixels are a multiple
         of it, so that the parts' blocks are the image's own.  None when the
-        piece is not split (nor is a :meth:`mapped` one): read it with
-        :meth:`read`.  So a worker process holds a part, not an image: with
-        whole images, 16 workers on 19x1024x1024 float32 logits held 80 MB
-        each.  An error in a part is not exact (not located in the image):
-        read the piece whole to raise the exact one."""
+        piece is not split: read it with :meth:`read`.  So a worker process
+        holds a part, not an image: with whole images, 16 workers on
+        19x1024x1024 float32 logits held 80 MB each.  An error in a part is
+        not exact (not located in the image): read the piece whole to raise
+        the exact one.  Scores :meth:`mapped` are mapped a part at a time,
+        ``fn(scores, labels, start, first)``."""
         i, lo, hi, start = self.spans[k]
         part = self.stream._parts[i]
         assert isinstance(part, _Part)
         sc, lab = part.scores, part.labels
         if (
-            self.fn is not None  # it may need the image's shape (folds by pixel)
-            or hi - lo != 1
+            hi - lo != 1
             or part.row_bytes <= PART_BYTES
             or sc.fortran
             or len(sc.shape) < 3
@@ -770,14 +769,30 @@ class Pieces:
             pool = self._part_pools[key] = _Buffers(key[0], sc.dtype)
 
         def read() -> Iterator[tuple[np.ndarray, np.ndarray, int, int]]:
+            fn = self.fn
             for p in range(0, n, step):  # no name kept here for the buffer:
                 # once the consumer lets a part go, the next one reuses it
-                yield (
-                    check_float_scores(sc.read_span(lo, c, p, min(p + step, n), pool)),
-                    flat[:, p : p + step],
-                    start,
-                    start * n + p,
-                )
+                if fn is None:
+                    yield (
+                        check_float_scores(
+                            sc.read_span(lo, c, p, min(p + step, n), pool)
+                        ),
+                        flat[:, p : p + step],
+                        start,
+                        start * n + p,
+                    )
+                else:
+                    yield (
+                        *fn(
+                            check_float_scores(
+                                sc.read_span(lo, c, p, min(p + step, n), pool)
+                            ),
+                            flat[:, p : p + step],
+                            start,
+                            start * n + p,
+                        ),
+                        start * n + p,
+                    )
 
         return labels, read()
 

@@ -449,23 +449,38 @@ def _piece_outputs(
     :data:`relcal.stream.PART_BYTES` is read a pixel range at a time
     (:meth:`relcal.stream.Pieces.parts`), its blocks the same as read whole;
     where a part holds an error, the piece is read whole to raise it exactly."""
-    outs: list[_rd.BlockOut] | None = None
+    outs = None
     split = pieces.parts(k, partial(_rd.slab_pixels, plan=plan))
     if split is not None:
         labels, parts = split
-        outs = []
-        try:
-            for s, y, start, _ in parts:
-                tasks = _tasks(s, y, plan, start)
-                del s, y  # the tasks' alone: the next part reuses the buffer
-                outs += [task() for task in tasks]
-                del tasks
-        except RelcalError:
-            outs = None
+        outs = _parts_outputs(parts, plan)
     if outs is None:
         scores, labels, start = pieces.read(k)
         outs = [task() for task in _tasks(scores, labels, plan, start)]
     return merged(outs) if outs else None, pieces.kept(labels), pieces.noticed(labels)
+
+
+def _parts_outputs(
+    parts: Iterator[tuple[np.ndarray, np.ndarray, int, int]], plan: Plan
+) -> list[_rd.BlockOut] | None:
+    """The blocks of an image's parts, or None where a part holds an error or
+    the blocks are not the image's (a part after one that is not a whole
+    number of blocks: scores :meth:`relcal.stream.Pieces.mapped` to another
+    dtype, say)."""
+    outs: list[_rd.BlockOut] = []
+    ragged = False
+    try:
+        for s, y, start, _ in parts:
+            if ragged:
+                return None
+            ragged = s.shape[-1] % (_rd.slab_pixels(s.dtype, plan) or 1) != 0
+            tasks = _tasks(s, y, plan, start)
+            del s, y  # the tasks' alone: the next part reuses the buffer
+            outs += [task() for task in tasks]
+            del tasks
+    except RelcalError:
+        return None
+    return outs
 
 
 def _tasks(

@@ -1380,6 +1380,7 @@ def _scaled(
     s: np.ndarray,
     y: np.ndarray,
     start: int,
+    first: int | None = None,
     *,
     kind: str,
     temps: list[float],
@@ -1390,7 +1391,8 @@ def _scaled(
     if k is None:
         return scale_logits(z, temps[0]), y, start
     per_row = math.prod(z.shape[2:]) if z.ndim > 2 else 1
-    ids = np.arange(start * per_row, (start + len(z)) * per_row, dtype=np.int64)
+    base = start * per_row if first is None else first  # first: a part of an image
+    ids = np.arange(base, base + len(z) * per_row, dtype=np.int64)
     fold = fold_of(ids, k, seed).reshape((len(z), *z.shape[2:]))
     return scale_folds(z, temps, fold), y, start
 

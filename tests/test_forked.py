@@ -480,7 +480,7 @@ def test_an_image_read_in_parts_is_the_whole_image_bit_for_bit(
     assert np.array_equal(got.summary.classwise.sum_p, want.summary.classwise.sum_p)
 
 
-def test_no_parts_for_small_images_or_scaled_pieces(tmp_path: Path, calls):
+def test_no_parts_for_small_images_and_scaled_parts(tmp_path: Path, calls):
     from functools import partial
 
     from relcal import stream
@@ -490,12 +490,20 @@ def test_no_parts_for_small_images_or_scaled_pieces(tmp_path: Path, calls):
     plan = plan_for("logits", z.shape[1], IGNORE)
     assert pieces.parts(0, partial(rd.slab_pixels, plan=plan)) is None  # 32 kB
     stream.PART_BYTES, saved = 1 << 13, stream.PART_BYTES
+    seen = []
+
+    def halved(s, y, start, first=None):
+        seen.append(first)
+        return s / 2, y, start
+
     try:
-        scaled = pieces.mapped(lambda s, y, start: (s / 2, y, start))
-        assert scaled.parts(0, partial(rd.slab_pixels, plan=plan)) is None
-        assert pieces.parts(0, partial(rd.slab_pixels, plan=plan)) is not None
+        split = pieces.mapped(halved).parts(2, partial(rd.slab_pixels, plan=plan))
+        assert split is not None
+        got = np.concatenate([s for s, *_ in split[1]], axis=2)
     finally:
         stream.PART_BYTES = saved
+    assert seen == [3200, 3608, 4016, 4424]  # image 2's pixels start at 3200
+    assert np.array_equal(got, z[2:3].reshape(1, 5, -1) / 2)
 
 
 @pytest.mark.parametrize(
