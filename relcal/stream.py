@@ -768,33 +768,16 @@ class Pieces:
         if pool is None:
             pool = self._part_pools[key] = _Buffers(key[0], sc.dtype)
 
-        def read() -> Iterator[tuple[np.ndarray, np.ndarray, int, int]]:
-            fn = self.fn
-            for p in range(0, n, step):  # no name kept here for the buffer:
-                # once the consumer lets a part go, the next one reuses it
-                if fn is None:
-                    yield (
-                        check_float_scores(
-                            sc.read_span(lo, c, p, min(p + step, n), pool)
-                        ),
-                        flat[:, p : p + step],
-                        start,
-                        start * n + p,
-                    )
-                else:
-                    yield (
-                        *fn(
-                            check_float_scores(
-                                sc.read_span(lo, c, p, min(p + step, n), pool)
-                            ),
-                            flat[:, p : p + step],
-                            start,
-                            start * n + p,
-                        ),
-                        start * n + p,
-                    )
+        def read_part(p: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+            s = check_float_scores(sc.read_span(lo, c, p, min(p + step, n), pool))
+            y, first = flat[:, p : p + step], start * n + p
+            if self.fn is None:
+                return s, y, start, first
+            return (*self.fn(s, y, start, first), first)
 
-        return labels, read()
+        # the generator keeps no name for a part: once the consumer lets one
+        # go, the next is read into the same buffer
+        return labels, (read_part(p) for p in range(0, n, step))
 
     def _pool(self, arr: _Array) -> _Buffers:
         """Buffers for pieces of ``arr``: one pool per row shape and dtype,

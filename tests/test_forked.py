@@ -268,13 +268,18 @@ def test_tune_malloc(monkeypatch: pytest.MonkeyPatch):
     ],
     ids=["metrics", "metrics-mass", "check", "check-mass", "report"],
 )
+@pytest.mark.parametrize("in_parts", [False, True], ids=["2-images", "parts"])
 def test_commands_in_processes_equal_threads(
-    tmp_path, capsys, monkeypatch, calls, command
+    tmp_path, capsys, monkeypatch, calls, command, in_parts
 ):
+    from relcal import stream
     from relcal.cli import main
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # report's time
     args = [*seg_files(tmp_path, monkeypatch, command[0]), *command[1:]]
+    if in_parts:  # a piece an image, each 32 kB image read in 8 kB parts
+        monkeypatch.setenv("RELCAL_CHUNK_ROWS", "1")
+        monkeypatch.setattr(stream, "PART_BYTES", 1 << 13)
     outs = []
     for processes in (True, False):
         forked.set_enabled(processes)
@@ -382,19 +387,20 @@ def test_fit_temperature_in_processes_equals_threads(
     args = seg_files(tmp_path, monkeypatch, "fit-temperature")
     if cv is not None:
         args += ["--cv", cv]
-    docs = []
-    for processes in (True, False):
-        forked.set_enabled(processes)
-        out = tmp_path / f"t{processes}.json"
-        try:
-            code = main([*args, "-o", str(out)])
-        finally:
-            forked.set_enabled(True)
-        assert code == 0, capsys.readouterr().err
-        docs.append(json.loads(out.read_text()))
-        if processes:
-            assert len(calls) >= 3, calls  # every pass over the file
-    assert docs[0] == docs[1]
+    in_procs = _fitted(main, args, tmp_path, capsys, processes=True)
+    assert len(calls) >= 3, calls  # every pass over the file
+    assert in_procs == _fitted(main, args, tmp_path, capsys, processes=False)
+
+
+def _fitted(main, args, tmp_path, capsys, *, processes: bool) -> dict:
+    forked.set_enabled(processes)
+    out = tmp_path / f"t{processes}.json"
+    try:
+        code = main([*args, "-o", str(out)])
+    finally:
+        forked.set_enabled(True)
+    assert code == 0, capsys.readouterr().err
+    return json.loads(out.read_text())
 
 
 def _nap(i: int) -> int:
@@ -530,37 +536,6 @@ def test_an_error_in_a_part_is_the_serial_error(tmp_path: Path, parted, bad):
     assert "(2, 3, 30, 7)" in str(serial.value) or "(2, 30, 7)" in str(serial.value)
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["metrics", "--json"],
-        ["check", "--json", "--confidence", "0.9", "--max-ece", "0.5"],
-        ["report", "-o", "-", "--fit-temperature"],
-    ],
-    ids=["metrics", "check", "report"],
-)
-def test_commands_on_images_in_parts_equal_threads(
-    tmp_path, capsys, monkeypatch, parted, command
-):
-    from relcal.cli import main
-
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    args = [*seg_files(tmp_path, monkeypatch, command[0]), *command[1:]]
-    monkeypatch.setenv("RELCAL_CHUNK_ROWS", "1")  # a piece an image
-    outs = []
-    for processes in (True, False):
-        forked.set_enabled(processes)
-        try:
-            code = main(args)
-        finally:
-            forked.set_enabled(True)
-        out, err = capsys.readouterr()
-        assert code in (0, 1), err
-        outs.append(out)
-    assert parted, "no worker process ran"
-    assert outs[0] == outs[1]
-
-
 @pytest.mark.parametrize("cv", [None, "3"])
 def test_fit_temperature_on_images_in_parts(tmp_path, capsys, monkeypatch, cv):
     """In parts (processes or threads alike), and to rounding as whole
@@ -573,23 +548,10 @@ def test_fit_temperature_on_images_in_parts(tmp_path, capsys, monkeypatch, cv):
     monkeypatch.setenv("RELCAL_CHUNK_ROWS", "1")
     if cv is not None:
         args += ["--cv", cv]
-    docs = []
-    for processes, part_bytes in ((True, 1 << 13), (False, 1 << 13), (True, None)):
-        forked.set_enabled(processes)
-        if part_bytes is not None:
-            monkeypatch.setattr(stream, "PART_BYTES", part_bytes)
-        else:
-            monkeypatch.undo()
-            monkeypatch.setenv("RELCAL_CHUNK_ROWS", "1")
-        out = tmp_path / f"t{len(docs)}.json"
-        try:
-            code = main([*args, "-o", str(out)])
-        finally:
-            forked.set_enabled(True)
-        assert code == 0, capsys.readouterr().err
-        docs.append(json.loads(out.read_text()))
-    assert docs[0] == docs[1]
-    whole, parted = docs[2], docs[0]
+    whole = _fitted(main, args, tmp_path, capsys, processes=True)
+    monkeypatch.setattr(stream, "PART_BYTES", 1 << 13)
+    parted = _fitted(main, args, tmp_path, capsys, processes=True)
+    assert parted == _fitted(main, args, tmp_path, capsys, processes=False)
     assert whole["temperature"] == pytest.approx(parted["temperature"], rel=1e-9)
 
 
