@@ -639,6 +639,25 @@ class Stream:
         return Pieces(self, rows)
 
 
+def _part_pixels(part: _Part, width: int | None) -> int | None:
+    """Pixels in a part of an image of ``part`` (:meth:`Pieces.parts`): a
+    multiple of ``width`` near :data:`PART_BYTES` of scores; None when its
+    images are not read in parts (small, or not of shape ``(N, C, *spatial)``
+    with labels ``(N, *spatial)`` in C order)."""
+    sc, lab = part.scores, part.labels
+    if (
+        width is None
+        or part.row_bytes <= PART_BYTES
+        or sc.fortran
+        or len(sc.shape) < 3
+        or sc.shape[1] < 2
+        or lab.shape != (sc.shape[0], *sc.shape[2:])
+    ):
+        return None
+    step = width * max(1, PART_BYTES // (width * sc.shape[1] * sc.dtype.itemsize))
+    return step if step < math.prod(sc.shape[2:]) else None
+
+
 class Pieces:
     """A stream's chunks as pieces that any process can read by itself, in
     any order (:meth:`Stream.pieces`): the same chunks, checked the same way,
@@ -737,23 +756,11 @@ class Pieces:
         part = self.stream._parts[i]
         assert isinstance(part, _Part)
         sc, lab = part.scores, part.labels
-        if (
-            hi - lo != 1
-            or part.row_bytes <= PART_BYTES
-            or sc.fortran
-            or len(sc.shape) < 3
-            or lab.shape != (sc.shape[0], *sc.shape[2:])
-        ):
-            return None
-        c = sc.shape[1]
         checked = np.dtype(np.float64) if sc.dtype.kind != "f" else sc.dtype
-        width = slab(checked)
-        n = math.prod(sc.shape[2:])
-        if width is None or c < 2:
+        step = _part_pixels(part, slab(checked)) if hi - lo == 1 else None
+        if step is None:
             return None
-        step = width * max(1, PART_BYTES // (width * c * sc.dtype.itemsize))
-        if step >= n:
-            return None
+        c, n = sc.shape[1], math.prod(sc.shape[2:])
         raw = lab.read_rows(lo, hi, self._pool(lab))
         stand_in = np.broadcast_to(np.zeros((), checked), (1, *sc.shape[1:]))
         try:
