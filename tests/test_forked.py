@@ -577,3 +577,53 @@ def test_fit_temperature_error_in_a_part_is_the_serial_error(
     assert errs[0] == errs[1]
     assert "(4, 1, 33, 2)" in errs[0], errs[0]
     assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_parts_equal_the_whole_image_on_random_inputs(tmp_path, monkeypatch, seed):
+    """Seeded shapes, dtypes, ignored pixels, kinds, bins and part sizes: an
+    image's summary read in parts is the whole image's, bit for bit."""
+    from functools import partial
+
+    from relcal import stream
+
+    rng = np.random.default_rng(seed)
+    n, c = int(rng.integers(1, 4)), int(rng.integers(2, 9))
+    spatial = tuple(int(s) for s in rng.integers(3, 40, int(rng.integers(1, 3))))
+    dtype = rng.choice(["<f4", "<f8", "<f2", "<i2"])
+    probs = bool(rng.integers(2)) and dtype != "<i2"
+    z = rng.standard_normal((n, c, *spatial)) * 3
+    if probs:
+        z = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    y = rng.integers(0, c, (n, *spatial)).astype(np.uint8)
+    y[rng.random(y.shape) < rng.choice([0.0, 0.05, 0.9])] = IGNORE
+    np.save(tmp_path / "z.npy", z.astype(dtype))
+    np.save(tmp_path / "y.npy", y)
+    monkeypatch.setattr(rd, "CHUNK_BYTES", int(rng.choice([1 << 10, 1 << 12])))
+    monkeypatch.setattr(stream, "PART_BYTES", int(rng.choice([64, 300, 1 << 10])))
+    s = open_stream(tmp_path / "z.npy", labels=tmp_path / "y.npy", ignore_index=IGNORE)
+    plan = plan_for(
+        s.meta.kind, c, IGNORE, n_bins=int(rng.integers(1, 20)), nll=not probs
+    )
+    pieces = s.pieces(rows=1)
+    for k in range(n):
+        if pieces.parts(k, partial(rd.slab_pixels, plan=plan)) is None:
+            continue  # an image of at most PART_BYTES, or every pixel a part
+        try:
+            got, kept, _ = summary._piece_outputs(pieces, k, plan)
+        except InputError:  # every label of the image ignored: no summary
+            continue
+        whole = pieces.read(k)
+        outs = [t() for t in summary._tasks(whole[0], whole[1], plan, whole[2])]
+        if got is None:
+            assert not outs
+            continue
+        want = summary.merged(outs).summary
+        assert got.summary.n == want.n and got.summary.n_correct == want.n_correct
+        assert got.summary.sum_nll == want.sum_nll
+        assert got.summary.sum_brier == want.sum_brier
+        assert got.summary.sum_confidence == want.sum_confidence
+        assert np.array_equal(got.summary.table.count, want.table.count)
+        assert np.array_equal(got.summary.table.sum_conf, want.table.sum_conf)
+        assert np.array_equal(got.summary.classwise.sum_p, want.classwise.sum_p)
+        assert np.array_equal(got.summary.classwise.sum_y, want.classwise.sum_y)
