@@ -154,10 +154,10 @@ class _Array:
     def read_span(
         self, row: int, lead: int, lo: int, hi: int, pool: _Buffers
     ) -> np.ndarray:
-        """Of row ``row`` of a C-order :attr:`seekable` array, seen as
-        ``(lead, n)`` (``lead`` the classes of scores, 1 for labels), columns
-        ``lo:hi`` of each of its ``lead`` runs: an array ``(1, lead, hi - lo)``
-        in a buffer of ``pool``, read a run at a time."""
+        """Of row ``row`` of a C-order :attr:`seekable` array of scores, seen
+        as ``(lead, n)`` (``lead`` its classes), columns ``lo:hi`` of each
+        class: an array ``(1, lead, hi - lo)`` in a buffer of ``pool``, read
+        a class at a time."""
         width = math.prod(self.shape[1:]) // lead
         size = self.dtype.itemsize
         out = pool.take()[:, :, : hi - lo]
