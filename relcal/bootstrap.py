@@ -298,15 +298,19 @@ class ReplicateSums:
                 f" n_replicates) {mine} and {theirs}, NLL/Brier missing {both} and"
                 f" {(other.nll is None, other.brier is None)}"
             )
-        return ReplicateSums(
-            self.n_bins,
-            self.seed,
-            self.count + other.count,
-            self.confidence + other.confidence,
-            self.correct + other.correct,
-            None if self.nll is None else self.nll + other.nll,  # type: ignore[operator]
-            None if self.brier is None else self.brier + other.brier,  # type: ignore[operator]
-        )
+        # NLL sums near the float range (logits of 1e308) overflow to inf, as
+        # in replicate_sums: such a replicate has no value (left out of the
+        # interval), and the warning would only leak to stderr
+        with np.errstate(over="ignore"):
+            return ReplicateSums(
+                self.n_bins,
+                self.seed,
+                self.count + other.count,
+                self.confidence + other.confidence,
+                self.correct + other.correct,
+                None if self.nll is None else self.nll + other.nll,  # type: ignore[operator]
+                None if self.brier is None else self.brier + other.brier,  # type: ignore[operator]
+            )
 
 
 def replicate_sums(

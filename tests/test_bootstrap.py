@@ -401,3 +401,18 @@ def test_infinite_nll_gives_no_warning() -> None:
             seed=3,
         )
     assert sums is not None
+
+
+def test_merge_of_overflowing_nll_sums_warns_nothing() -> None:
+    """NLL replicate sums near the float range overflow to inf when merged:
+    no value, and no RuntimeWarning leaked to stderr (fuzz seed 61210)."""
+    import warnings
+
+    d = data(20)
+    d["nll"] = np.full(20, 1e307)
+    args = (np.arange(20), *(d[k] for k in ("bin_index", *FIELDS[1:])))
+    a = replicate_sums(*args, n_bins=15, n_replicates=100, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        merged = a.merge(a)
+    assert np.isinf(merged.nll).any()
